@@ -1,0 +1,210 @@
+"""Artifact I/O: atomic writes and pickle-free reads (parquet, json, npy, safetensors).
+
+Every stage writes through these helpers so a crashed job never leaves a half-written file behind:
+data goes to a temporary sibling first and is renamed into place. Paths may be local paths or any
+``pyarrow.fs`` URI (``s3://``, ``gs://``, ``file://``); renames on object stores are a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _fs_and_path(path: str | os.PathLike):
+    """Resolve ``path`` to ``(pyarrow filesystem, path-in-filesystem)``."""
+    import pyarrow.fs as pafs
+
+    p = str(path)
+    if "://" in p:
+        return pafs.FileSystem.from_uri(p)
+    return pafs.LocalFileSystem(), os.path.abspath(p)
+
+
+def is_local(path: str | os.PathLike) -> bool:
+    """True when ``path`` is on the local filesystem."""
+    p = str(path)
+    return "://" not in p or p.startswith("file://")
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """Join path parts for local paths and URIs alike."""
+    b = str(base).rstrip("/")
+    return "/".join([b, *[str(x).strip("/") for x in parts]])
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    """Create a directory (and parents) on any pyarrow filesystem."""
+    fs, p = _fs_and_path(path)
+    fs.create_dir(p, recursive=True)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """True when a file or directory exists at ``path``."""
+    import pyarrow.fs as pafs
+
+    fs, p = _fs_and_path(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling and a rename."""
+    if is_local(path):
+        target = Path(str(path).removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    fs, p = _fs_and_path(path)
+    parent = p.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+    with fs.open_output_stream(tmp) as f:
+        f.write(data)
+    fs.move(tmp, p)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """Read a whole file from any pyarrow filesystem."""
+    fs, p = _fs_and_path(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as pretty JSON (numpy scalars/arrays converted)."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file."""
+    return json.loads(read_bytes(path))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_parquet(path: str | os.PathLike, table) -> None:
+    """Atomically write a ``pyarrow.Table`` (or pandas DataFrame) as one parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None):
+    """Read a parquet file or directory of parquet files into a ``pyarrow.Table``."""
+    import pyarrow.parquet as pq
+
+    fs, p = _fs_and_path(path)
+    return pq.read_table(p, filesystem=fs, columns=columns)
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Atomically write one array as ``.npy`` (never pickled)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read an ``.npy`` file with pickling disabled."""
+    return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: dict | None = None) -> None:
+    """Atomically write torch tensors or numpy arrays as safetensors."""
+    from safetensors.numpy import save
+
+    arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in tensors.items()}
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    write_bytes_atomic(path, save(arrays, metadata=meta))
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read safetensors into numpy arrays."""
+    from safetensors.numpy import load
+
+    return load(read_bytes(path))
+
+
+def vectors_to_arrow(vectors: np.ndarray):
+    """Wrap an ``(n, d)`` float32 array as an Arrow ``FixedSizeList<float32>[d]`` column.
+
+    Shapes:
+        vectors: ``(n, d)``.
+    """
+    import pyarrow as pa
+
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
+
+
+def arrow_to_vectors(column) -> np.ndarray:
+    """Inverse of :func:`vectors_to_arrow`: a fixed-size-list column to an ``(n, d)`` float32 array."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) == 0:
+        d = column.type.list_size if pa.types.is_fixed_size_list(column.type) else 0
+        return np.zeros((0, d), dtype=np.float32)
+    if pa.types.is_fixed_size_list(column.type):
+        d = column.type.list_size
+        return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, d)
+    return np.stack(column.to_numpy(zero_copy_only=False)).astype(np.float32)
+
+
+def hash_files(paths: list[str | os.PathLike], exclude: tuple[str, ...] = ("summary.json",)) -> str:
+    """Content hash (sha256, hex) of files or directories, independent of modification times.
+
+    Files whose name is in ``exclude`` (by default the stage summaries) are left out.
+    """
+    h = hashlib.sha256()
+    for root in sorted(str(p) for p in paths):
+        files = [Path(root)] if Path(root).is_file() else sorted(q for q in Path(root).rglob("*") if q.is_file())
+        files = [f for f in files if f.name not in exclude]
+        for f in files:
+            h.update(str(f.relative_to(root) if f != Path(root) else f.name).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_config(obj: Any) -> str:
+    """Stable short hash of a config dataclass or mapping."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]

@@ -1,0 +1,51 @@
+"""Ingest stage configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Maps a generic event log's column names onto the event schema (Parquet/CSV/JSONL)."""
+
+    user_id: str = "user_id"
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    event: str | None = "event"
+    value: str | None = "value"
+    text: str | None = "text"
+    default_event: str = "view"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How raw data is read, validated, split and windowed.
+
+    Attributes:
+        format: ``auto`` (detect MovieLens layouts), ``ml-latest``, ``ml-1m``, ``ml-100k``, ``parquet``,
+            ``csv``, ``jsonl`` or ``synthetic``.
+        columns: column mapping for the generic formats.
+        items_path: optional item-catalog file for the generic formats.
+        min_timestamp / max_timestamp: accepted timestamp range (UTC seconds).
+        rating_min / rating_max: accepted range of ``value`` for ``rate`` events.
+        max_text_chars: longer tag/search text is rejected as oversize.
+        window_mode: ``equal_count`` (``n_windows`` windows with equal event counts) or ``fixed``
+            (``window_days`` long).
+        cutoff: optional global time-cutoff split timestamp (events after it are test).
+        read_parallelism: Ray Data read parallelism (-1 = Ray decides).
+    """
+
+    format: str = "auto"
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+    items_path: str | None = None
+    min_timestamp: int = 631152000  # 1990-01-01
+    max_timestamp: int = 4102444800  # 2100-01-01
+    rating_min: float = 0.5
+    rating_max: float = 5.0
+    max_text_chars: int = 512
+    window_mode: str = "equal_count"
+    n_windows: int = 8
+    window_days: int = 365
+    cutoff: int | None = None
+    read_parallelism: int = -1

@@ -1,0 +1,33 @@
+"""Encode stage configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """LLM encoding of items and user histories.
+
+    Attributes:
+        model: local model directory or hub id; ``None`` = the packaged all-MiniLM-L6-v2 weights.
+        user_mode: ``pool`` (recency-decayed mean of item vectors) or ``text`` (encode history text).
+        max_tokens: token budget of a user-history text (oldest events dropped first).
+        lookback_days: per-window user vectors use events in this many days before the window's end.
+        half_life_days: recency half-life of pooled user vectors and interest importance.
+        max_interests: at most this many interests per user (multi-interest, PinnerSage style).
+        num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    model: str | None = None
+    user_mode: str = "pool"
+    max_tokens: int = 256
+    lookback_days: float = 730.0
+    half_life_days: float = 180.0
+    max_interests: int = 4
+    num_actors: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batch_size: int = 256
+    device: str = "auto"

@@ -1,0 +1,95 @@
+"""The stage contract shared by ``jobs/pipeline.py`` and the single-stage jobs.
+
+A stage is a function ``run(ctx: StageContext) -> dict`` living in ``interestrec.<pkg>.stage``. It
+reads earlier stages' artifacts from ``ctx.stage_dir(<earlier>)``, writes its own under
+``ctx.stage_dir(<name>)`` and returns its summary; :func:`run_stage` writes that summary to
+``<out>/<name>/summary.json`` together with timing and input/config hashes, and skips the stage when
+neither changed since the last successful run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from interestrec import artifacts
+from interestrec.config import PipelineConfig
+
+# name -> (module, config attribute of PipelineConfig or None, upstream stages whose outputs it reads)
+STAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "ingest": ("interestrec.data.stage", "ingest", ()),
+    "encode": ("interestrec.encode.stage", "encode", ("ingest",)),
+    "cluster": ("interestrec.cluster.stage", "cluster", ("encode",)),
+    "dynamics": ("interestrec.dynamics.stage", "dynamics", ("ingest", "encode", "cluster")),
+    "graph": ("interestrec.graph.stage", "graph", ("ingest", "encode", "cluster")),
+    "evaluate": ("interestrec.evaluate.stage", "evaluate", ("ingest", "encode", "cluster", "graph")),
+    "publish": ("interestrec.publish", None, ("ingest", "encode", "cluster", "dynamics", "graph", "evaluate")),
+}
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage gets: where to write, where raw data is, and the whole config."""
+
+    out: str
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+    data: str | None = None
+    verbose: bool = False
+
+    def stage_dir(self, name: str) -> str:
+        """Directory of stage ``name``'s artifacts under the pipeline output."""
+        return artifacts.join(self.out, name)
+
+    def log(self, msg: str) -> None:
+        """Stage-level progress line (always printed; keep them few)."""
+        print(f"[interestrec] {msg}", flush=True)
+
+
+class StageError(RuntimeError):
+    """A user-facing stage failure with a clear message (no deep stack trace needed)."""
+
+
+def stage_function(name: str) -> Callable[[StageContext], dict]:
+    """Import the ``run`` function of stage ``name``."""
+    if name not in STAGES:
+        raise StageError(f"unknown stage '{name}'; stages: {', '.join(STAGES)}")
+    return importlib.import_module(STAGES[name][0]).run
+
+
+def _fingerprint(ctx: StageContext, name: str) -> dict:
+    module, cfg_attr, upstream = STAGES[name]
+    cfg = getattr(ctx.config, cfg_attr) if cfg_attr else None
+    inputs = []
+    for up in upstream:
+        s = artifacts.join(ctx.stage_dir(up), "summary.json")
+        inputs.append(artifacts.read_json(s).get("_run", {}).get("output_hash", "") if artifacts.exists(s) else "")
+    if name == "ingest" and ctx.data and artifacts.is_local(ctx.data):
+        inputs.append(artifacts.hash_files([ctx.data]))
+    return {
+        "config_hash": artifacts.hash_config({"stage": cfg, "seed": ctx.config.seed}) if cfg else "",
+        "input_hash": artifacts.hash_config(inputs),
+    }
+
+
+def run_stage(ctx: StageContext, name: str, force: bool = False) -> dict:
+    """Run one stage (or skip it when its inputs and config are unchanged) and write its summary."""
+    summary_path = artifacts.join(ctx.stage_dir(name), "summary.json")
+    fp = _fingerprint(ctx, name)
+    if not force and artifacts.exists(summary_path):
+        old = artifacts.read_json(summary_path)
+        prev = old.get("_run", {})
+        if prev.get("config_hash") == fp["config_hash"] and prev.get("input_hash") == fp["input_hash"]:
+            ctx.log(f"{name}: unchanged inputs and config, skipped (use --force to redo)")
+            return old
+    fn = stage_function(name)
+    ctx.log(f"{name}: start")
+    t0 = time.perf_counter()
+    summary = fn(ctx)
+    seconds = time.perf_counter() - t0
+    out_hash = artifacts.hash_files([ctx.stage_dir(name)]) if artifacts.is_local(ctx.out) else fp["input_hash"]
+    summary = {**summary, "_run": {**fp, "seconds": round(seconds, 3), "output_hash": out_hash}}
+    artifacts.write_json(summary_path, summary)
+    ctx.log(f"{name}: done in {seconds:.1f}s")
+    return summary

@@ -1,0 +1,55 @@
+"""Shared fixtures: one real local Ray per test session, data locations, tmp output dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def movielens_small() -> Path | None:
+    """The shared ml-latest-small copy, or ``None`` when it is not present."""
+    for cand in (os.environ.get("INTERESTREC_DATA"), ROOT / "data/ml-latest-small", ROOT.parent / "shared/data/ml-latest-small"):
+        if cand and (Path(cand) / "ratings.csv").exists():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def ml_small() -> Path:
+    p = movielens_small()
+    if p is None:
+        pytest.skip("ml-latest-small not found ($INTERESTREC_DATA, ./data, ../shared/data)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray instance shared by the whole session (2 CPUs, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=int(os.environ.get("INTERESTREC_TEST_CPUS", "2")),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}},
+        )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    yield ray
+    # left running for later tests; Ray shuts down at interpreter exit
+
+
+@pytest.fixture(scope="session")
+def ray_fresh():
+    """For tests that must own the Ray runtime (multi-node): shuts down the shared one first."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    yield ray
