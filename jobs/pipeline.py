@@ -55,7 +55,8 @@ def init_ray(verbose: bool) -> None:
     if ray.is_initialized():
         return
     ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
+        # RAY_ADDRESS (set by `ray job submit` too) names a cluster; otherwise start the embedded local one.
+        address=os.environ.get("RAY_ADDRESS") or "local",
         include_dashboard=False,
         logging_level=logging.INFO if verbose else logging.WARNING,
         log_to_driver=verbose,

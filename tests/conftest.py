@@ -33,6 +33,7 @@ def ray_local():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # always a fresh local instance, never one left by `ray start`
             num_cpus=int(os.environ.get("INTERESTREC_TEST_CPUS", "2")),
             include_dashboard=False,
             log_to_driver=False,
