@@ -1,0 +1,94 @@
+"""The ``publish`` stage: a versioned, self-describing artifact directory for serving.
+
+``DIR/publish/v<N>/`` holds copies of the files the Serve app reads plus ``manifest.json`` (version,
+creation time, per-stage output hashes, config, headline metrics). It is assembled in a temporary
+directory and renamed into place, so a reader never sees a half-published version; ``DIR/publish/LATEST``
+names the newest version. Works for local paths and any pyarrow filesystem URI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+
+from interestrec import artifacts
+from interestrec.stages import StageContext
+
+# stage -> files (relative to the stage dir) the serving side needs; missing optional ones are skipped
+SERVED_FILES: dict[str, tuple[str, ...]] = {
+    "ingest": ("events.parquet", "items.parquet", "windows.parquet"),
+    "encode": ("items.parquet", "users.parquet"),
+    "cluster": ("centroids.npy", "assignments.parquet"),
+    "dynamics": ("clusters.json", "lineage.json"),
+    "graph": ("users.parquet", "items.parquet", "model.safetensors", "model.json"),
+    "evaluate": (),
+}
+
+
+def next_version(publish_dir: str) -> int:
+    """1 + the highest ``v<N>`` already under ``publish_dir`` (1 when none)."""
+    import pyarrow.fs as pafs
+
+    fs, root = artifacts._fs_and_path(publish_dir)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+        return 1
+    versions = [
+        int(i.base_name[1:])
+        for i in fs.get_file_info(pafs.FileSelector(root))
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("v") and i.base_name[1:].isdigit()
+    ]
+    return max(versions, default=0) + 1
+
+
+def publish(ctx: StageContext) -> dict:
+    """Copy served artifacts into a new version directory and write its manifest atomically."""
+    import pyarrow.fs as pafs
+
+    publish_dir = ctx.stage_dir("publish")
+    version = next_version(publish_dir)
+    fs, root = artifacts._fs_and_path(publish_dir)
+    tmp = f"{root}/.tmp-v{version}-{uuid.uuid4().hex[:8]}"
+    final = f"{root}/v{version}"
+    fs.create_dir(tmp, recursive=True)
+    stages, metrics, files = {}, {}, []
+    for stage, names in SERVED_FILES.items():
+        summary_path = artifacts.join(ctx.stage_dir(stage), "summary.json")
+        if not artifacts.exists(summary_path):
+            continue
+        summary = artifacts.read_json(summary_path)
+        stages[stage] = {"output_hash": summary.get("_run", {}).get("output_hash"), "seconds": summary.get("_run", {}).get("seconds")}
+        if stage == "evaluate":
+            metrics = {m: {k: v for k, v in row.items() if k in ("ndcg@10", "hr@10", "recall@20", "mrr")} for m, row in summary.get("models", {}).items()}
+        for name in names:
+            src_fs, src = artifacts._fs_and_path(artifacts.join(ctx.stage_dir(stage), name))
+            if src_fs.get_file_info(src).type == pafs.FileType.NotFound:
+                continue
+            fs.create_dir(f"{tmp}/{stage}", recursive=True)
+            pafs.copy_files(src, f"{tmp}/{stage}/{name}", source_filesystem=src_fs, destination_filesystem=fs)
+            files.append(f"{stage}/{name}")
+    manifest = {
+        "version": version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "stages": stages,
+        "files": files,
+        "metrics": metrics,
+        "config": dataclasses.asdict(ctx.config),
+    }
+    with fs.open_output_stream(f"{tmp}/manifest.json") as f:  # inside the temp dir: the rename publishes it
+        f.write((json.dumps(manifest, indent=2, default=str) + "\n").encode())
+    fs.move(tmp, final)
+    artifacts.write_bytes_atomic(artifacts.join(publish_dir, "LATEST"), f"v{version}\n".encode())
+    ctx.log(f"publish: v{version} with {len(files)} files")
+    return {"version": version, "path": artifacts.join(publish_dir, f"v{version}"), "files": len(files), "stages": sorted(stages)}
+
+
+def latest_version_dir(out: str) -> str:
+    """Path of the newest published version under pipeline output ``out``."""
+    publish_dir = artifacts.join(out, "publish")
+    name = artifacts.read_bytes(artifacts.join(publish_dir, "LATEST")).decode().strip()
+    return artifacts.join(publish_dir, name)
+
+
+run = publish
