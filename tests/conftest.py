@@ -54,3 +54,21 @@ def ray_fresh():
     if ray.is_initialized():
         ray.shutdown()
     yield ray
+
+
+@pytest.fixture(scope="session")
+def ml_subset(tmp_path_factory, ml_small) -> Path:
+    """A small real-data copy in the ml-latest layout: the first 40 users' ratings and tags and the movies they touch."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("ml-subset")
+    ratings = pd.read_csv(ml_small / "ratings.csv")
+    ratings = ratings[ratings.userId <= 40]
+    tags = pd.read_csv(ml_small / "tags.csv")
+    tags = tags[tags.userId <= 40]
+    movies = pd.read_csv(ml_small / "movies.csv")
+    movies = movies[movies.movieId.isin(set(ratings.movieId) | set(tags.movieId))]
+    ratings.to_csv(out / "ratings.csv", index=False)
+    tags.to_csv(out / "tags.csv", index=False)
+    movies.to_csv(out / "movies.csv", index=False)
+    return out

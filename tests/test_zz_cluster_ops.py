@@ -1,0 +1,135 @@
+"""Real cluster operation: `ray start --head` (+ a worker node) on this machine and `ray job submit`.
+
+The head is started with token authentication on (``RAY_AUTH_MODE=token``, as Ray 2.59+ local clusters
+default to), so job submission must present the token, exactly as a user does. The project is shipped
+through the job's runtime_env (``--working-dir .`` + ``py_modules``), and the test checks the driver and
+the workers import it from there rather than from the developer's install.
+
+Named ``test_zz_*`` so it runs after the in-process Ray tests; each cluster lives in its own process
+group and is killed with it, so other Ray instances on the machine are untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = str(Path(sys.executable).parent / "ray")
+pytestmark = [pytest.mark.multinode, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """Head (+ optional workers) started with `ray start --block`, each in its own process group."""
+
+    def __init__(self, tmp: Path, head_cpus: int = 1):
+        self.port, self.dash = _free_port(), _free_port()
+        token = tmp / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.procs: list[subprocess.Popen] = []
+        self.logs = tmp
+        self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
+                     "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
+        self.address = f"127.0.0.1:{self.port}"
+        self.dashboard = f"http://127.0.0.1:{self.dash}"
+        self.wait_nodes(1)
+
+    def _start(self, args: list[str], name: str) -> None:
+        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], env=self.env,
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def add_worker(self, cpus: int, resources: dict) -> None:
+        self._start([f"--address={self.address}", f"--num-cpus={cpus}", f"--resources={json.dumps(resources)}"],
+                    f"worker{len(self.procs)}")
+        self.wait_nodes(len(self.procs))
+
+    def ray(self, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([RAY, *args], env=env or self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+    def wait_nodes(self, n: int, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = self.ray("list", "nodes", "--address", self.dashboard, "--format", "json", "--filter", "state=ALIVE", timeout=60)
+            if r.returncode == 0 and len(json.loads(r.stdout or "[]")) >= n:
+                return
+            time.sleep(2)
+        raise TimeoutError(f"{n} node(s) not up: {r.stdout[-2000:]} {r.stderr[-2000:]}")
+
+    def submit(self, *cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        runtime_env = json.dumps({"py_modules": ["library/interestrec"], "env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+        return self.ray("job", "submit", "--address", self.dashboard, "--working-dir", ".",
+                        "--runtime-env-json", runtime_env, "--", *cmd, env=env)
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = LocalCluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def test_job_submit_needs_the_token_and_ships_the_package(cluster, tmp_path):
+    probe = "import ray, interestrec; ray.init(); print('DRIVER', interestrec.__file__); " \
+            "f = ray.remote(lambda: __import__('interestrec').__file__); print('TASK', ray.get(f.remote()))"
+    env = {k: v for k, v in cluster.env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    denied = cluster.submit("python", "-c", probe, env=env)
+    assert denied.returncode != 0
+    assert "token" in (denied.stdout + denied.stderr).lower()
+
+    ok = cluster.submit("python", "-c", probe)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    lines = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in ok.stdout.splitlines() if ln.startswith(("DRIVER ", "TASK "))}
+    for where in ("DRIVER", "TASK"):
+        assert "runtime_resources" in lines[where], lines  # imported from the shipped package, not the dev install
+        assert str(ROOT / "library") not in lines[where]
+
+
+def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subset):
+    cluster.add_worker(cpus=2, resources={"worker_node": 1})
+    out = tmp_path / "out"
+    r = cluster.submit("python", "jobs/pipeline.py", "--data", str(ml_subset), "--out", str(out),
+                       "--stages", "ingest,encode,cluster", "--set", "cluster.k=4", "--set", "cluster.num_actors=2",
+                       "--set", "encode.num_actors=2")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    for stage in ("ingest", "encode", "cluster"):
+        assert (out / stage / "summary.json").exists()
+    assert json.loads((out / "cluster" / "summary.json").read_text())["k"] == 4
+    actors = json.loads(cluster.ray("list", "actors", "--address", cluster.dashboard, "--format", "json",
+                                    "--detail", "--limit", "1000").stdout)
+    by_class: dict[str, set] = {}
+    for a in actors:
+        by_class.setdefault(a["class_name"], set()).add(a["node_id"])
+    shard_nodes = set().union(*[nodes for name, nodes in by_class.items() if "Shard" in name or "KMeans" in name])
+    assert len(shard_nodes) == 2, by_class
