@@ -41,7 +41,8 @@ class LocalCluster:
         self.port, self.dash = _free_port(), _free_port()
         token = tmp / "auth_token"
         token.write_text(secrets.token_hex(32))
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0",
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.env.pop("RAY_ADDRESS", None)
         self.procs: list[subprocess.Popen] = []
         self.logs = tmp
@@ -53,7 +54,11 @@ class LocalCluster:
 
     def _start(self, args: list[str], name: str) -> None:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], env=self.env,
+        # Every node gets its own free agent/metrics ports: the defaults (52365, ...) may be held by
+        # another Ray instance on the machine, and then the job agent never comes up.
+        ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                          "runtime-env-agent-port", "metrics-export-port")]
+        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *ports, *args], env=self.env,
                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     def add_worker(self, cpus: int, resources: dict) -> None:
@@ -68,15 +73,23 @@ class LocalCluster:
         deadline = time.time() + timeout
         while time.time() < deadline:
             r = self.ray("list", "nodes", "--address", self.dashboard, "--format", "json", "--filter", "state=ALIVE", timeout=60)
-            if r.returncode == 0 and len(json.loads(r.stdout or "[]")) >= n:
-                return
+            try:
+                if r.returncode == 0 and len(json.loads(r.stdout)) >= n:
+                    return
+            except json.JSONDecodeError:
+                pass  # API server not answering yet
             time.sleep(2)
         raise TimeoutError(f"{n} node(s) not up: {r.stdout[-2000:]} {r.stderr[-2000:]}")
 
     def submit(self, *cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
         runtime_env = json.dumps({"py_modules": ["library/interestrec"], "env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
-        return self.ray("job", "submit", "--address", self.dashboard, "--working-dir", ".",
-                        "--runtime-env-json", runtime_env, "--", *cmd, env=env)
+        for _ in range(15):  # the job agent comes up a little after the API server
+            r = self.ray("job", "submit", "--address", self.dashboard, "--working-dir", ".",
+                         "--runtime-env-json", runtime_env, "--", *cmd, env=env)
+            if "No available agent" not in r.stdout + r.stderr:
+                return r
+            time.sleep(2)
+        return r
 
     def stop(self) -> None:
         for p in reversed(self.procs):
