@@ -46,11 +46,15 @@ class LocalCluster:
         self.env.pop("RAY_ADDRESS", None)
         self.procs: list[subprocess.Popen] = []
         self.logs = tmp
-        self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
-                     "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dash}"
-        self.wait_nodes(1)
+        try:
+            self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
+                         "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
+            self.wait_nodes(1)
+        except BaseException:
+            self.stop()
+            raise
 
     def _start(self, args: list[str], name: str) -> None:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
