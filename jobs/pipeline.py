@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         timings[name] = summary.get("_run", {}).get("seconds")
         _print_summary(name, summary)
+    from interestrec.report.html import write_report
+
+    print(f"[interestrec] report: {write_report(args.out)}")
     print("[interestrec] stages: " + ", ".join(f"{k}={v}s" for k, v in timings.items()) + f"; wall {time.perf_counter() - t0:.1f}s")
     if args.serve_check:
         from interestrec.serving_check import serve_check
