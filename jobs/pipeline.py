@@ -63,6 +63,10 @@ def init_ray(verbose: bool) -> None:
         runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}},
     )
     ray.data.DataContext.get_current().enable_progress_bars = True
+    if not verbose:  # keep progress bars, drop Ray Data's INFO chatter
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,6 +99,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def _json_default(o: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

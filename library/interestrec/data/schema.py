@@ -1,0 +1,66 @@
+"""The event and item-catalog schemas every reader produces and every stage reads.
+
+An event is ``user_id, item_id, timestamp`` (UTC seconds), ``event`` (one of :data:`EVENT_KINDS`),
+``value`` (rating or weight, optional) and ``text`` (tag or search text, optional).
+"""
+
+from __future__ import annotations
+
+EVENT_KINDS: tuple[str, ...] = ("view", "click", "rate", "purchase", "tag", "search")
+INTERACTION_KINDS: tuple[str, ...] = ("view", "click", "rate", "purchase")
+EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "timestamp", "event", "value", "text")
+REJECT_REASONS: tuple[str, ...] = (
+    "missing_field",
+    "unparsable_number",
+    "timestamp_out_of_range",
+    "rating_out_of_range",
+    "unknown_item",
+    "duplicate",
+    "undecodable_bytes",
+    "oversize_text",
+    "unknown_event",
+)
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+
+
+def event_schema(with_split: bool = False):
+    """pyarrow schema of an event table (``split`` and ``window`` added after ingest)."""
+    import pyarrow as pa
+
+    fields = [
+        ("user_id", pa.int64()),
+        ("item_id", pa.int64()),
+        ("timestamp", pa.int64()),
+        ("event", pa.string()),
+        ("value", pa.float32()),
+        ("text", pa.string()),
+    ]
+    if with_split:
+        fields += [("split", pa.string()), ("window", pa.int32())]
+    return pa.schema(fields)
+
+
+def item_schema():
+    """pyarrow schema of the item catalog."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("item_id", pa.int64()),
+            ("title", pa.string()),
+            ("year", pa.int32()),
+            ("genres", pa.list_(pa.string())),
+            ("tags", pa.list_(pa.string())),
+        ]
+    )
+
+
+def raw_event_schema():
+    """Columns of a reader's raw event rows: every field as text, plus provenance and an early reject reason."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("source", pa.string()), ("line", pa.int64())]
+        + [(c, pa.string()) for c in EVENT_COLUMNS]
+        + [("reason", pa.string()), ("raw", pa.string())]
+    )
