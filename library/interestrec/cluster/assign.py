@@ -126,7 +126,7 @@ def partial_stats(
     k, d = centroids.shape
     xt = torch.from_numpy(x)
     xsq_t = torch.from_numpy(xsq)
-    c_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    c_t = torch.from_numpy(np.array(centroids, dtype=np.float32, order="C"))  # own, writable copy
     csq_t = (c_t.double() ** 2).sum(1).float()
     sums = torch.zeros((k, d), dtype=torch.float64)
     counts = torch.zeros(k, dtype=torch.int64)
