@@ -1,8 +1,8 @@
 """Nearest-centroid assignment and per-shard partial statistics via chunked GEMM.
 
-Distances use ``‖x‖² − 2·x·c + ‖c‖²``: one ``(chunk, K)`` GEMM per chunk of rows (``torch.addmm`` with
-``‖c‖²`` as the bias), an argmin over the chunk, and ``index_add_`` of the chunk's rows into float64
-per-cluster sums. Scratch memory is ``O(chunk × K)``; nothing ``O(n × K)`` is ever allocated.
+Distances use ``‖x‖² − 2·x·c + ‖c‖²``: one ``(tile, K)`` float32 GEMM per tile of rows, ``‖c‖²`` added
+in place, a row-wise argmin, and ``index_add_`` of the tile's rows into per-cluster sums (accumulated in
+float64). Scratch memory is ``O(tile × K)``; nothing ``O(n × K)`` is ever allocated.
 
 For ``metric="spherical"`` rows and centroids are unit vectors and the reported distance is the cosine
 distance ``1 − x·c`` (= half the squared euclidean distance between unit vectors).
@@ -77,28 +77,6 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-def chunk_distances(xc, xsq_c, c_t, csq_t, metric: str):
-    """Labels and distances of one chunk (torch tensors).
-
-    Shapes:
-        xc: ``(B, d)`` float32; xsq_c: ``(B,)``; c_t: ``(K, d)``; csq_t: ``(K,)`` → labels ``(B,)`` int64,
-        distances ``(B,)`` float32.
-    """
-    torch = _torch()
-    d = torch.addmm(csq_t.unsqueeze(0), xc, c_t.T, beta=1.0, alpha=-2.0)
-    mn, lab = d.min(dim=1)
-    dist = (mn + xsq_c).clamp_(min=0.0)
-    if metric == "spherical":
-        dist = dist * 0.5
-    return lab, dist
-
-
 def partial_stats(
     x: np.ndarray,
     xsq: np.ndarray,
@@ -110,44 +88,65 @@ def partial_stats(
 ) -> PartialStats:
     """Sums, counts and inertia of ``x`` assigned to its nearest centroid.
 
+    Per tile of rows: ``D = x·(−2cᵀ)`` (one float32 GEMM into a reused buffer), ``D += ‖c‖²``, a
+    SIMD argmin per row, then the tile's rows are added into float32 per-cluster sums
+    (``torch.index_add_``) that are accumulated in float64 across tiles.
+
     Args:
         x: rows (unit rows for spherical).
         xsq: precomputed squared norms of ``x``.
         centroids: current centroids.
         metric: ``euclidean`` or ``spherical``.
-        chunk_size: rows per GEMM (bounds scratch to ``chunk × K`` floats).
+        chunk_size: cap on the rows per GEMM tile (see :func:`gemm_rows`; scratch is ``tile × K`` floats).
         labels_out: optional int32 array filled with each row's label.
         dist_out: optional float32 array filled with each row's distance.
 
     Shapes:
         x: ``(n, d)`` float32; xsq: ``(n,)`` float32; centroids: ``(K, d)``; labels_out/dist_out: ``(n,)``.
     """
-    torch = _torch()
+    import torch
+
     k, d = centroids.shape
-    xt = torch.from_numpy(x)
-    xsq_t = torch.from_numpy(xsq)
-    c_t = torch.from_numpy(np.array(centroids, dtype=np.float32, order="C"))  # own, writable copy
-    csq_t = (c_t.double() ** 2).sum(1).float()
-    sums = torch.zeros((k, d), dtype=torch.float64)
-    counts = torch.zeros(k, dtype=torch.int64)
+    n = x.shape[0]
+    tile = gemm_rows(chunk_size, k)
+    c64 = np.asarray(centroids, dtype=np.float64)
+    cm2t = np.ascontiguousarray(-2.0 * c64.T, dtype=np.float32)  # (d, K)
+    csq = (c64**2).sum(1).astype(np.float32)
+    buf = np.empty((min(tile, max(n, 1)), k), dtype=np.float32)
+    sums = np.zeros((k, d), dtype=np.float64)
+    part = np.zeros((k, d), dtype=np.float32)
+    part_t = torch.from_numpy(part)
+    counts = np.zeros(k, dtype=np.int64)
     inertia = 0.0
-    lab_t = torch.from_numpy(labels_out) if labels_out is not None else None
-    dist_t = torch.from_numpy(dist_out) if dist_out is not None else None
-    ones = None
-    for s in range(0, x.shape[0], chunk_size):
-        e = min(s + chunk_size, x.shape[0])
-        xc = xt[s:e]
-        lab, dist = chunk_distances(xc, xsq_t[s:e], c_t, csq_t, metric)
-        sums.index_add_(0, lab, xc.double())
-        if ones is None or ones.shape[0] != e - s:
-            ones = torch.ones(e - s, dtype=torch.int64)
-        counts.index_add_(0, lab, ones)
-        inertia += float(dist.double().sum())
-        if lab_t is not None:
-            lab_t[s:e] = lab.to(torch.int32)
-        if dist_t is not None:
-            dist_t[s:e] = dist
-    return PartialStats(sums.numpy(), counts.numpy(), inertia)
+    half = metric == "spherical"
+    for s in range(0, n, tile):
+        e = min(s + tile, n)
+        xc = x[s:e]
+        dmat = np.matmul(xc, cm2t, out=buf[: e - s])
+        dmat += csq
+        lab = dmat.argmin(axis=1)
+        dist = dmat[np.arange(e - s), lab]
+        dist += xsq[s:e]
+        np.maximum(dist, 0.0, out=dist)
+        if half:
+            dist *= 0.5
+        part.fill(0.0)
+        part_t.index_add_(0, torch.from_numpy(lab), torch.from_numpy(xc))
+        sums += part
+        counts += np.bincount(lab, minlength=k)
+        inertia += float(dist.sum(dtype=np.float64))
+        if labels_out is not None:
+            labels_out[s:e] = lab
+        if dist_out is not None:
+            dist_out[s:e] = dist
+    return PartialStats(sums, counts, inertia)
+
+
+def gemm_rows(chunk_size: int, k: int) -> int:
+    """Rows per GEMM tile: at most ``chunk_size``, and about 512K distances (2 MiB) so a tile stays in cache."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    return int(min(chunk_size, max(256, 2**19 // max(k, 1))))
 
 
 def squared_norms(x: np.ndarray) -> np.ndarray:

@@ -94,8 +94,10 @@ class ShardActor:
 
     def __init__(self, rank: int, threads: int = 1) -> None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(max(1, int(threads)))
+        self._blas_limits = threadpool_limits(limits=max(1, int(threads)))  # numpy's BLAS does the GEMMs
         self.rank = rank
         self.raw: np.ndarray | None = None
         self.ids: np.ndarray | None = None

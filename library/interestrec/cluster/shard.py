@@ -68,6 +68,8 @@ class Shard:
 
     def __init__(self, x: np.ndarray, offset: int = 0, metric: str = "euclidean", chunk_size: int = 16384) -> None:
         self.x = normalize_rows(x) if metric == "spherical" else np.ascontiguousarray(x, dtype=np.float32)
+        if not self.x.flags.writeable:  # zero-copy Arrow/object-store memory: take one private copy
+            self.x = self.x.copy()
         self.offset = int(offset)
         self.metric = metric
         self.chunk_size = int(chunk_size)
