@@ -179,6 +179,8 @@ def assign(
         raise ValueError(f"dimension mismatch: x has d={x.shape[1]}, centroids have d={c.shape[1]}")
     if metric == "spherical":
         x, c = normalize_rows(x), normalize_rows(c)
+    elif not x.flags.writeable:  # read-only (zero-copy Arrow) memory cannot be viewed as a torch tensor
+        x = x.copy()
     labels = np.empty(x.shape[0], dtype=np.int32)
     dist = np.empty(x.shape[0], dtype=np.float32)
     partial_stats(x, squared_norms(x), c, metric, chunk_size, labels, dist)
