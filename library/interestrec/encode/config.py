@@ -12,6 +12,7 @@ class EncodeConfig:
     Attributes:
         model: local model directory or hub id; ``None`` = the packaged all-MiniLM-L6-v2 weights.
         user_mode: ``pool`` (recency-decayed mean of item vectors) or ``text`` (encode history text).
+        also_text: also encode the other mode's train-history texts (for throughput and comparison).
         max_tokens: token budget of a user-history text (oldest events dropped first).
         lookback_days: per-window user vectors use events in this many days before the window's end.
         half_life_days: recency half-life of pooled user vectors and interest importance.
@@ -22,6 +23,7 @@ class EncodeConfig:
 
     model: str | None = None
     user_mode: str = "pool"
+    also_text: bool = True
     max_tokens: int = 256
     lookback_days: float = 730.0
     half_life_days: float = 180.0
