@@ -17,6 +17,7 @@ class EncodeConfig:
         lookback_days: per-window user vectors use events in this many days before the window's end.
         half_life_days: recency half-life of pooled user vectors and interest importance.
         max_interests: at most this many interests per user (multi-interest, PinnerSage style).
+        interest_distance: Ward merge distance above which a user's item groups stay separate interests.
         num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
@@ -28,6 +29,7 @@ class EncodeConfig:
     lookback_days: float = 730.0
     half_life_days: float = 180.0
     max_interests: int = 4
+    interest_distance: float = 1.5
     num_actors: int = 1
     num_cpus: float = 1.0
     num_gpus: float = 0.0

@@ -58,8 +58,22 @@ class TextEncoder:
         """Tokens of ``text`` without special tokens (for history budgets)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def token_counts(self, texts: list[str]) -> np.ndarray:
+        """Tokens of each text without special tokens, in one batched (fast tokenizer) call.
+
+        Shapes:
+            returns ``(len(texts),)`` int64.
+        """
+        if not len(texts):
+            return np.zeros(0, np.int64)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                             return_token_type_ids=False)
+        return np.fromiter((len(x) for x in enc["input_ids"]), np.int64, len(texts))
+
     def tokenize(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids per text (unpadded, truncated to ``max_length``)."""
+        if not len(texts):
+            return []
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
         return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
 

@@ -1,6 +1,7 @@
 """Multi-interest user representations (as Pinterest's PinnerSage).
 
-A user's own item vectors are clustered (Ward linkage) into at most ``max_interests`` groups; each
+A user's own item vectors are clustered (Ward linkage, cut where a merge would cost more than
+``max_distance``, and never into more than ``max_interests`` groups); each
 interest keeps its medoid item (the member nearest the group's weighted mean), its vector (that mean,
 normalised) and a time-decayed importance (the group's share of the user's decayed weight).
 """
@@ -27,12 +28,16 @@ class Interest:
 
 
 def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarray, max_interests: int = 4,
-                   max_items: int = 200) -> list[Interest]:
+                   max_items: int = 200, max_distance: float = 1.5) -> list[Interest]:
     """Cluster one user's items into at most ``max_interests`` interests, most important first.
 
     Args:
         item_ids: the user's items (newest last). vectors: their vectors ``(n, d)``.
         weights: decayed event weights ``(n,)``. Only the ``max_items`` newest items are clustered.
+        max_distance: Ward merge distance above which groups stay separate interests.
+
+    Shapes:
+        item_ids: ``(n,)``; vectors: ``(n, d)``; weights: ``(n,)``.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -41,8 +46,15 @@ def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarra
         return []
     item_ids, vectors, weights = item_ids[-max_items:], vectors[-max_items:], np.asarray(weights[-max_items:], float)
     n = len(item_ids)
-    k = min(max_interests, max(1, n // 3))
-    labels = np.zeros(n, int) if k == 1 or n < 3 else fcluster(linkage(vectors, "ward"), k, "maxclust") - 1
+    if len(vectors) != n or len(weights) != n:
+        raise ValueError(f"user_interests: {n} item ids, {len(vectors)} vectors, {len(weights)} weights")
+    if n < 2 or max_interests == 1:
+        labels = np.zeros(n, int)
+    else:
+        tree = linkage(np.asarray(vectors, np.float64), "ward")
+        labels = fcluster(tree, max_distance, "distance") - 1
+        if labels.max() + 1 > max_interests:
+            labels = fcluster(tree, max_interests, "maxclust") - 1
     total = weights.sum() or 1.0
     out = []
     for c in np.unique(labels):
