@@ -89,8 +89,19 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as pretty JSON (numpy scalars/arrays converted)."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    """Atomically write ``obj`` as pretty, strict JSON (numpy values converted, NaN/inf written as null)."""
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
 
 
 def read_json(path: str | os.PathLike) -> Any:
