@@ -13,8 +13,7 @@ from interestrec.evaluate.protocol import tune_and_evaluate
 from interestrec.stages import StageContext
 
 # modules that register models of ours (rows with baseline = False), imported when present
-EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.encode.recommender", "interestrec.graph.recommender",
-                       "interestrec.recommend.fused")
+EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.recommend.fused")
 
 
 def load_models() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Every model of the evaluation table registers itself on import (``interestrec.evaluate.base.register``)."""
 
-from interestrec.evaluate.models import ease, itemknn, mostpop  # noqa: F401
+from interestrec.evaluate.models import ease, itemknn, llm, mostpop  # noqa: F401
 
 try:  # neural baselines (torch / PyG)
     from interestrec.evaluate.models import lightgcn, sasrec  # noqa: F401
