@@ -3,7 +3,9 @@
 Users are encoded two ways (``encode.user_mode`` picks the one stored as ``vector``):
 ``pool`` — recency-decayed mean of the user's item vectors; ``text`` — the language model over the
 rendered history text. ``window = -1`` rows use the user's *train* events only (the evaluation never
-sees its held-out items), per-window rows the lookback before each window's end.
+sees its held-out items); per-window rows use the ``lookback_days`` before each window's end.
+With ``also_text`` the train-history texts are encoded in pool mode too (``users_text.parquet``) so
+both modes are measured and comparable.
 """
 
 from __future__ import annotations
@@ -13,125 +15,225 @@ import time
 import numpy as np
 
 from interestrec import artifacts
-from interestrec.data import load_ingest
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.interests import user_interests
 from interestrec.encode.pooling import decay, event_weights, pool_user_vectors, window_user_vectors
-from interestrec.encode.ray_encode import encode_texts
-from interestrec.encode.text import event_text, history_text, item_text
-from interestrec.stages import StageContext
+from interestrec.encode.text import SEP, budget_histories, event_text, item_text
+from interestrec.stages import StageContext, StageError
+
+USER_MODES = ("pool", "text")
+
+
+def interest_type():
+    """Arrow type of the ``interests`` column."""
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("vector", pa.list_(pa.float32())), ("medoid_item_id", pa.int64()),
+                               ("importance", pa.float32()), ("size", pa.int32())]))
 
 
 def item_texts(items) -> tuple[np.ndarray, list[str]]:
-    """Item ids and their rendered texts."""
-    d = items.to_pydict()
+    """Item ids (sorted) and their rendered texts from an ingest ``items`` table."""
+    d = items.select(["item_id", "title", "year", "genres", "tags"]).to_pydict()
+    ids = np.asarray(d["item_id"], np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise StageError("encode: items.parquet has duplicate item_id values")
     texts = [item_text(t, y, g, tg) for t, y, g, tg in zip(d["title"], d["year"], d["genres"], d["tags"])]
-    return np.asarray(d["item_id"], np.int64), texts
+    order = np.argsort(ids, kind="stable")
+    return ids[order], [texts[i] for i in order]
 
 
-def history_texts(events, texts_by_item: dict[int, str], count_tokens, max_tokens: int) -> tuple[np.ndarray, list[str], int]:
-    """Per-user history text (newest first, oldest dropped to fit); returns ids, texts, users with nothing kept."""
-    ev = events.select(["user_id", "item_id", "timestamp", "event", "value", "text"]).to_pandas()
-    ev = ev.sort_values(["user_id", "timestamp"], ascending=[True, False], kind="stable")
-    users, texts, empty = [], [], 0
-    for uid, g in ev.groupby("user_id", sort=True):
-        entries = [event_text(texts_by_item.get(int(i), str(i)), e, None if np.isnan(v) else float(v), t)
-                   for i, e, v, t in zip(g.item_id, g.event, g.value.astype(float), g.text)]
-        text, kept = history_text(entries, count_tokens, max_tokens)
-        empty += kept == 0
-        users.append(uid)
-        texts.append(text)
-    return np.asarray(users, np.int64), texts, empty
+def known_events(events, item_ids: np.ndarray):
+    """Events as a DataFrame with ``iidx`` (row of ``item_ids``); events of unknown items dropped and counted."""
+    cols = ["user_id", "item_id", "timestamp", "event", "value", "text"]
+    ev = events.select(cols + (["split"] if "split" in events.column_names else [])).to_pandas()
+    iid = ev.item_id.to_numpy()
+    pos = np.minimum(np.searchsorted(item_ids, iid), max(len(item_ids) - 1, 0))
+    known = item_ids[pos] == iid if len(item_ids) else np.zeros(len(iid), bool)
+    ev = ev[known].assign(iidx=pos[known])
+    return ev, int((~known).sum())
 
 
-def train_user_vectors(events, item_ids: np.ndarray, item_vecs: np.ndarray, cfg: EncodeConfig):
-    """Pooled ``window = -1`` vectors and interests from each user's train events."""
-    import pyarrow as pa
+def history_texts(ev, texts: list[str], encoder, max_tokens: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-user history texts, newest first, oldest entries dropped to fit ``max_tokens``.
 
-    ev = events.filter(pa.compute.equal(events["split"], "train")).to_pandas()
-    pos = np.searchsorted(item_ids, ev.item_id.to_numpy())
+    Args:
+        ev: events from :func:`known_events`. texts: item texts aligned with ``iidx``.
+        encoder: a :class:`~interestrec.encode.encoder.TextEncoder` (only its tokenizer is used).
+
+    Returns:
+        sorted user ids, their texts, and the entries kept per user (0 = nothing fits: an empty history).
+    """
+    ev = ev.sort_values(["user_id", "timestamp", "item_id"], ascending=[True, False, False], kind="stable")
+    values = ev.value.to_numpy(dtype=np.float64, na_value=np.nan)
+    entries = [event_text(texts[i], e, v, t) for i, e, v, t in
+               zip(ev.iidx.tolist(), ev.event.tolist(), values.tolist(), ev.text.tolist())]
+    users, starts = np.unique(ev.user_id.to_numpy(), return_index=True)
+    starts = np.append(starts, len(entries))
+    toks = encoder.token_counts(entries)
+    htexts, kept = budget_histories(starts, entries, toks, int(encoder.token_counts([SEP])[0]), max_tokens)
+    return users.astype(np.int64), htexts, kept
+
+
+def train_user_vectors(ev, item_ids: np.ndarray, item_vecs: np.ndarray, cfg: EncodeConfig):
+    """Pooled ``window = -1`` vectors and interests from train events, decayed to each user's last event.
+
+    Shapes:
+        returns users ``(u,)``, vectors ``(u, d)``, n_events ``(u,)`` and ``u`` interest lists.
+    """
     users, uidx = np.unique(ev.user_id.to_numpy(), return_inverse=True)
+    uidx = uidx.reshape(-1)
     ts = ev.timestamp.to_numpy()
-    last = np.zeros(len(users), np.int64)
+    pos = ev.iidx.to_numpy()
+    last = np.full(len(users), np.iinfo(np.int64).min, np.int64)
     np.maximum.at(last, uidx, ts)
     w = event_weights(ev.event.to_numpy(), ev.value.to_numpy(dtype=np.float64, na_value=np.nan))
     vec, n = pool_user_vectors(uidx, pos, ts, w, item_vecs, len(users), last[uidx], cfg.half_life_days)
-    interests = []
     dw = w * decay(ts, last[uidx], cfg.half_life_days)
     order = np.lexsort((ts, uidx))
     bounds = np.searchsorted(uidx[order], np.arange(len(users) + 1))
+    interests = []
     for u in range(len(users)):
         sel = order[bounds[u] : bounds[u + 1]]
-        its = user_interests(item_ids[pos[sel]], item_vecs[pos[sel]], dw[sel], cfg.max_interests)
+        its = user_interests(item_ids[pos[sel]], item_vecs[pos[sel]], dw[sel], cfg.max_interests,
+                             max_distance=cfg.interest_distance)
         interests.append([{"vector": i.vector.tolist(), "medoid_item_id": i.medoid_item_id, "importance": i.importance,
                            "size": i.size} for i in its])
     return users, vec, n, interests
+
+
+def text_user_vectors(groups, texts: list[str], encoder, cfg: EncodeConfig):
+    """Language-model user vectors of rendered histories, for several event subsets in one Ray Data pass.
+
+    Args:
+        groups: ``(window, events)`` pairs (events from :func:`known_events`); ``window = -1`` = train history.
+
+    Returns:
+        a table ``user_id, window, vector, n_events, kept`` with a row per user and group; users whose newest
+        entry alone exceeds the budget (``kept = 0``) get a zero vector, never NaN.
+    """
+    import pyarrow as pa
+
+    from interestrec.encode.ray_encode import encode_texts
+
+    users, wins, htexts, kept, n_ev = [], [], [], [], []
+    for window, ev in groups:
+        u, ht, k = history_texts(ev, texts, encoder, cfg.max_tokens - 2)  # room for [CLS] and [SEP]
+        users.append(u)
+        wins.append(np.full(len(u), window, np.int32))
+        htexts += ht
+        kept.append(k)
+        n_ev.append(np.bincount(np.searchsorted(u, ev.user_id.to_numpy()), minlength=len(u)).astype(np.int32))
+    if not groups:
+        raise ValueError("text_user_vectors: no event groups")
+    kept_all = np.concatenate(kept)
+    vec = np.zeros((len(kept_all), encoder.dim), np.float32)
+    ok = np.flatnonzero(kept_all > 0)
+    if len(ok):
+        _, vec[ok] = encode_texts(ok, [htexts[i] for i in ok.tolist()], cfg)
+    return pa.table({"user_id": pa.array(np.concatenate(users), pa.int64()),
+                     "window": pa.array(np.concatenate(wins), pa.int32()),
+                     "vector": artifacts.vectors_to_arrow(vec), "n_events": pa.array(np.concatenate(n_ev), pa.int32()),
+                     "kept": pa.array(kept_all, pa.int32())})
+
+
+def window_events(ev, windows, lookback_days: float) -> list[tuple[int, object]]:
+    """``(window, events in [end − lookback, end))`` for each window."""
+    ts = ev.timestamp.to_numpy()
+    return [(int(w), ev[(ts < end) & (ts >= end - lookback_days * 86400)])
+            for w, end in zip(windows["window"].to_pylist(), windows["end"].to_pylist())]
 
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     import pyarrow as pa
 
+    from interestrec.data import load_ingest
+    from interestrec.encode.encoder import TextEncoder
+    from interestrec.encode.ray_encode import encode_texts
+
     cfg = ctx.config.encode
+    if cfg.user_mode not in USER_MODES:
+        raise StageError(f"encode.user_mode must be one of {USER_MODES}, got '{cfg.user_mode}'")
     out = ctx.stage_dir("encode")
     art = load_ingest(ctx.stage_dir("ingest"))
     ids, texts = item_texts(art.items)
-    order = np.argsort(ids)
-    ids, texts = ids[order], [texts[i] for i in order]
+    if not len(ids):
+        raise StageError("encode: the ingest item catalog is empty")
     t0 = time.perf_counter()
-    ids, item_vecs = encode_texts(ids, texts, cfg)
+    _, item_vecs = encode_texts(ids, texts, cfg)
     item_s = time.perf_counter() - t0
     dim = int(item_vecs.shape[1])
     artifacts.write_parquet(artifacts.join(out, "items.parquet"),
                             pa.table({"item_id": ids, "vector": artifacts.vectors_to_arrow(item_vecs)}))
     ctx.log(f"encode: {len(ids)} items in {item_s:.1f}s ({len(ids) / item_s:.0f} texts/s)")
 
-    # pooled users (window -1 from train events; per-window lookback vectors)
-    t1 = time.perf_counter()
-    users, uvec, n_ev, interests = train_user_vectors(art.events, ids, item_vecs, cfg)
-    windows = window_user_vectors(art.events, ids, item_vecs, art.windows, cfg.lookback_days, cfg.half_life_days)
-    pool_s = time.perf_counter() - t1
+    ev_all, unknown = known_events(art.events, ids)
+    train = ev_all[ev_all.split == "train"]
     all_users = np.unique(art.events["user_id"].to_numpy())
-    no_train = int(len(np.setdiff1d(all_users, users)))
-    summary_modes = {"pool": {"users": int(len(users)), "seconds": round(pool_s, 2), "users_per_s": round(len(users) / max(pool_s, 1e-9), 1)}}
 
-    text_vec = None
+    t1 = time.perf_counter()
+    users, pool_vec, n_ev, interests = train_user_vectors(train, ids, item_vecs, cfg)
+    pool_windows = window_user_vectors(art.events, ids, item_vecs, art.windows, cfg.lookback_days, cfg.half_life_days)
+    pool_s = time.perf_counter() - t1
+    modes = {"pool": {"users": int(len(users)), "window_rows": int(pool_windows.num_rows), "seconds": round(pool_s, 3),
+                      "users_per_s": round(len(users) / max(pool_s, 1e-9), 1)}}
+    ctx.log(f"encode: pool mode {len(users)} users + {pool_windows.num_rows} window rows in {pool_s:.1f}s")
+
+    vec, windows, empty = pool_vec, pool_windows, 0
     if cfg.user_mode == "text" or cfg.also_text:
-        from interestrec.encode.encoder import TextEncoder
-
         tok = TextEncoder(cfg.model, device="cpu", max_length=cfg.max_tokens)
-        train_events = art.events.filter(pa.compute.equal(art.events["split"], "train"))
+        groups = [(-1, train)]
+        if cfg.user_mode == "text":
+            groups += window_events(ev_all, art.windows, cfg.lookback_days)
         t2 = time.perf_counter()
-        tusers, htexts, empty = history_texts(train_events, dict(zip(ids.tolist(), texts)), tok.count_tokens, cfg.max_tokens - 2)
-        tusers, text_vec = encode_texts(tusers, htexts, cfg)
+        rows = text_user_vectors(groups, texts, tok, cfg)
         text_s = time.perf_counter() - t2
-        assert np.array_equal(tusers, users)
-        summary_modes["text"] = {"users": int(len(tusers)), "seconds": round(text_s, 2),
-                                 "users_per_s": round(len(tusers) / max(text_s, 1e-9), 1), "empty_histories": int(empty)}
-        ctx.log(f"encode: text mode {len(tusers)} users in {text_s:.1f}s")
-    stored = text_vec if cfg.user_mode == "text" else uvec
-    interest_type = pa.list_(pa.struct([("vector", pa.list_(pa.float32())), ("medoid_item_id", pa.int64()),
-                                        ("importance", pa.float32()), ("size", pa.int32())]))
-    train_rows = pa.table({"user_id": users, "window": pa.array(np.full(len(users), -1), pa.int32()),
-                           "vector": artifacts.vectors_to_arrow(stored), "n_events": pa.array(n_ev, pa.int32()),
-                           "interests": pa.array(interests, interest_type)})
-    win_rows = windows.append_column("interests", pa.nulls(windows.num_rows, interest_type))
+        is_train = rows["window"].to_numpy() == -1
+        tusers, kept = rows["user_id"].to_numpy()[is_train], rows["kept"].to_numpy()[is_train]
+        text_vec = artifacts.arrow_to_vectors(rows["vector"])[is_train]
+        if not np.array_equal(tusers, users):
+            raise StageError("encode: text and pool modes disagree on the set of users (internal error)")
+        empty = int((kept == 0).sum())
+        modes["text"] = {"users": int(len(tusers)), "texts": rows.num_rows, "seconds": round(text_s, 3),
+                         "users_per_s": round(len(tusers) / max(text_s, 1e-9), 1),
+                         "texts_per_s": round(rows.num_rows / max(text_s, 1e-9), 1), "empty_histories": empty,
+                         "empty_window_histories": int((rows["kept"].to_numpy()[~is_train] == 0).sum()),
+                         "mean_entries_kept": round(float(kept.mean()), 1) if len(kept) else 0.0}
+        ctx.log(f"encode: text mode {rows.num_rows} histories ({len(tusers)} users) in {text_s:.1f}s, "
+                f"{empty} empty")
+        if cfg.user_mode == "text":
+            vec = text_vec
+            win = rows.filter(pa.compute.and_(pa.compute.not_equal(rows["window"], -1),
+                                              pa.compute.greater(rows["kept"], 0)))
+            windows = win.select(["user_id", "window", "vector", "n_events"])
+        else:
+            artifacts.write_parquet(artifacts.join(out, "users_text.parquet"),
+                                    pa.table({"user_id": users, "vector": artifacts.vectors_to_arrow(text_vec)}))
+    keep = np.linalg.norm(vec, axis=1) > 0  # an empty history has no vector (counted above), never NaN
+    train_rows = pa.table({"user_id": pa.array(users[keep], pa.int64()),
+                           "window": pa.array(np.full(int(keep.sum()), -1), pa.int32()),
+                           "vector": artifacts.vectors_to_arrow(vec[keep]),
+                           "n_events": pa.array(n_ev[keep], pa.int32()),
+                           "interests": pa.array([i for i, k in zip(interests, keep) if k], interest_type())})
+    win_rows = windows.append_column("interests", pa.nulls(windows.num_rows, interest_type()))
     artifacts.write_parquet(artifacts.join(out, "users.parquet"), pa.concat_tables([train_rows, win_rows]))
-    if text_vec is not None and cfg.user_mode != "text":
-        artifacts.write_parquet(artifacts.join(out, "users_text.parquet"),
-                                pa.table({"user_id": users, "vector": artifacts.vectors_to_arrow(text_vec)}))
     n_int = [len(i) for i in interests]
+    used = modes[cfg.user_mode]
     return {
-        "model": ctx.config.encode.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
+        "model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
         "dim": dim,
         "items": int(len(ids)),
         "texts_per_s": round(len(ids) / max(item_s, 1e-9), 1),
         "user_mode": cfg.user_mode,
-        "users": int(len(users)),
-        "users_without_train_events": no_train,
+        "users": int(keep.sum()),
+        "users_per_s": used["users_per_s"],
+        "users_without_train_events": int(len(np.setdiff1d(all_users, users))),
+        "empty_histories": empty,
+        "events_unknown_item": unknown,
         "window_rows": int(windows.num_rows),
-        "modes": summary_modes,
-        "interests_per_user": {"mean": round(float(np.mean(n_int)), 2) if n_int else 0, "max": max(n_int, default=0)},
+        "modes": modes,
+        "interests_per_user": {"mean": round(float(np.mean(n_int)), 2) if n_int else 0.0, "max": max(n_int, default=0)},
         "actors": cfg.num_actors,
         "config_hash": artifacts.hash_config(cfg),
     }

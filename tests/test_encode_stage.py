@@ -1,0 +1,121 @@
+"""The encode stage end to end on a tiny ingest-format fixture written here (real Ray, real model)."""
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from interestrec import artifacts
+from interestrec.config import PipelineConfig
+from interestrec.encode.config import EncodeConfig
+from interestrec.encode.pooling import event_weights
+from interestrec.stages import StageContext, StageError
+
+DAY = 86400
+LONG_TITLE = " ".join(["Supercalifragilistic extravaganza"] * 6)
+
+
+def write_ingest(out):
+    """events / items / windows parquet in the ingest layout (docs/artifacts.md)."""
+    d = artifacts.join(str(out), "ingest")
+    items = pa.table({
+        "item_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+        "title": ["Toy Story", "Heat", "Alien", "Finding Nemo", LONG_TITLE],
+        "year": pa.array([1995, 1995, 1979, 2003, None], pa.int32()),
+        "genres": [["Animation", "Children"], ["Action", "Crime"], ["Horror", "Sci-Fi"], ["Animation"], []],
+        "tags": [["pixar"], [], ["space"], [], []],
+    })
+    rows = [  # user, item, day, event, value, text, split, window
+        (1, 1, 10, "rate", 5.0, None, "train", 0),
+        (1, 2, 20, "view", None, None, "train", 0),
+        (1, 1, 21, "tag", None, "cozy", "train", 0),
+        (1, 3, 130, "rate", 4.0, None, "valid", 1),
+        (1, 4, 140, "rate", 2.0, None, "test", 1),
+        (2, 4, 50, "rate", 3.0, None, "train", 0),
+        (2, 5, 150, "rate", 4.5, None, "train", 1),
+        (3, 2, 160, "rate", 1.0, None, "test", 1),
+    ]
+    u, i, t, e, v, x, s, w = zip(*rows)
+    events = pa.table({
+        "user_id": pa.array(u, pa.int64()), "item_id": pa.array(i, pa.int64()),
+        "timestamp": pa.array([d_ * DAY for d_ in t], pa.int64()), "event": list(e),
+        "value": pa.array(v, pa.float32()), "text": pa.array(x, pa.string()), "split": list(s),
+        "window": pa.array(w, pa.int32()),
+    })
+    windows = pa.table({"window": pa.array([0, 1], pa.int32()), "start": pa.array([0, 100 * DAY], pa.int64()),
+                        "end": pa.array([100 * DAY, 200 * DAY], pa.int64()), "events": pa.array([4, 4], pa.int64())})
+    for name, table in (("items", items), ("events", events), ("windows", windows)):
+        artifacts.write_parquet(artifacts.join(d, f"{name}.parquet"), table)
+
+
+def run_encode(tmp_path, **kw):
+    from interestrec.encode.stage import run
+
+    write_ingest(tmp_path)
+    cfg = EncodeConfig(batch_size=4, num_cpus=1, device="cpu", **kw)
+    return run(StageContext(out=str(tmp_path), config=dataclasses.replace(PipelineConfig(), encode=cfg)))
+
+
+def users_table(tmp_path):
+    t = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", "users.parquet"))
+    assert t.schema.field("vector").type == pa.list_(pa.float32(), 384)
+    return t
+
+
+def test_pool_mode_train_only_vectors_items_and_counts(ray_local, tmp_path):
+    from interestrec.encode.encoder import TextEncoder
+    from interestrec.encode.stage import item_texts
+
+    s = run_encode(tmp_path, user_mode="pool", also_text=True, half_life_days=10.0)
+    items = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", "items.parquet"))
+    assert items["item_id"].to_pylist() == [1, 2, 3, 4, 5]
+    iv = artifacts.arrow_to_vectors(items["vector"])
+    ids, texts = item_texts(artifacts.read_parquet(artifacts.join(str(tmp_path), "ingest", "items.parquet")))
+    assert texts[0] == "Toy Story (1995). Genres: Animation, Children. Tags: pixar."
+    np.testing.assert_allclose(iv, TextEncoder(device="cpu").encode(texts), atol=1e-5)
+
+    t = users_table(tmp_path)
+    rows = {(u, w): r for r, (u, w) in enumerate(zip(t["user_id"].to_pylist(), t["window"].to_pylist()))}
+    uv = artifacts.arrow_to_vectors(t["vector"])
+    assert not np.isnan(uv).any()
+    # user 1, window -1: train events only (valid/test items 3, 4 never leak), decayed to the last train event
+    w = event_weights(np.array(["rate", "view", "tag"]), np.array([5.0, np.nan, np.nan]))
+    w = w * 0.5 ** (np.array([11.0, 1.0, 0.0]) / 10.0)
+    hand = w[0] * iv[0] + w[1] * iv[1] + w[2] * iv[0]
+    np.testing.assert_allclose(uv[rows[(1, -1)]], hand / np.linalg.norm(hand), atol=1e-5)
+    assert t["n_events"][rows[(1, -1)]].as_py() == 3
+    interests = t["interests"][rows[(1, -1)]].as_py()
+    assert interests and {i["medoid_item_id"] for i in interests} <= {1, 2}
+    # user 3 has no train events: no window -1 row, counted; per-window rows from the lookback
+    assert (3, -1) not in rows and s["users_without_train_events"] == 1
+    assert {(1, 0), (1, 1), (2, 0), (2, 1), (3, 1)} <= set(rows) and t["interests"][rows[(1, 1)]].as_py() is None
+    assert s["users"] == 2 and s["dim"] == 384 and s["items"] == 5 and s["window_rows"] == 5
+    assert set(s["modes"]) == {"pool", "text"} and s["modes"]["text"]["empty_histories"] == 0
+    assert s["config_hash"] and s["texts_per_s"] > 0
+    text = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", "users_text.parquet"))
+    assert text["user_id"].to_pylist() == [1, 2]
+
+
+def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
+    from interestrec.encode.encoder import TextEncoder
+
+    # budget too small for user 2's newest entry (the very long title): an empty history
+    s = run_encode(tmp_path, user_mode="text", also_text=False, max_tokens=30)
+    t = users_table(tmp_path)
+    keys = list(zip(t["user_id"].to_pylist(), t["window"].to_pylist()))
+    assert s["empty_histories"] == 1 and s["modes"]["text"]["empty_histories"] == 1
+    assert (1, -1) in keys and (2, -1) not in keys and (2, 1) not in keys and (2, 0) in keys
+    uv = artifacts.arrow_to_vectors(t["vector"])
+    assert np.isfinite(uv).all()
+    np.testing.assert_allclose(np.linalg.norm(uv, axis=1), 1.0, atol=1e-5)
+    # user 1's window -1 vector is the encoding of its newest-first train history that fits 28 tokens
+    enc = TextEncoder(device="cpu")
+    expected = "tagged 'cozy': Toy Story (1995). Genres: Animation, Children. Tags: pixar."
+    assert enc.count_tokens(expected) <= 28
+    np.testing.assert_allclose(uv[keys.index((1, -1))], enc.encode([expected])[0], atol=1e-5)
+
+
+def test_bad_mode_is_a_clear_error(tmp_path):
+    with pytest.raises(StageError, match="user_mode"):
+        run_encode(tmp_path, user_mode="llm")
