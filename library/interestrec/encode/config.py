@@ -18,7 +18,10 @@ class EncodeConfig:
         half_life_days: recency half-life of pooled user vectors and interest importance.
         max_interests: at most this many interests per user (multi-interest, PinnerSage style).
         interest_distance: Ward merge distance above which a user's item groups stay separate interests.
-        num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings.
+        num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings (``num_cpus`` is
+            also the torch thread count of each CPU replica).
+        sub_batch: texts per forward pass inside a batch (sorted by length to cut padding).
+        tokenize_cpus: CPUs reserved by the tokeniser actor (its own stage, overlapping inference).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
 
@@ -34,4 +37,6 @@ class EncodeConfig:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     batch_size: int = 256
+    sub_batch: int = 64
+    tokenize_cpus: float = 0.25
     device: str = "auto"

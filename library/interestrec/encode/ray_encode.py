@@ -7,6 +7,8 @@ to cut padding.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from interestrec.encode.config import EncodeConfig
@@ -21,8 +23,6 @@ class Tokenize:
         from interestrec.encode.encoder import default_model_path
 
         path = model or default_model_path()
-        import os
-
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
         self.max_length = max_length
 
@@ -52,7 +52,8 @@ class Embed:
 def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
     """Encode the ``text_col`` column of a Ray dataset; other columns pass through, ``vector`` is added.
 
-    Pool size, CPUs/GPUs per actor and batch size come from ``cfg``.
+    Pool size, CPUs/GPUs per actor and batch size come from ``cfg``. A cluster needs
+    ``tokenize_cpus + num_actors * num_cpus`` CPUs free, or the pipeline waits for them.
     """
     import ray
 
@@ -60,10 +61,10 @@ def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
         ds = ds.rename_columns({text_col: "text"})
     threads = max(1, round(cfg.num_cpus))
     tokens = ds.map_batches(Tokenize, fn_constructor_args=(cfg.model, cfg.max_tokens), batch_size=cfg.batch_size,
-                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25)
+                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=cfg.tokenize_cpus)
     return tokens.map_batches(
         Embed,
-        fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, 64),
+        fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, cfg.sub_batch),
         batch_size=cfg.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
@@ -72,20 +73,31 @@ def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
     )
 
 
+def text_dataset(ids: np.ndarray, texts: list[str], batch_size: int):
+    """A Ray dataset ``id, text`` in blocks of at least ``batch_size`` rows (at most 64 blocks).
+
+    The blocks are built here, so no repartition task needs a CPU: on a small node every CPU may
+    belong to the encoder pool.
+    """
+    import pyarrow as pa
+    import ray
+
+    table = pa.table({"id": np.asarray(ids), "text": pa.array(list(texts), pa.string())})
+    step = max(batch_size, -(-len(texts) // 64))
+    return ray.data.from_arrow([table.slice(lo, step) for lo in range(0, max(len(texts), 1), step)])
+
+
 def encode_texts(ids: np.ndarray, texts: list[str], cfg: EncodeConfig) -> tuple[np.ndarray, np.ndarray]:
     """Encode ``texts`` (keyed by ``ids``) through Ray Data; returns ``(ids, vectors)`` in the input order.
 
     Shapes:
         ids: ``(n,)``; returns ``(n,)`` and ``(n, dim)`` float32.
     """
-    import pyarrow as pa
-    import ray
-
-    table = pa.table({"id": np.asarray(ids), "text": list(texts)})
-    # blocks built here (no repartition task: on a small node every CPU may belong to the encoder pool)
-    step = max(cfg.batch_size, -(-len(texts) // 64))
-    ds = ray.data.from_arrow([table.slice(lo, step) for lo in range(0, max(len(texts), 1), step)])
-    out = encode_dataset(ds, cfg)
+    if len(ids) != len(texts):
+        raise ValueError(f"encode_texts: {len(ids)} ids for {len(texts)} texts")
+    if not len(texts):
+        raise ValueError("encode_texts: no texts to encode")
+    out = encode_dataset(text_dataset(ids, texts, cfg.batch_size), cfg)
     got_ids, vecs = [], []
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
         got_ids.append(batch["id"])

@@ -1,0 +1,124 @@
+"""Encoder throughput: the bare transformers loop vs the Ray Data pipeline, and users/s of text vs pool mode.
+
+    python jobs/bench_encode.py [--data PATH] [--threads 2] [--actors 1] [--limit 0] [--rounds 2]
+
+The same ml-latest-small item texts are encoded (a) by ``TextEncoder.encode`` in this process with
+``--threads`` torch threads and (b) through ``ray_encode.encode_dataset`` (a tokeniser actor feeding
+``--actors`` model replicas with ``threads / actors`` torch threads each, the same total). (b) is timed
+in steady state (first output batch to last; actor start-up and model loading are reported apart),
+(a) without model loading. Rounds alternate a, b, a, b and the best of each is kept. Then the users of
+ml-latest-small are encoded in ``pool`` and ``text`` mode. The last line is the ratio (b)/(a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="ml-latest-small directory (default: the usual locations)")
+    p.add_argument("--threads", type=int, default=2, help="total torch threads in both (a) and (b)")
+    p.add_argument("--actors", type=int, default=1, help="model replicas in (b); threads are split between them")
+    p.add_argument("--batch-size", type=int, default=256, help="Ray Data batch size")
+    p.add_argument("--sub-batch", type=int, default=64, help="texts per forward pass (both paths)")
+    p.add_argument("--limit", type=int, default=0, help="encode only the first N item texts (0 = all)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of (a) and (b)")
+    p.add_argument("--skip-users", action="store_true", help="skip the text vs pool users/s part")
+    return p.parse_args(argv)
+
+
+def bare(texts: list[str], threads: int, sub_batch: int) -> tuple[float, object]:
+    from interestrec.encode.encoder import TextEncoder
+
+    enc = TextEncoder(device="cpu", num_threads=threads)
+    enc.encode(texts[:sub_batch], sub_batch)  # warm-up
+    t0 = time.perf_counter()
+    vec = enc.encode(texts, sub_batch)
+    return len(texts) / (time.perf_counter() - t0), vec
+
+
+def pipeline(texts: list[str], cfg) -> tuple[float, float, object]:
+    import numpy as np
+
+    from interestrec.encode.ray_encode import encode_dataset, text_dataset
+
+    t0 = time.perf_counter()
+    arrivals, ids, vecs = [], [], []
+    for batch in encode_dataset(text_dataset(np.arange(len(texts)), texts, cfg.batch_size), cfg).iter_batches(
+            batch_size=None, batch_format="numpy"):
+        arrivals.append((time.perf_counter(), len(batch["id"])))
+        ids.append(batch["id"])
+        vecs.append(np.stack(batch["vector"]))
+    startup = arrivals[0][0] - t0
+    steady_rows = sum(n for _, n in arrivals[1:])
+    steady = steady_rows / (arrivals[-1][0] - arrivals[0][0])
+    v = np.zeros((len(texts), vecs[0].shape[1]), np.float32)
+    v[np.concatenate(ids)] = np.concatenate(vecs)
+    return steady, startup, v
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import numpy as np
+    import ray
+
+    from interestrec.data import load_ingest
+    from interestrec.data.config import IngestConfig
+    from interestrec.data.locate import resolve_data_path
+    from interestrec.data.stage import ingest
+    from interestrec.encode.config import EncodeConfig
+    from interestrec.encode.encoder import TextEncoder
+    from interestrec.encode.stage import item_texts, known_events, text_user_vectors, train_user_vectors
+
+    if args.threads % args.actors:
+        raise SystemExit("--threads must be a multiple of --actors")
+    data = resolve_data_path(args.data, IngestConfig())
+    per_actor = args.threads // args.actors
+    # logical CPUs: the replicas' threads, the tokeniser's share and the ingest readers
+    ray.init(address="local", num_cpus=args.threads + 1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}})
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    tmp = tempfile.mkdtemp(prefix="bench-encode-")
+    ingest(str(data), IngestConfig(), os.path.join(tmp, "ingest"))
+    art = load_ingest(os.path.join(tmp, "ingest"))
+    ids, texts = item_texts(art.items)
+    if args.limit:
+        ids, texts = ids[: args.limit], texts[: args.limit]
+    cfg = EncodeConfig(num_actors=args.actors, num_cpus=per_actor, batch_size=args.batch_size,
+                       sub_batch=args.sub_batch, device="cpu")
+    print(f"{len(texts)} item texts from {data}; {args.threads} torch threads; {args.actors} replica(s) in (b)")
+
+    best_a = best_b = 0.0
+    va = vb = None
+    for r in range(args.rounds):
+        a, va = bare(texts, args.threads, args.sub_batch)
+        b, startup, vb = pipeline(texts, cfg)
+        print(f"round {r}: (a) bare loop {a:.1f} texts/s   (b) Ray Data {b:.1f} texts/s (steady; start-up {startup:.1f}s)")
+        best_a, best_b = max(best_a, a), max(best_b, b)
+    print(f"max |a - b| over all vectors: {np.abs(va - vb).max():.2e}")
+
+    if not args.skip_users:
+        ev, _ = known_events(art.events, ids)
+        train = ev[ev.split == "train"]
+        t0 = time.perf_counter()
+        users, *_ = train_user_vectors(train, ids, vb[: len(ids)], cfg)
+        pool_s = time.perf_counter() - t0
+        tok = TextEncoder(device="cpu")
+        t0 = time.perf_counter()
+        rows = text_user_vectors([(-1, train)], texts, tok, cfg)
+        text_s = time.perf_counter() - t0
+        print(f"users/s pool mode: {len(users) / pool_s:.1f} ({len(users)} users in {pool_s:.2f}s, incl. interests)")
+        print(f"users/s text mode: {rows.num_rows / text_s:.1f} ({rows.num_rows} users in {text_s:.2f}s, "
+              f"{cfg.max_tokens}-token histories, incl. actor start-up)")
+    print(f"(a) bare {best_a:.1f} texts/s, (b) Ray Data {best_b:.1f} texts/s")
+    print(f"ratio (b)/(a): {best_b / best_a:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
