@@ -111,3 +111,13 @@ def test_interests_medoids_are_history_items():
     assert len(capped) == 2 and sum(i.size for i in capped) == len(ids)
     assert len(user_interests(ids, vecs, w, max_interests=4, max_distance=100.0)) == 1
     assert user_interests(ids[:0], vecs[:0], w[:0]) == []
+    with pytest.raises(ValueError, match="3 weights"):
+        user_interests(ids, vecs, w[:3])
+
+
+def test_single_interest_medoid_is_the_brute_force_medoid():
+    rng = np.random.default_rng(2)
+    vecs = rng.standard_normal((9, 5))
+    (one,) = user_interests(np.arange(9) + 50, vecs, np.ones(9), max_interests=1)
+    cost = [sum(float(np.sum((a - b) ** 2)) for b in vecs) for a in vecs]
+    assert one.medoid_item_id == 50 + int(np.argmin(cost)) and one.size == 9 and one.importance == 1.0

@@ -18,8 +18,9 @@ class EncodeConfig:
         half_life_days: recency half-life of pooled user vectors and interest importance.
         max_interests: at most this many interests per user (multi-interest, PinnerSage style).
         interest_distance: Ward merge distance above which a user's item groups stay separate interests.
-        num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings (``num_cpus`` is
-            also the torch thread count of each CPU replica).
+        num_actors / num_cpus / num_gpus / batch_size: Ray Data encoder pool settings (``num_cpus``
+            rounded up is also the torch thread count of each CPU replica: 1.75 on a 2-CPU node leaves
+            the tokeniser its 0.25 and runs 2 threads).
         sub_batch: texts per forward pass inside a batch (sorted by length to cut padding).
         tokenize_cpus: CPUs reserved by the tokeniser actor (its own stage, overlapping inference).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.

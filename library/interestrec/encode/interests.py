@@ -2,8 +2,9 @@
 
 A user's own item vectors are clustered (Ward linkage, cut where a merge would cost more than
 ``max_distance``, and never into more than ``max_interests`` groups); each
-interest keeps its medoid item (the member nearest the group's weighted mean), its vector (that mean,
-normalised) and a time-decayed importance (the group's share of the user's decayed weight).
+interest keeps its medoid item (the member with the least summed squared distance to the others), its
+vector (the group's weighted mean, normalised) and a time-decayed importance (the group's share of
+the user's decayed weight).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarra
     from scipy.cluster.hierarchy import fcluster, linkage
 
     n = len(item_ids)
+    if len(vectors) != n or len(weights) != n:
+        raise ValueError(f"user_interests: {n} item ids, {len(vectors)} vectors, {len(weights)} weights")
     if n == 0 or max_interests <= 0:
         return []
     item_ids, vectors, weights = item_ids[-max_items:], vectors[-max_items:], np.asarray(weights[-max_items:], float)
     n = len(item_ids)
-    if len(vectors) != n or len(weights) != n:
-        raise ValueError(f"user_interests: {n} item ids, {len(vectors)} vectors, {len(weights)} weights")
     if n < 2 or max_interests == 1:
         labels = np.zeros(n, int)
     else:
@@ -62,6 +63,8 @@ def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarra
         w = weights[m] if weights[m].sum() > 0 else np.ones(m.sum())
         centre = (vectors[m] * w[:, None]).sum(0)
         centre /= np.linalg.norm(centre) or 1.0
-        medoid = int(item_ids[m][np.argmax(vectors[m] @ centre)])
+        v = vectors[m].astype(np.float64)
+        sq = (v * v).sum(1)
+        medoid = int(item_ids[m][np.argmin((sq[:, None] + sq[None, :] - 2 * v @ v.T).sum(1))])
         out.append(Interest(centre.astype(np.float32), medoid, float(weights[m].sum() / total), int(m.sum())))
     return sorted(out, key=lambda i: -i.importance)

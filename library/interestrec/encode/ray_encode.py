@@ -7,6 +7,7 @@ to cut padding.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -59,7 +60,7 @@ def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
 
     if text_col != "text":
         ds = ds.rename_columns({text_col: "text"})
-    threads = max(1, round(cfg.num_cpus))
+    threads = max(1, math.ceil(cfg.num_cpus - 1e-9))  # e.g. 1.75 CPUs reserved → 2 torch threads
     tokens = ds.map_batches(Tokenize, fn_constructor_args=(cfg.model, cfg.max_tokens), batch_size=cfg.batch_size,
                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=cfg.tokenize_cpus)
     return tokens.map_batches(
