@@ -20,11 +20,11 @@ class GraphConfig:
     hidden: int = 64
     out_dim: int = 64
     layers: int = 2
-    epochs: int = 30
+    epochs: int = 15
     lr: float = 0.01
     weight_decay: float = 0.0
     negatives: int = 1
-    batch_size: int = 4096
+    batch_size: int = 16384
     fanout: tuple[int, ...] = (10, 10)
     sampling: str = "full"
     adversarial: bool = False
