@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python jobs/pipeline.py $(if $(DATA),--data $(DATA)) --out $(OUT)
+	$(BIN)/python jobs/pipeline.py $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
 
 test: setup
 	$(BIN)/python -m pytest -q tests

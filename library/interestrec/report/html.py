@@ -104,6 +104,8 @@ def _k_selection(out: str) -> str:
 
     parts = [f"<p>K = <b>{s.get('k')}</b> — {html.escape(str(s.get('k_reason', '')))}</p>"]
     grid = s.get("k_grid") or {}
+    if isinstance(grid, list):  # [{k, inertia, silhouette}, ...] as the cluster stage writes it
+        grid = {key: [g.get(key) for g in grid] for key in ("k", "inertia", "silhouette")}
     ks = grid.get("k") or []
     if ks:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
