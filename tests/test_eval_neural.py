@@ -17,6 +17,7 @@ from interestrec.evaluate.models.lightgcn import (
 from interestrec.evaluate.models.sasrec import (
     SASRecRecommender,
     last_window,
+    length_batches,
     next_item_logits,
     training_windows,
     user_sequences,
@@ -198,3 +199,14 @@ def test_sasrec_scores_users_without_events_as_zero_and_is_seeded():
     np.testing.assert_array_equal(s, b.score(np.array([1, 0, 2])))
     # chunked scoring agrees with one pass
     np.testing.assert_allclose(a.score(np.array([0, 2]), chunk=1), a.score(np.array([0, 2])), rtol=1e-5, atol=1e-6)
+
+
+def test_length_batches_cover_every_window_once_with_similar_lengths():
+    lengths = np.random.default_rng(1).integers(1, 50, 203)
+    batches = length_batches(lengths, 16, np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(203)) and max(len(b) for b in batches) == 16
+    # length-sorted cutting: a batch's windows never differ more than the whole range allows per batch
+    spread = sum(lengths[b].max() - lengths[b].min() for b in batches)
+    assert spread <= lengths.max() - lengths.min()
+    assert [b.tolist() for b in batches] != [b.tolist() for b in length_batches(lengths, 16, np.random.default_rng(1))]
