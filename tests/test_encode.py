@@ -82,6 +82,13 @@ def test_encoder_handles_empty_input_and_long_text(encoder):
     assert np.isfinite(encoder.encode([long])).all()
 
 
+def test_missing_model_directory_is_named(tmp_path):
+    from interestrec.encode.encoder import TextEncoder
+
+    with pytest.raises(ValueError, match="no such model directory"):
+        TextEncoder(str(tmp_path / "nope"))
+
+
 def test_ray_data_pipeline_equals_bare_encoder(ray_local, encoder):
     from interestrec.encode.ray_encode import encode_texts
 

