@@ -9,7 +9,6 @@ appends them to a durable log (fsynced before ``POST /events`` answers) and repl
 every replica sees the same user state and no acknowledged event is lost.
 """
 
-from __future__ import annotations
 
 import os
 
