@@ -1,0 +1,79 @@
+"""The pipeline job end to end on a small real-data copy: every stage's summary, publish, report, skipping."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+FAST = ["--set", "graph.epochs=2", "--set", "cluster.k_grid=[3,4,5]", "--set", "evaluate.tune=false",
+        "--set", "evaluate.models=[mostpop,ease,llm,fused]", "--set", "encode.also_text=false",
+        "--set", "cluster.num_actors=2"]
+
+
+def run_pipeline(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "jobs/pipeline.py"), *args], capture_output=True, text=True,
+                          timeout=1200, cwd=ROOT, env={"PATH": str(Path(sys.executable).parent), "HOME": str(Path.home())})
+
+
+@pytest.fixture(scope="module")
+def pipeline_out(tmp_path_factory, ml_subset):
+    out = tmp_path_factory.mktemp("pipeline") / "out"
+    r = run_pipeline("--data", str(ml_subset), "--out", str(out), *FAST)
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
+    return out, r
+
+
+def test_every_stage_writes_its_summary(pipeline_out):
+    out, r = pipeline_out
+    for stage in ("ingest", "encode", "cluster", "dynamics", "graph", "evaluate", "publish"):
+        summary = json.loads((out / stage / "summary.json").read_text())
+        assert summary["_run"]["seconds"] >= 0
+    ingest = json.loads((out / "ingest" / "summary.json").read_text())
+    assert ingest["rows_read"] == ingest["accepted"] + ingest["rejected"]
+    models = json.loads((out / "evaluate" / "summary.json").read_text())["models"]
+    assert {"mostpop", "ease", "llm", "fused"} <= set(models)
+    assert models["fused"]["baseline"] is False and models["ease"]["baseline"] is True
+    assert "== evaluate ==" in r.stdout  # the metrics table is printed
+
+
+def test_publish_is_versioned_with_a_manifest(pipeline_out):
+    out, _ = pipeline_out
+    latest = (out / "publish" / "LATEST").read_text().strip()
+    manifest = json.loads((out / "publish" / latest / "manifest.json").read_text())
+    assert manifest["version"] == int(latest[1:])
+    assert "encode/items.parquet" in manifest["files"]
+    assert all((out / "publish" / latest / f).exists() for f in manifest["files"])
+    assert not list((out / "publish").glob(".tmp-*"))
+
+
+def test_report_is_written_and_renders(pipeline_out, tmp_path):
+    from test_report import CHROMIUM, render_in_chromium
+
+    out, _ = pipeline_out
+    report = out / "report.html"
+    assert report.exists()
+    if CHROMIUM:
+        loaded, total, sections = render_in_chromium(report, tmp_path)
+        assert sections == 6 and total >= 3 and loaded == total
+
+
+def test_unchanged_stages_are_skipped_and_force_redoes(pipeline_out):
+    out, _ = pipeline_out
+    r = run_pipeline("--out", str(out), "--stages", "encode,cluster", *FAST)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("skipped") == 2
+    r = run_pipeline("--out", str(out), "--stages", "cluster", "--force", *FAST)
+    assert r.returncode == 0 and "skipped" not in r.stdout
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path):
+    r = run_pipeline("--out", str(tmp_path / "o"), "--stages", "ingest", "--set", "cluster.kk=3")
+    assert r.returncode == 2
+    assert "unknown config key 'kk'" in r.stderr and "Traceback" not in r.stderr
