@@ -117,6 +117,14 @@ class Recommender:
 app = FastAPI(title="interestrec")
 
 
+@app.middleware("http")
+async def limit_body(request: Request, call_next):
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > MAX_BODY:
+        return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
+    return await call_next(request)
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=1000)
 @serve.ingress(app)
 class Api:
@@ -178,14 +186,6 @@ class Api:
     @app.get("/clusters/{cid}")
     async def cluster(self, cid: int):
         return await self._call("cluster", cid)
-
-
-@app.middleware("http")
-async def limit_body(request: Request, call_next):
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
-    return await call_next(request)
 
 
 def build_app(args: dict):
