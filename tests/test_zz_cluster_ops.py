@@ -138,7 +138,8 @@ def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subse
     out = tmp_path / "out"
     r = cluster.submit("python", "jobs/pipeline.py", "--data", str(ml_subset), "--out", str(out),
                        "--stages", "ingest,encode,cluster", "--set", "cluster.k=4", "--set", "cluster.num_actors=2",
-                       "--set", "encode.num_actors=2")
+                       "--set", "cluster.scheduling=SPREAD", "--set", "encode.num_actors=2", "--set", "encode.num_cpus=1",
+                       "--set", "encode.also_text=false")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     for stage in ("ingest", "encode", "cluster"):
         assert (out / stage / "summary.json").exists()
@@ -148,5 +149,7 @@ def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subse
     by_class: dict[str, set] = {}
     for a in actors:
         by_class.setdefault(a["class_name"], set()).add(a["node_id"])
-    shard_nodes = set().union(*[nodes for name, nodes in by_class.items() if "Shard" in name or "KMeans" in name])
-    assert len(shard_nodes) == 2, by_class
+    shard_nodes = set().union(*[nodes for name, nodes in by_class.items() if "ShardActor" in name])
+    assert len(shard_nodes) == 2, by_class  # k-means shards on both nodes
+    embed_nodes = set().union(*[nodes for name, nodes in by_class.items() if "Embed" in name])
+    assert embed_nodes, by_class
