@@ -2,9 +2,9 @@
 
 Item embeddings (scaled by ``sqrt(dim)``) plus learned positional embeddings feed ``blocks``
 pre-LayerNorm ``nn.TransformerEncoder`` layers under a causal mask; a final LayerNorm gives the
-hidden state ``h_t`` that predicts the item at ``t + 1`` by ``h_t · E_item``. Training uses full
-softmax cross-entropy over the whole catalogue at every position (the "SASRec + CE" variant, which
-converges much faster than the original one-negative BCE on small data).
+hidden state ``h_t`` that predicts the item at ``t + 1`` by ``h_t · E_item`` (input and output item
+embeddings shared). Training uses softmax cross-entropy at every position (the "SASRec + CE"
+variant, which converges much faster than the original one-negative BCE on small data).
 
 Sequences are the time-ordered ``data.seq_*`` (train for validation, train+valid for test). A user's
 sequence of ``n`` events gives ``n - 1`` (input, next-item) pairs, cut from the most recent end into
