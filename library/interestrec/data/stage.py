@@ -39,7 +39,7 @@ def validated_table(ds, cfg: IngestConfig, known_items: np.ndarray | None):
     tables = [t for t in ray.get(out.to_arrow_refs()) if t.num_rows]
     if not tables:
         return None
-    return pa.concat_tables([t.cast(tables[0].schema) if t.schema != tables[0].schema else t for t in tables])
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
