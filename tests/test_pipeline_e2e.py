@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ FAST = ["--set", "graph.epochs=2", "--set", "cluster.k_grid=[3,4,5]", "--set", "
 
 
 def run_pipeline(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the embedded local Ray
     return subprocess.run([sys.executable, str(ROOT / "jobs/pipeline.py"), *args], capture_output=True, text=True,
-                          timeout=1200, cwd=ROOT, env={"PATH": str(Path(sys.executable).parent), "HOME": str(Path.home())})
+                          timeout=1800, cwd=ROOT, env=env)
 
 
 @pytest.fixture(scope="module")
