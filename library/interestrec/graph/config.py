@@ -10,27 +10,64 @@ class GraphConfig:
     """Knowledge graph + GraphSAGE link prediction trained with Ray Train.
 
     Attributes:
-        conv: ``sage`` or ``gat``.
-        sampling: ``full`` (full-graph message passing) or ``neighbor`` (mini-batch temporal sampling).
-        adversarial: enable APR (FGSM perturbation of embeddings), with ``eps`` and ``adv_weight``.
-        num_workers / use_gpu / cpus_per_worker: Ray Train ScalingConfig.
+        conv: ``sage`` (``SAGEConv``, mean aggregation) or ``gat`` (``GATConv``, no self loops).
+        hidden: embedding size of every node type and layer (layer outputs are averaged, so they share it).
+        layers: message-passing layers.
+        activation: ``none`` (linear propagation, as in LightGCN) or ``relu`` between layers.
+        layer_combine: final embedding = mean of the input and every layer's output (else the last layer).
+        use_features: project LLM item/user vectors into the input embedding (when the encode stage ran).
+        user_tags / max_tags: add user→tag edges; keep at most ``max_tags`` tags per item.
+        epochs / lr / weight_decay / batch_size: optimisation (Adam; batch = supervision edges per step).
+        negatives: uniformly sampled negative items per supervision edge (BPR averages over them).
+        reg: L2 penalty on the batch's input embeddings (as in BPR-MF / LightGCN).
+        sampling: ``full`` (full-graph message passing, the batch's own edges dropped from the graph)
+            or ``neighbor`` (mini-batch temporal neighbour sampling with ``fanout`` per layer).
+        adversarial: APR (FGSM perturbation of the final user/item embeddings); ``eps`` is relative
+            to the batch's mean embedding norm, ``adv_weight`` is λ in ``BPR + λ·BPR(perturbed)``.
+        robustness_eps: size (relative, as ``eps``) of the random test-time perturbation in the summary.
+        companion: the stage also trains the other APR setting in-process, for the robustness comparison.
+        num_workers / use_gpu / cpus_per_worker: Ray Train ``ScalingConfig``.
+        threads: torch threads per process (1 is fastest on small shared machines).
+        storage_path: Ray Train ``RunConfig.storage_path`` (local dir or pyarrow URI); default ``DIR/graph/ray_train``.
     """
 
     conv: str = "sage"
     hidden: int = 64
-    out_dim: int = 64
     layers: int = 2
-    epochs: int = 15
-    lr: float = 0.01
+    activation: str = "none"
+    layer_combine: bool = True
+    use_features: bool = True
+    user_tags: bool = True
+    max_tags: int = 5
+    epochs: int = 30
+    lr: float = 0.005
     weight_decay: float = 0.0
-    negatives: int = 1
-    batch_size: int = 16384
+    reg: float = 1e-4
+    negatives: int = 8
+    batch_size: int = 8192
     fanout: tuple[int, ...] = (10, 10)
     sampling: str = "full"
     adversarial: bool = False
     eps: float = 0.5
     adv_weight: float = 1.0
+    robustness_eps: float = 0.5
+    companion: bool = True
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    threads: int = 1
     storage_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.conv not in ("sage", "gat"):
+            raise ValueError(f"graph.conv must be 'sage' or 'gat', got {self.conv!r}")
+        if self.sampling not in ("full", "neighbor"):
+            raise ValueError(f"graph.sampling must be 'full' or 'neighbor', got {self.sampling!r}")
+        if self.activation not in ("none", "relu"):
+            raise ValueError(f"graph.activation must be 'none' or 'relu', got {self.activation!r}")
+        if self.layers < 1 or self.epochs < 1 or self.negatives < 1 or self.batch_size < 1:
+            raise ValueError("graph.layers, epochs, negatives and batch_size must be >= 1")
+        if self.sampling == "neighbor" and len(self.fanout) != self.layers:
+            raise ValueError(f"graph.fanout needs one entry per layer ({self.layers}), got {self.fanout}")
+        if self.num_workers < 1 or self.cpus_per_worker <= 0:
+            raise ValueError("graph.num_workers must be >= 1 and graph.cpus_per_worker > 0")

@@ -1,9 +1,14 @@
 """The GraphSAGE training loop, shared by the in-process reference (:func:`fit_local`) and Ray Train.
 
-Full-graph message passing over the training interactions; each step supervises a batch of train
-edges that are *removed from the message-passing graph for that step* (no target leakage), with BPR
-over uniformly sampled negative items (+ APR when enabled). Under Ray Train every worker holds the
-graph and samples its own shard of supervision edges; DDP averages the gradients.
+``sampling="full"``: full-graph message passing; every step supervises a batch of train edges that
+are removed from the message-passing graph for that step (no target leakage), with BPR over
+uniformly sampled negative items (+ APR when enabled). ``sampling="neighbor"``: the same loss on
+subgraphs from :class:`~interestrec.graph.sampler.TemporalNeighborSampler` rooted at the batch's
+user, positive and negative items (nothing at or after the supervision time is seen).
+
+Under Ray Train (:func:`train_loop`) every worker holds the graph, takes its own disjoint share of
+the epoch's supervision edges and DDP averages the gradients; rank 0 reports a safetensors + json
+checkpoint every epoch and a restarted run resumes from the latest one.
 """
 
 from __future__ import annotations
@@ -17,106 +22,209 @@ import numpy as np
 from interestrec.evaluate.base import Interactions, Recommender
 from interestrec.graph.config import GraphConfig
 
+RATES = ("user", "rates", "item")
+REV_RATES = ("item", "rev_rates", "user")
+
 
 @dataclass(frozen=True)
 class GraphJob:
-    """Everything a Ray Train worker needs (passed as ``train_loop_config`` itself)."""
+    """Everything a Ray Train worker needs; passed itself as ``train_loop_config``.
+
+    Attributes:
+        graph: the stage config. out: pipeline output root (reads ``ingest/``, ``encode/``, ``cluster/``).
+        phase: ``valid`` (learn from train) or ``test`` (train + valid). seed: base random seed.
+    """
 
     graph: GraphConfig
-    out: str  # pipeline output root: reads ingest/, encode/, cluster/
+    out: str
+    phase: str = "valid"
     seed: int = 0
 
 
-def graph_inputs(data: Interactions, out: str | None):
-    """HeteroData for ``data``'s training interactions, with LLM item vectors when the encode stage ran."""
+def load_interactions(out: str, phase: str = "valid") -> Interactions:
+    """The evaluation table's :class:`Interactions` for a pipeline output (same catalog and ids)."""
     from interestrec import artifacts
-    from interestrec.evaluate.models.llm import load_item_vectors
-    from interestrec.graph.kg import build_graph
+    from interestrec.data import load_ingest
+    from interestrec.evaluate.data import build_interactions
 
-    items = artifacts.read_parquet(artifacts.join(out, "ingest", "items.parquet")) if out else None
-    vecs = None
-    if out and artifacts.exists(artifacts.join(out, "encode", "items.parquet")):
-        vecs = load_item_vectors(out, data.item_ids)
-    if items is None:
-        import pyarrow as pa
-
-        items = pa.table({"item_id": data.item_ids, "year": pa.nulls(data.n_items, pa.int32()),
-                          "genres": pa.nulls(data.n_items, pa.list_(pa.string())), "tags": pa.nulls(data.n_items, pa.list_(pa.string()))})
-    g, _ = build_graph(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, items, item_vectors=vecs)
-    return g
+    art = load_ingest(artifacts.join(out, "ingest"))
+    item_ids = np.unique(np.r_[art.items["item_id"].to_numpy(), art.events["item_id"].to_numpy()])
+    return build_interactions(art.events, item_ids, phase, out)
 
 
-class _Embeddings(Recommender):
-    name = "_embeddings"
+def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, item_vectors=None, clusters=None):
+    """The knowledge graph whose users/items are exactly ``data``'s, with ``data``'s learnable interactions.
 
-    def __init__(self, users: np.ndarray, items: np.ndarray):
-        super().__init__()
-        self.u, self.i = users, items
+    Artifacts not passed are read from ``data.artifacts`` when it is set: ingest events (for tag edges)
+    and items, encode-stage item vectors, cluster assignments — each optional. User features are the
+    users' item vectors pooled over the same interactions (``encode.pooling``, as the encode stage does).
+    """
+    import torch
 
-    def fit(self, data):
-        return self
+    from interestrec import artifacts
+    from interestrec.encode.pooling import pool_user_vectors
+    from interestrec.graph.kg import aligned_vectors, assemble_graph, build_graph
 
-    def score(self, users):
-        return self.u[users] @ self.i.T
+    out = data.artifacts
+    if out is not None:
+        if events is None or items is None:
+            from interestrec.data import load_ingest
+
+            art = load_ingest(artifacts.join(out, "ingest"))
+            events = art.events if events is None else events
+            items = art.items if items is None else items
+        if item_vectors is None and cfg.use_features and artifacts.exists(artifacts.join(out, "encode", "items.parquet")):
+            item_vectors = artifacts.read_parquet(artifacts.join(out, "encode", "items.parquet"))
+        if clusters is None and artifacts.exists(artifacts.join(out, "cluster", "assignments.parquet")):
+            clusters = artifacts.read_parquet(artifacts.join(out, "cluster", "assignments.parquet"))
+    if not cfg.use_features:
+        item_vectors = None
+    learn = ("train",) if data.phase == "valid" else ("train", "valid")
+    if events is not None:
+        graph = build_graph(events, items, item_vectors, None, clusters, splits=learn, user_ids=data.user_ids,
+                            item_ids=data.item_ids, max_tags=cfg.max_tags, user_tags=cfg.user_tags)
+        if graph[RATES].edge_index.shape[1] != len(data.seq_user):
+            raise ValueError("graph interactions differ from the evaluation interactions (events and split mismatch)")
+    else:
+        graph = assemble_graph(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, None, items,
+                               max_tags=cfg.max_tags, user_tags=False)
+        if item_vectors is not None:
+            graph["item"].x = torch.as_tensor(aligned_vectors(item_vectors, data.item_ids, "item_id", "item_vectors"))
+    if "x" in graph["item"]:
+        last = np.zeros(data.n_users, np.int64)
+        np.maximum.at(last, data.seq_user, data.seq_time)
+        users, _ = pool_user_vectors(data.seq_user, data.seq_item, data.seq_time, np.ones(len(data.seq_user)),
+                                     graph["item"].x.numpy(), data.n_users, last[data.seq_user], 180.0)
+        graph["user"].x = torch.as_tensor(users.astype(np.float32))
+    return graph
 
 
 def build_model(graph, cfg: GraphConfig):
-    """The model for ``graph`` with lazy layers initialised by one dummy forward (needed before DDP)."""
+    """The model for ``graph``, run once on the full graph (initialises any lazy layer; needed before DDP)."""
     import torch
 
     from interestrec.graph.model import GraphRecommender
 
-    feats = {t: graph[t].x.shape[1] for t in graph.node_types if "x" in graph[t]}
-    model = GraphRecommender(graph.metadata(), {t: graph[t].num_nodes for t in graph.node_types}, feats,
-                             cfg.hidden, cfg.out_dim, cfg.layers, cfg.conv)
+    feats = {t: int(graph[t].x.shape[1]) for t in graph.node_types if "x" in graph[t]}
+    model = GraphRecommender(graph.metadata(), {t: int(graph[t].num_nodes) for t in graph.node_types}, feats,
+                             cfg.hidden, cfg.layers, cfg.conv, cfg.activation, cfg.layer_combine)
     with torch.no_grad():
         model(graph.x_dict, graph.edge_index_dict)
     return model
 
 
-def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, *, start_epoch: int = 0, rank: int = 0,
-                 world: int = 1, seed: int = 0, on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Run epochs ``start_epoch..cfg.epochs-1``; ``on_epoch(epoch, metrics)`` after each (reporting/checkpoints)."""
+class EmbeddingScorer(Recommender):
+    """Dot-product scores of fixed user/item embeddings (used to evaluate a trained model)."""
+
+    name = "_embeddings"
+
+    def __init__(self, users: np.ndarray, items: np.ndarray):
+        super().__init__()
+        self.users, self.items = users, items
+
+    def fit(self, data: Interactions) -> EmbeddingScorer:
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.users[users] @ self.items.T
+
+
+def _full_step(model, graph, batch, neg, cfg: GraphConfig):
+    import torch
+
+    ei = graph[RATES].edge_index
+    keep = torch.ones(ei.shape[1], dtype=torch.bool)
+    keep[batch] = False  # supervision edges carry no messages in their own step
+    eid = dict(graph.edge_index_dict)
+    eid[RATES] = ei[:, keep]
+    eid[REV_RATES] = eid[RATES].flip(0)
+    emb, h0 = model(graph.x_dict, eid, return_inputs=True)
+    u_idx, p_idx = ei[0, batch], ei[1, batch]
+    return (emb["user"][u_idx], emb["item"][p_idx], emb["item"][neg],
+            (h0["user"][u_idx], h0["item"][p_idx], h0["item"][neg]))
+
+
+def _sampled_step(model, graph, sampler, batch, neg, cfg: GraphConfig, rng: np.random.Generator):
+    import torch
+
+    ei = graph[RATES].edge_index
+    t = graph[RATES].time[batch].numpy()
+    u = ei[0, batch].numpy()
+    items = np.concatenate([ei[1, batch].numpy(), neg.numpy().reshape(-1)])
+    item_t = np.concatenate([t, np.repeat(t, neg.shape[1])])
+    sub = sampler.sample({"user": (u, t), "item": (items, item_t)}, rng)
+    n_id = {k: torch.as_tensor(v) for k, v in sub.n_id.items()}
+    x = {k: graph[k].x[n_id[k]] for k in n_id if "x" in graph[k]}
+    eid = {et: torch.as_tensor(v) for et, v in sub.edge_index.items()}
+    emb, h0 = model(x, eid, n_id, return_inputs=True)
+    b = len(batch)
+    su, si = sub.seeds["user"], sub.seeds["item"]
+    pos_l, neg_l = torch.as_tensor(si[:b]), torch.as_tensor(si[b:]).view(b, -1)
+    su = torch.as_tensor(su)
+    return (emb["user"][su], emb["item"][pos_l], emb["item"][neg_l], (h0["user"][su], h0["item"][pos_l], h0["item"][neg_l]))
+
+
+def make_optimizer(model, cfg: GraphConfig):
+    """Adam over the model's parameters."""
+    import torch
+
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *, start_epoch: int = 0, rank: int = 0,
+                 world: int = 1, seed: int = 0, validate: bool = True,
+                 on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Run epochs ``start_epoch .. cfg.epochs - 1``; ``on_epoch(epoch, metrics)`` after each.
+
+    Every rank draws the epoch's permutation of the supervision edges from the same seed and takes the
+    disjoint share ``perm[rank::world]`` (equal sizes, so DDP's collective calls match). Rank 0 adds
+    validation NDCG@10 when ``validate`` and ``data`` has targets.
+    """
     import torch
 
     from interestrec.evaluate.protocol import evaluate_model
     from interestrec.graph.model import apr_loss, bpr_loss
 
-    torch.manual_seed(seed + rank)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rel = ("user", "rates", "item")
-    ei = graph[rel].edge_index
-    n_edges = ei.shape[1]
+    opt = opt or make_optimizer(model, cfg)
+    sampler = None
+    if cfg.sampling == "neighbor":
+        from interestrec.graph.sampler import TemporalNeighborSampler
+
+        sampler = TemporalNeighborSampler(graph, cfg.fanout)
+    n_edges = graph[RATES].edge_index.shape[1]
+    n_items = int(graph["item"].num_nodes)
+    if n_edges < world:
+        raise ValueError(f"{n_edges} supervision edges cannot be shared by {world} workers")
     curve = []
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
-        # every worker draws the same permutation and takes an equal-sized disjoint share of it
-        perm = np.random.default_rng(seed + epoch).permutation(n_edges)
-        mine = perm[rank::world][: n_edges // world]
+        rng = np.random.default_rng([seed, epoch])
+        mine = rng.permutation(n_edges)[rank::world][: n_edges // world]
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
+        wrng = np.random.default_rng([seed, epoch, rank])
         losses = []
         for lo in range(0, len(mine), cfg.batch_size):
             batch = torch.as_tensor(mine[lo : lo + cfg.batch_size])
-            keep = torch.ones(n_edges, dtype=torch.bool)
-            keep[batch] = False  # supervision edges are not messages in this step
-            eid = dict(graph.edge_index_dict)
-            eid[rel] = ei[:, keep]
-            eid[("item", "rev_rates", "user")] = ei[:, keep].flip(0)
-            emb = model(graph.x_dict, eid)
-            u = emb["user"][ei[0, batch]]
-            p = emb["item"][ei[1, batch]]
-            neg = emb["item"][torch.randint(0, data.n_items, (len(batch), cfg.negatives))]
-            loss = bpr_loss(u, p, neg)
+            neg = torch.randint(0, n_items, (len(batch), cfg.negatives), generator=gen)
+            if sampler is None:
+                u, p, n, inputs = _full_step(model, graph, batch, neg, cfg)
+            else:
+                u, p, n, inputs = _sampled_step(model, graph, sampler, batch, neg, cfg, wrng)
+            loss = bpr_loss(u, p, n)
             if cfg.adversarial:
-                loss = loss + cfg.adv_weight * apr_loss(u, p, neg, cfg.eps)
+                loss = loss + cfg.adv_weight * apr_loss(u, p, n, cfg.eps)
+            if cfg.reg > 0:
+                loss = loss + cfg.reg * sum(x.pow(2).sum(-1).mean() for x in inputs)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        m = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "seconds": time.perf_counter() - t0}
-        if rank == 0 and (data.target >= 0).any():
+        m = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+             "seconds": time.perf_counter() - t0}
+        if validate and rank == 0 and (data.target >= 0).any():
             users, items = embeddings(model, graph)
-            m["valid_ndcg@10"] = evaluate_model(_Embeddings(users, items), data, (10,))["ndcg@10"]
+            m["valid_ndcg@10"] = float(evaluate_model(EmbeddingScorer(users, items), data, (10,))["ndcg@10"])
         curve.append(m)
         if on_epoch:
             on_epoch(epoch, m)
@@ -132,39 +240,78 @@ def embeddings(model, graph) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     inner = getattr(model, "module", model)
+    was = inner.training
     inner.eval()
     with torch.no_grad():
         emb = inner(graph.x_dict, graph.edge_index_dict)
+    inner.train(was)
     return emb["user"].numpy().astype(np.float32), emb["item"].numpy().astype(np.float32)
 
 
-def fit_local(data: Interactions, cfg: GraphConfig, out: str | None = None, seed: int = 0):
-    """The in-process reference: same model and loop, no Ray. Returns ``(model, graph, curve)``."""
+def perturbed_ndcg(users: np.ndarray, items: np.ndarray, data: Interactions, eps: float, seed: int = 0) -> float:
+    """NDCG@10 after a random perturbation of every embedding of size ``eps`` times its norm (robustness).
+
+    Shapes:
+        users: ``(n_users, d)``; items: ``(n_items, d)``.
+    """
+    from interestrec.evaluate.protocol import evaluate_model
+
+    rng = np.random.default_rng(seed)
+
+    def noisy(x: np.ndarray) -> np.ndarray:
+        d = rng.standard_normal(x.shape).astype(np.float32)
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        return x + eps * np.linalg.norm(x, axis=1, keepdims=True) * d
+
+    return float(evaluate_model(EmbeddingScorer(noisy(users), noisy(items)), data, (10,))["ndcg@10"])
+
+
+def fit_local(data: Interactions, cfg: GraphConfig, seed: int = 0, graph=None, validate: bool = True):
+    """The in-process reference: the same model and loop as :func:`train_loop`, no Ray.
+
+    Returns:
+        ``(model, graph, curve)``.
+    """
     import torch
 
+    torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
-    graph = graph_inputs(data, out)
+    graph = graph if graph is not None else graph_for(data, cfg)
     model = build_model(graph, cfg)
-    curve = train_epochs(model, graph, data, cfg, seed=seed)
+    curve = train_epochs(model, graph, data, cfg, seed=seed, validate=validate)
     return model, graph, curve
 
 
-def state_to_numpy(model) -> dict[str, np.ndarray]:
-    """Model weights as numpy arrays (for safetensors; never pickle)."""
+def state_arrays(model, opt=None) -> dict[str, np.ndarray]:
+    """Model (and Adam) state as numpy arrays, for safetensors (never pickle)."""
     inner = getattr(model, "module", model)
-    return {k: v.detach().cpu().numpy() for k, v in inner.state_dict().items()}
+    out = {f"model.{k}": v.detach().cpu().numpy() for k, v in inner.state_dict().items()}
+    if opt is not None:
+        for i, st in opt.state_dict()["state"].items():
+            for k, v in st.items():
+                out[f"adam.{i}.{k}"] = v.detach().cpu().numpy().reshape(v.shape) if hasattr(v, "detach") else np.asarray(v)
+    return out
 
 
-def load_state(model, arrays: dict[str, np.ndarray]) -> None:
-    """Load weights saved by :func:`state_to_numpy`."""
+def load_state_arrays(model, arrays: dict[str, np.ndarray], opt=None) -> None:
+    """Restore what :func:`state_arrays` saved (Adam state only when ``opt`` is given and it was saved)."""
     import torch
 
     inner = getattr(model, "module", model)
-    inner.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+    inner.load_state_dict({k[len("model."):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("model.")})
+    if opt is not None and any(k.startswith("adam.") for k in arrays):
+        sd = opt.state_dict()
+        state: dict[int, dict] = {}
+        for k, v in arrays.items():
+            if k.startswith("adam."):
+                _, i, name = k.split(".", 2)
+                state.setdefault(int(i), {})[name] = torch.as_tensor(v)
+        sd["state"] = state
+        opt.load_state_dict(sd)
 
 
-def train_loop_per_worker(job: GraphJob) -> None:
-    """Ray Train worker: DDP over the same loop, a safetensors + json checkpoint every epoch, resumable."""
+def train_loop(job: GraphJob) -> None:
+    """Ray Train worker: DDP over :func:`train_epochs`, a safetensors + json checkpoint every epoch, resumable."""
     import json
     import os
     import tempfile
@@ -174,33 +321,33 @@ def train_loop_per_worker(job: GraphJob) -> None:
     import torch
 
     from interestrec import artifacts
-    from interestrec.data import load_ingest
-    from interestrec.evaluate.data import build_interactions
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, int(job.graph.cpus_per_worker)))
+    cfg = job.graph
+    torch.set_num_threads(max(1, min(cfg.threads, int(cfg.cpus_per_worker) or 1)))
     torch.manual_seed(job.seed)
-    art = load_ingest(artifacts.join(job.out, "ingest"))
-    item_ids = np.unique(art.items["item_id"].to_numpy())
-    data = build_interactions(art.events, item_ids, "valid", job.out)
-    graph = graph_inputs(data, job.out)
-    model = build_model(graph, job.graph)
+    data = load_interactions(job.out, job.phase)
+    graph = graph_for(data, cfg)
+    model = build_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
+    opt = make_optimizer(model, cfg)
     start = 0
     ckpt = ray.train.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
-            load_state(model, artifacts.read_safetensors(os.path.join(d, "model.safetensors")))
-            start = json.loads(open(os.path.join(d, "state.json")).read())["epoch"] + 1
+            load_state_arrays(model, artifacts.read_safetensors(os.path.join(d, "model.safetensors")), opt)
+            with open(os.path.join(d, "state.json")) as f:
+                start = int(json.load(f)["epoch"]) + 1
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     def report(epoch: int, m: dict) -> None:
+        metrics = {**m, "resumed_from": start, "world_size": world}
+        if rank != 0:
+            ray.train.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as d:
-            checkpoint = None
-            if rank == 0:
-                artifacts.write_safetensors(os.path.join(d, "model.safetensors"), state_to_numpy(model))
-                artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, **m})
-                checkpoint = ray.train.Checkpoint.from_directory(d)
-            ray.train.report(m, checkpoint=checkpoint)
+            artifacts.write_safetensors(os.path.join(d, "model.safetensors"), state_arrays(model, opt))
+            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, **metrics})
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
-    train_epochs(model, graph, data, job.graph, start_epoch=start, rank=rank, world=world, seed=job.seed, on_epoch=report)
+    train_epochs(model, graph, data, cfg, opt, start_epoch=start, rank=rank, world=world, seed=job.seed, on_epoch=report)
