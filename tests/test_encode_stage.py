@@ -91,10 +91,13 @@ def test_pool_mode_train_only_vectors_items_and_counts(ray_local, tmp_path):
     assert (3, -1) not in rows and s["users_without_train_events"] == 1
     assert {(1, 0), (1, 1), (2, 0), (2, 1), (3, 1)} <= set(rows) and t["interests"][rows[(1, 1)]].as_py() is None
     assert s["users"] == 2 and s["dim"] == 384 and s["items"] == 5 and s["window_rows"] == 5
-    assert set(s["modes"]) == {"pool", "text"} and s["modes"]["text"]["empty_histories"] == 0
+    assert set(s["modes"]) == {"pool", "text"} and s["empty_histories"] == 0
     assert s["config_hash"] and s["texts_per_s"] > 0
+    # the text-mode vectors are kept next to the pooled ones for comparison
     text = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", "users_text.parquet"))
     assert text["user_id"].to_pylist() == [1, 2]
+    tv = artifacts.arrow_to_vectors(text["vector"])
+    np.testing.assert_allclose(np.linalg.norm(tv, axis=1), 1.0, atol=1e-5)
 
 
 def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
@@ -105,6 +108,7 @@ def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
     t = users_table(tmp_path)
     keys = list(zip(t["user_id"].to_pylist(), t["window"].to_pylist()))
     assert s["empty_histories"] == 1 and s["modes"]["text"]["empty_histories"] == 1
+    assert set(s["modes"]) == {"pool", "text"} and s["user_mode"] == "text"
     assert (1, -1) in keys and (2, -1) not in keys and (2, 1) not in keys and (2, 0) in keys
     uv = artifacts.arrow_to_vectors(t["vector"])
     assert np.isfinite(uv).all()

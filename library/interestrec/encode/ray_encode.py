@@ -48,8 +48,10 @@ class Embed:
         return out
 
 
-def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
+def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text", embed_cls: type = Embed):
     """Encode the ``text_col`` column of a Ray dataset; other columns pass through, ``vector`` is added.
+
+    ``embed_cls`` is the model stage's callable: :class:`Embed` or a subclass (which may add columns).
 
     Pool size, CPUs/GPUs per actor and batch size come from ``cfg``. A cluster needs
     ``tokenize_cpus + num_actors * num_cpus`` CPUs free, or the pipeline waits for them.
@@ -62,7 +64,7 @@ def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text"):
     tokens = ds.map_batches(Tokenize, fn_constructor_args=(cfg.model, cfg.max_tokens), batch_size=cfg.batch_size,
                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=cfg.tokenize_cpus)
     return tokens.map_batches(
-        Embed,
+        embed_cls,
         fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, cfg.sub_batch),
         batch_size=cfg.batch_size,
         batch_format="numpy",
