@@ -150,16 +150,21 @@ def read_ml_latest(path: str, cfg: IngestConfig) -> Reading:
 # ---------------------------------------------------------------- ml-1m
 
 
-def _parse_ml_1m(source: str, first: int, lines: list[bytes], encoding: str) -> dict:
-    out = []
-    for n, raw in enumerate(lines, start=first):
-        text = decode(raw, encoding)
-        if text is None:
-            out.append((n, None, None, None, "rate", None, None, "undecodable_bytes", repr(raw)))
-            continue
-        f = (text.split("::") + [None] * 4)[:4]
-        out.append((n, f[0], f[1], f[3], "rate", f[2], None, None, text))
-    return raw_batch(out, source)
+def _parse_delimited(sep: str):
+    """Parser for ``user<sep>item<sep>rating<sep>timestamp`` rating lines (ml-1m ``::``, ml-100k tab)."""
+
+    def parse(source: str, first: int, lines: list[bytes], encoding: str) -> dict:
+        out = []
+        for n, raw in enumerate(lines, start=first):
+            text = decode(raw, encoding)
+            if text is None:
+                out.append((n, None, None, None, "rate", None, None, "undecodable_bytes", repr(raw)))
+                continue
+            f = (text.split(sep) + [None] * 4)[:4]
+            out.append((n, f[0], f[1], f[3], "rate", f[2], None, None, text))
+        return raw_batch(out, source)
+
+    return parse
 
 
 def read_ml_1m(path: str, cfg: IngestConfig) -> Reading:
@@ -176,23 +181,11 @@ def read_ml_1m(path: str, cfg: IngestConfig) -> Reading:
         return None if len(f) != 3 else [f[0], f[1], [g for g in f[2].split("|") if g]]
 
     n, rows, rejects = _parse_catalog(movies, split_movie, "latin-1", skip_header=False)
-    events = {"ratings.dat": read_lines(ratings, False, _parse_ml_1m, encoding="latin-1")}
+    events = {"ratings.dat": read_lines(ratings, False, _parse_delimited("::"), encoding="latin-1")}
     return Reading(events=events, items=_rows_to_items(rows), item_rows={"movies.dat": (n, rejects)})
 
 
 # ---------------------------------------------------------------- ml-100k
-
-
-def _parse_ml_100k(source: str, first: int, lines: list[bytes], encoding: str) -> dict:
-    out = []
-    for n, raw in enumerate(lines, start=first):
-        text = decode(raw, encoding)
-        if text is None:
-            out.append((n, None, None, None, "rate", None, None, "undecodable_bytes", repr(raw)))
-            continue
-        f = (text.split("\t") + [None] * 4)[:4]
-        out.append((n, f[0], f[1], f[3], "rate", f[2], None, None, text))
-    return raw_batch(out, source)
 
 
 def read_ml_100k(path: str, cfg: IngestConfig) -> Reading:
@@ -212,7 +205,7 @@ def read_ml_100k(path: str, cfg: IngestConfig) -> Reading:
         return [f[0], f[1], [g for g, on in zip(ML100K_GENRES, flags) if on.strip() == "1" and g != "unknown"]]
 
     n, rows, rejects = _parse_catalog(items, split_item, "latin-1", skip_header=False)
-    events = {"u.data": read_lines(data, False, _parse_ml_100k, encoding="latin-1")}
+    events = {"u.data": read_lines(data, False, _parse_delimited("\t"), encoding="latin-1")}
     return Reading(events=events, items=_rows_to_items(rows), item_rows={"u.item": (n, rejects)})
 
 
