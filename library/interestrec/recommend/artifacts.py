@@ -1,0 +1,248 @@
+"""Load a pipeline output or a published version into plain arrays for the recommender (no Ray).
+
+Reads only parquet / npy / json (``docs/artifacts.md``); never pickle. ``path`` may be a pipeline
+output (``DIR``), a publish root (``DIR`` with ``publish/LATEST``) or one version (``DIR/publish/vN``),
+local or any pyarrow filesystem URI.
+
+Required: ``ingest/events.parquet``, ``ingest/items.parquet``, ``encode/items.parquet``,
+``cluster/centroids.npy``, ``cluster/assignments.parquet``. Optional: ``dynamics/{clusters,lineage}.json``, ``dynamics/assignments.parquet``,
+``graph/{users,items}.parquet``, fused weights (the evaluation's tuned ``fused`` params from
+``manifest.json`` or ``evaluate/summary.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from interestrec import artifacts
+from interestrec.data.schema import INTERACTION_KINDS
+
+# a required file -> the stage that writes it (for the error message)
+REQUIRED = {
+    "ingest/events.parquet": "ingest",
+    "ingest/items.parquet": "ingest",
+    "encode/items.parquet": "encode",
+    "cluster/centroids.npy": "cluster",
+    "cluster/assignments.parquet": "cluster",
+}
+INTERACTION_EVENTS = INTERACTION_KINDS
+DEFAULT_WEIGHTS = (0.5, 0.5, 1.0)
+
+
+class ArtifactError(FileNotFoundError):
+    """A required artifact is missing or malformed (the message names the file and its stage)."""
+
+
+@dataclass
+class ServingArtifacts:
+    """Everything the recommender reads, as arrays in index space.
+
+    Users and items are re-indexed densely; ``user_ids`` / ``item_ids`` map back (both sorted).
+
+    Shapes:
+        user_ids: ``(n_users,)`` int64 (users with at least one interaction); item_ids: ``(n_items,)`` int64.
+        ev_user / ev_item / ev_time: ``(m,)`` interactions (all splits), sorted by user then time.
+        ev_kind: ``(m,)`` object (event kind). item_vecs: ``(n_items, d)`` float32 unit rows (zeros when missing).
+        centroids: ``(K, d)`` float32. user_cluster: ``(n_users,)`` int64, -1 when unassigned.
+        graph_users: ``(n_users, g)``; graph_items: ``(n_items, g)`` or both ``None``.
+    """
+
+    root: str
+    version: str
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    ev_user: np.ndarray
+    ev_item: np.ndarray
+    ev_time: np.ndarray
+    ev_kind: np.ndarray
+    titles: dict[int, str]
+    item_vecs: np.ndarray
+    centroids: np.ndarray
+    user_cluster: np.ndarray
+    cluster_info: dict = field(default_factory=dict)
+    lineage: dict = field(default_factory=dict)
+    graph_users: np.ndarray | None = None
+    graph_items: np.ndarray | None = None
+    weights: tuple[float, float, float] = DEFAULT_WEIGHTS
+    genres: dict[int, list[str]] = field(default_factory=dict)
+    dyn_user: np.ndarray | None = None  # dynamics/assignments.parquet: user index, window, stable id (optional)
+    dyn_window: np.ndarray | None = None
+    dyn_cluster: np.ndarray | None = None
+    user_interests: list[np.ndarray | None] = field(default_factory=list)  # encode-stage interests (None = absent)
+
+
+def resolve_root(path: str) -> str:
+    """The directory holding the stage folders: a version dir, ``publish/LATEST`` of ``path``, or ``path``."""
+    if artifacts.exists(artifacts.join(path, "manifest.json")):
+        return path
+    latest = artifacts.join(path, "publish", "LATEST")
+    if artifacts.exists(latest):
+        return artifacts.join(path, "publish", artifacts.read_bytes(latest).decode().strip())
+    return path
+
+
+def align(ids: np.ndarray, values: np.ndarray, index: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Rows of ``values`` placed at the positions of ``ids`` in sorted ``index`` (zeros elsewhere; unknown ids dropped).
+
+    Shapes:
+        ids: ``(n,)``; values: ``(n, d)``; index: ``(N,)`` sorted; returns ``(N, d)`` float32.
+    """
+    out = np.zeros((len(index), values.shape[1] if dim is None else dim), np.float32)
+    if len(index) == 0 or len(ids) == 0:
+        return out
+    pos = np.searchsorted(index, ids)
+    ok = (pos < len(index)) & (index[np.minimum(pos, len(index) - 1)] == ids)
+    out[pos[ok]] = values[ok]
+    return out
+
+
+def lookup(index: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Positions of ``ids`` in sorted ``index``, ``-1`` for unknown ids. Shapes: returns ``(len(ids),)`` int64."""
+    ids = np.asarray(ids, np.int64)
+    if len(index) == 0:
+        return np.full(len(ids), -1, np.int64)
+    pos = np.searchsorted(index, ids)
+    ok = (pos < len(index)) & (index[np.minimum(pos, len(index) - 1)] == ids)
+    return np.where(ok, pos, -1).astype(np.int64)
+
+
+def tuned_weights(root: str) -> tuple[float, float, float]:
+    """The ``fused`` row's tuned weights (manifest, then ``evaluate/summary.json``), else the defaults."""
+    for name in ("manifest.json", "evaluate/summary.json"):
+        p = artifacts.join(root, name)
+        if not artifacts.exists(p):
+            continue
+        doc = artifacts.read_json(p)
+        row = (doc.get("models") or doc.get("metrics") or {}).get("fused") or {}
+        w = (row.get("params") or {}).get("weights")
+        if w is not None and len(w) == 3:
+            return tuple(float(x) for x in w)
+    return DEFAULT_WEIGHTS
+
+
+def _need(root: str, rel: str) -> str:
+    p = artifacts.join(root, rel)
+    if not artifacts.exists(p):
+        raise ArtifactError(f"missing artifact '{rel}' under {root} (written by the '{REQUIRED[rel]}' stage)")
+    return p
+
+
+def load_item_vectors(root: str, item_ids: np.ndarray) -> np.ndarray:
+    """Encode-stage item vectors aligned with sorted ``item_ids``. Shapes: returns ``(n_items, d)`` float32."""
+    t = artifacts.read_parquet(_need(root, "encode/items.parquet"))
+    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
+
+
+def load_assignments(root: str, user_ids: np.ndarray) -> np.ndarray:
+    """Cluster of each user in sorted ``user_ids`` (``-1`` when unassigned). Shapes: returns ``(n_users,)`` int64."""
+    a = artifacts.read_parquet(_need(root, "cluster/assignments.parquet"), columns=["user_id", "cluster"])
+    out = np.full(len(user_ids), -1, np.int64)
+    pos = lookup(user_ids, a["user_id"].to_numpy())
+    ok = pos >= 0
+    out[pos[ok]] = a["cluster"].to_numpy()[ok]
+    return out
+
+
+def load_graph(root: str, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """GraphSAGE embeddings aligned with ``user_ids`` / ``item_ids``, or ``(None, None)`` without a graph stage.
+
+    Shapes:
+        returns ``(n_users, g)``, ``(n_items, g)`` float32.
+    """
+    up, ip = artifacts.join(root, "graph", "users.parquet"), artifacts.join(root, "graph", "items.parquet")
+    if not (artifacts.exists(up) and artifacts.exists(ip)):
+        return None, None
+    gu, gi = artifacts.read_parquet(up), artifacts.read_parquet(ip)
+    gi_v = artifacts.arrow_to_vectors(gi["vector"])
+    return (align(gu["user_id"].to_numpy(), artifacts.arrow_to_vectors(gu["vector"]), user_ids, gi_v.shape[1]),
+            align(gi["item_id"].to_numpy(), gi_v, item_ids))
+
+
+def load_interests(root: str, user_ids: np.ndarray) -> list[np.ndarray | None]:
+    """Encode-stage interests (``window == -1`` rows of ``encode/users.parquet``) per user in ``user_ids``.
+
+    ``None`` for users without a row or without interests (the caller recomputes those).
+
+    Shapes:
+        returns per user ``(m_u, d)`` float32.
+    """
+    import pyarrow.compute as pc
+
+    out: list[np.ndarray | None] = [None] * len(user_ids)
+    p = artifacts.join(root, "encode", "users.parquet")
+    if not artifacts.exists(p):
+        return out
+    t = artifacts.read_parquet(p, columns=["user_id", "window", "interests"])
+    t = t.filter(pc.equal(t["window"], -1))
+    if t.num_rows == 0:
+        return out
+    col = t["interests"].combine_chunks()
+    counts = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(col)
+    vecs = flat.field("vector")
+    lengths = pc.list_value_length(vecs).to_numpy(zero_copy_only=False)
+    if len(lengths) == 0:
+        return out
+    d = int(lengths[0])
+    if (lengths != d).any():
+        raise ArtifactError(f"encode/users.parquet under {root}: interest vectors of different lengths")
+    mat = pc.list_flatten(vecs).to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, d)
+    starts = np.r_[0, np.cumsum(counts)]
+    pos = lookup(user_ids, t["user_id"].to_numpy())
+    for r, u in enumerate(pos):
+        if u >= 0 and counts[r] > 0:
+            out[u] = mat[starts[r]:starts[r + 1]]
+    return out
+
+
+def load(path: str) -> ServingArtifacts:
+    """Read an artifact directory into :class:`ServingArtifacts`.
+
+    Raises:
+        ArtifactError: a required file is missing (named, with the stage that writes it) or the
+            centroids' dimension differs from the item vectors'.
+    """
+    root = resolve_root(path)
+    manifest = artifacts.join(root, "manifest.json")
+    version = str(artifacts.read_json(manifest)["version"]) if artifacts.exists(manifest) else "unpublished"
+    ev = artifacts.read_parquet(_need(root, "ingest/events.parquet"), columns=["user_id", "item_id", "timestamp", "event"])
+    items = artifacts.read_parquet(_need(root, "ingest/items.parquet"))
+    for col in ("item_id", "title"):
+        if col not in items.column_names:
+            raise ArtifactError(f"ingest/items.parquet under {root} has no '{col}' column")
+    kind = ev["event"].to_numpy(zero_copy_only=False).astype(object)
+    keep = np.isin(kind, INTERACTION_EVENTS)
+    uid, iid, ts = ev["user_id"].to_numpy()[keep], ev["item_id"].to_numpy()[keep], ev["timestamp"].to_numpy()[keep]
+    user_ids = np.unique(uid)
+    item_ids = np.unique(np.r_[items["item_id"].to_numpy(), iid])
+    u, i = np.searchsorted(user_ids, uid), np.searchsorted(item_ids, iid)
+    order = np.lexsort((i, ts, u))
+    item_vecs = load_item_vectors(root, item_ids)
+    centroids = np.asarray(artifacts.read_npy(_need(root, "cluster/centroids.npy")), np.float32)
+    if centroids.ndim != 2 or centroids.shape[1] != item_vecs.shape[1]:
+        raise ArtifactError(f"cluster/centroids.npy has shape {centroids.shape}; expected (K, {item_vecs.shape[1]}) "
+                            "like encode/items.parquet's vectors")
+    cj, lj = artifacts.join(root, "dynamics", "clusters.json"), artifacts.join(root, "dynamics", "lineage.json")
+    gu, gi = load_graph(root, user_ids, item_ids)
+    dyn = [None, None, None]
+    dp = artifacts.join(root, "dynamics", "assignments.parquet")
+    if artifacts.exists(dp):
+        d = artifacts.read_parquet(dp, columns=["user_id", "window", "cluster"])
+        pos = lookup(user_ids, d["user_id"].to_numpy())
+        ok = pos >= 0
+        dyn = [pos[ok], d["window"].to_numpy()[ok].astype(np.int64), d["cluster"].to_numpy()[ok].astype(np.int64)]
+    genres = (dict(zip(items["item_id"].to_pylist(), [g or [] for g in items["genres"].to_pylist()]))
+              if "genres" in items.column_names else {})
+    return ServingArtifacts(
+        root=root, version=version, user_ids=user_ids, item_ids=item_ids,
+        ev_user=u[order].astype(np.int64), ev_item=i[order].astype(np.int64), ev_time=ts[order].astype(np.int64),
+        ev_kind=kind[keep][order],
+        titles=dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist())),
+        item_vecs=item_vecs, centroids=centroids, user_cluster=load_assignments(root, user_ids),
+        cluster_info=artifacts.read_json(cj) if artifacts.exists(cj) else {},
+        lineage=artifacts.read_json(lj) if artifacts.exists(lj) else {},
+        graph_users=gu, graph_items=gi, weights=tuned_weights(root), genres=genres,
+        dyn_user=dyn[0], dyn_window=dyn[1], dyn_cluster=dyn[2], user_interests=load_interests(root, user_ids),
+    )

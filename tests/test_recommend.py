@@ -1,0 +1,383 @@
+"""The fused recommender, its artifact loader, real-time state and durable event log (library, no Ray).
+
+``make_artifacts`` writes a small pipeline output in exactly the ``docs/artifacts.md`` format (planted
+topics: each item belongs to one topic, each user prefers one or two); ``tests/test_serve.py`` reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from interestrec import artifacts
+
+TOPICS = ("Space", "Romance", "Horror", "Cooking")
+DAY = 86400
+
+
+def make_artifacts(out: Path, *, n_items: int = 240, n_users: int = 48, d: int = 32, graph: bool = True,
+                   version: int | None = None, seed: int = 0) -> Path:
+    """Write ingest/encode/cluster/dynamics(/graph) artifacts under ``out`` (``out/publish/v<version>`` when given)."""
+    from interestrec.encode.interests import user_interests
+
+    rng = np.random.default_rng(seed)
+    root = out / "publish" / f"v{version}" if version is not None else out
+    k = len(TOPICS)
+    centres = rng.normal(size=(k, d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    item_ids = np.arange(1, n_items + 1, dtype=np.int64) * 10
+    topic = np.arange(n_items) % k
+    vecs = centres[topic] + 0.35 * rng.normal(size=(n_items, d)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    pop = rng.pareto(1.5, n_items) + 1
+    rows = []
+    user_topics = {}
+    for u in range(n_users):
+        uid = 1000 + u
+        tops = [u % k] if u % 3 else [u % k, (u + 1) % k]
+        user_topics[uid] = tops
+        pool = np.flatnonzero(np.isin(topic, tops))
+        n = min(int(rng.integers(12, 25)), len(pool))
+        items = rng.choice(pool, n, replace=False, p=pop[pool] / pop[pool].sum())
+        t0 = 1_600_000_000 + int(rng.integers(0, 30)) * DAY
+        for j, i in enumerate(items):
+            split = "test" if j == n - 1 else "valid" if j == n - 2 else "train"
+            rows.append((uid, int(item_ids[i]), t0 + j * DAY, "rate" if j % 2 else "view", 4.0 if j % 2 else None, None,
+                         split, 0 if j < n // 2 else 1))
+        rows.append((uid, int(item_ids[items[0]]), t0 + 1, "tag", None, TOPICS[tops[0]].lower(), "train", 0))
+    rows.sort(key=lambda r: (r[0], r[2], r[1]))
+    cols = list(zip(*rows))
+    events = pa.table({
+        "user_id": pa.array(cols[0], pa.int64()), "item_id": pa.array(cols[1], pa.int64()),
+        "timestamp": pa.array(cols[2], pa.int64()), "event": pa.array(cols[3], pa.string()),
+        "value": pa.array(cols[4], pa.float32()), "text": pa.array(cols[5], pa.string()),
+        "split": pa.array(cols[6], pa.string()), "window": pa.array(cols[7], pa.int32()),
+    })
+    artifacts.write_parquet(root / "ingest" / "events.parquet", events)
+    artifacts.write_parquet(root / "ingest" / "items.parquet", pa.table({
+        "item_id": pa.array(item_ids, pa.int64()), "title": [f"{TOPICS[t]} film {i}" for i, t in zip(item_ids, topic)],
+        "year": pa.array([2000 + int(i) % 20 for i in item_ids], pa.int32()),
+        "genres": pa.array([[TOPICS[t]] for t in topic], pa.list_(pa.string())),
+        "tags": pa.array([[TOPICS[t].lower()] for t in topic], pa.list_(pa.string())),
+    }))
+    artifacts.write_parquet(root / "ingest" / "windows.parquet", pa.table({
+        "window": pa.array([0, 1], pa.int32()), "start": pa.array([0, 1_600_000_000 + 40 * DAY], pa.int64()),
+        "end": pa.array([1_600_000_000 + 40 * DAY, 2_000_000_000], pa.int64()), "events": pa.array([0, 0], pa.int64())}))
+    artifacts.write_parquet(root / "encode" / "items.parquet",
+                            pa.table({"item_id": pa.array(item_ids, pa.int64()), "vector": artifacts.vectors_to_arrow(vecs)}))
+    # users: whole-train-history vector + interests (window -1)
+    ev = events.to_pandas()
+    tr = ev[(ev.split == "train") & (ev.event != "tag")]
+    pos = {int(i): n for n, i in enumerate(item_ids)}
+    uids, uvecs, nev, ints = [], [], [], []
+    for uid, g in tr.groupby("user_id"):
+        idx = np.array([pos[int(i)] for i in g.item_id])
+        v = vecs[idx].mean(0)
+        uids.append(uid)
+        uvecs.append(v / np.linalg.norm(v))
+        nev.append(len(idx))
+        its = user_interests(item_ids[idx], vecs[idx], np.ones(len(idx)), 4)
+        ints.append([{"vector": i.vector.tolist(), "medoid_item_id": i.medoid_item_id, "importance": i.importance,
+                      "size": i.size} for i in its])
+    ist = pa.struct([("vector", pa.list_(pa.float32())), ("medoid_item_id", pa.int64()), ("importance", pa.float32()),
+                     ("size", pa.int32())])
+    artifacts.write_parquet(root / "encode" / "users.parquet", pa.table({
+        "user_id": pa.array(uids, pa.int64()), "window": pa.array([-1] * len(uids), pa.int32()),
+        "vector": artifacts.vectors_to_arrow(np.stack(uvecs).astype(np.float32)), "n_events": pa.array(nev, pa.int32()),
+        "interests": pa.array(ints, pa.list_(ist))}))
+    uv = np.stack(uvecs)
+    cl = np.argmax(uv @ centres.T, axis=1)
+    artifacts.write_npy(root / "cluster" / "centroids.npy", centres)
+    artifacts.write_parquet(root / "cluster" / "assignments.parquet", pa.table({
+        "user_id": pa.array(uids, pa.int64()), "cluster": pa.array(cl, pa.int32()),
+        "distance": pa.array(1 - (uv * centres[cl]).sum(1), pa.float32())}))
+    # dynamics: stable ids 10 + topic in both windows
+    artifacts.write_parquet(root / "dynamics" / "assignments.parquet", pa.table({
+        "user_id": pa.array(uids * 2, pa.int64()), "window": pa.array([0] * len(uids) + [1] * len(uids), pa.int32()),
+        "cluster": pa.array(np.r_[cl, cl] + 10, pa.int32())}))
+    sizes = np.bincount(cl, minlength=k)
+    artifacts.write_json(root / "dynamics" / "lineage.json", {"windows": [
+        {"window": w, "clusters": [{"id": 10 + c, "size": int(sizes[c]), "description": f"{TOPICS[c]} lovers"} for c in range(k)],
+         "labels": {"current": {str(10 + c): "survived" if w else "emerged" for c in range(k)}},
+         "parents": {str(10 + c): [10 + c] if w else [] for c in range(k)}} for w in (0, 1)]})
+    artifacts.write_json(root / "dynamics" / "clusters.json", {str(10 + c): {
+        "description": f"{TOPICS[c]} lovers", "top_genres": [], "top_tags": [], "top_items": [], "sizes": {}} for c in range(k)})
+    if graph:
+        g = 8
+        gt = rng.normal(size=(k, g)).astype(np.float32)
+        gi = gt[topic] + 0.3 * rng.normal(size=(n_items, g)).astype(np.float32)
+        gu = np.stack([gt[user_topics[u]].mean(0) for u in uids]).astype(np.float32)
+        artifacts.write_parquet(root / "graph" / "items.parquet",
+                                pa.table({"item_id": pa.array(item_ids, pa.int64()), "vector": artifacts.vectors_to_arrow(gi)}))
+        artifacts.write_parquet(root / "graph" / "users.parquet",
+                                pa.table({"user_id": pa.array(uids, pa.int64()), "vector": artifacts.vectors_to_arrow(gu)}))
+    if version is not None:
+        artifacts.write_json(root / "manifest.json", {"version": version, "metrics": {"fused": {"ndcg@10": 0.5}}})
+        artifacts.write_bytes_atomic(out / "publish" / "LATEST", f"v{version}\n".encode())
+    return root
+
+
+@pytest.fixture(scope="module")
+def art_dir(tmp_path_factory) -> Path:
+    return make_artifacts(tmp_path_factory.mktemp("rec") / "out")
+
+
+@pytest.fixture(scope="module")
+def service(art_dir):
+    from interestrec.recommend.service import RecommenderService
+
+    return RecommenderService(str(art_dir))
+
+
+# ----------------------------------------------------------------------------------------------- loader
+def test_load_aligns_every_artifact(art_dir):
+    from interestrec.recommend import artifacts as ra
+
+    a = ra.load(str(art_dir))
+    assert a.version == "unpublished" and a.weights == ra.DEFAULT_WEIGHTS
+    assert list(a.item_ids) == sorted(a.item_ids) and len(a.item_ids) == 240 and len(a.user_ids) == 48
+    items = artifacts.read_parquet(art_dir / "encode" / "items.parquet")
+    vec = artifacts.arrow_to_vectors(items["vector"])
+    j = 17
+    assert np.allclose(a.item_vecs[np.searchsorted(a.item_ids, items["item_id"][j].as_py())], vec[j])
+    assert set(a.ev_kind) <= {"view", "rate"}  # tags are not interactions
+    assert (np.diff(a.ev_user) >= 0).all()
+    assert a.graph_users.shape == (48, 8) and a.graph_items.shape == (240, 8)
+    assert all(x is not None and x.shape[1] == 32 for x in a.user_interests)
+    assign = artifacts.read_parquet(art_dir / "cluster" / "assignments.parquet").to_pandas()
+    assert dict(zip(a.user_ids[a.user_cluster >= 0], a.user_cluster[a.user_cluster >= 0])) == dict(zip(assign.user_id, assign.cluster))
+
+
+def test_load_published_version_and_tuned_weights(tmp_path):
+    from interestrec.recommend import artifacts as ra
+
+    root = make_artifacts(tmp_path / "out", version=3, graph=False, n_users=12, n_items=60)
+    doc = json.loads((root / "manifest.json").read_text())
+    doc["metrics"]["fused"]["params"] = {"weights": [0.25, 1.0, 0.5]}
+    (root / "manifest.json").write_text(json.dumps(doc))
+    a = ra.load(str(tmp_path / "out"))  # resolves publish/LATEST
+    assert a.root.endswith("v3") and a.version == "3" and a.weights == (0.25, 1.0, 0.5)
+    assert a.graph_users is None
+
+
+def test_missing_or_malformed_artifacts_are_named(tmp_path):
+    from interestrec.recommend import artifacts as ra
+
+    root = make_artifacts(tmp_path / "out", graph=False, n_users=12, n_items=60)
+    os.remove(root / "cluster" / "assignments.parquet")
+    with pytest.raises(ra.ArtifactError, match="cluster/assignments.parquet.*'cluster' stage"):
+        ra.load(str(root))
+    root2 = make_artifacts(tmp_path / "out2", graph=False, n_users=12, n_items=60)
+    artifacts.write_npy(root2 / "cluster" / "centroids.npy", np.zeros((4, 7), np.float32))
+    with pytest.raises(ra.ArtifactError, match=r"centroids.npy has shape \(4, 7\)"):
+        ra.load(str(root2))
+
+
+# ----------------------------------------------------------------------------------------------- fused score
+def test_vectorised_score_matches_the_reference(service):
+    from interestrec.recommend.fused import score_reference
+
+    m = service.model
+    users = np.array([0, 5, 11])
+    s = m.score(users)
+    rng = np.random.default_rng(1)
+    for r, u in enumerate(users):
+        for i in rng.choice(len(m.item_ids), 4, replace=False):
+            assert s[r, i] == pytest.approx(score_reference(m, int(u), int(i)), rel=1e-4, abs=1e-4)
+    nograph = type(m)(**{**m.__dict__, "graph_users": None, "graph_items": None})
+    assert nograph.score(users[:1])[0, 3] == pytest.approx(score_reference(nograph, 0, 3), rel=1e-4, abs=1e-4)
+
+
+def test_cluster_popularity_matches_a_loop():
+    from interestrec.recommend.fused import cluster_popularity
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 6, 50), rng.integers(0, 9, 50)
+    times = rng.integers(0, 400 * DAY, 50)
+    ucl = np.array([0, 1, 1, -1, 2, 0])
+    got = cluster_popularity(users, items, times, ucl, 3, 9, half_life_days=100)
+    want = np.zeros((4, 9))
+    for u, i, t in zip(users, items, times):
+        w = 0.5 ** ((times.max() - t) / (100 * DAY))
+        if ucl[u] >= 0:
+            want[ucl[u], i] += w
+        want[3, i] += w
+    want /= want.max(1, keepdims=True)
+    assert np.allclose(got, want, atol=1e-6)
+
+
+def test_top_k_filters_seen_orders_and_explains(service):
+    m = service.model
+    u = 3
+    body = service.recommend(int(service.user_ids[u]), k=10)
+    ids = [it["item_id"] for it in body["items"]]
+    seen = set(m.item_ids[m.history[u]].tolist())
+    assert len(ids) == 10 and not seen & set(ids)
+    scores = [it["score"] for it in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    full = m.score(np.array([u]))[0]
+    full[m.history[u]] = -np.inf
+    assert ids[0] == int(m.item_ids[np.argmax(full)])
+    for it in body["items"]:
+        i = int(np.searchsorted(m.item_ids, it["item_id"]))
+        hist = m.history[u][-200:]
+        assert it["explanation"]["nearest_history_item"]["item_id"] == int(m.item_ids[hist[np.argmax(m.item_vecs[hist] @ m.item_vecs[i])]])
+        sims = m.user_interests[u] @ m.item_vecs[i]
+        assert it["explanation"]["interest"] == int(np.argmax(sims))
+        assert it["explanation"]["cluster"] == body["cluster"]
+    with_seen = service.recommend(int(service.user_ids[u]), k=len(m.item_ids), exclude_seen=False)
+    assert len(with_seen["items"]) == len(m.item_ids)
+    assert len(service.recommend(int(service.user_ids[u]), k=1000)["items"]) == len(m.item_ids) - len(seen)
+
+
+def test_diversity_spreads_over_interests(service):
+    from interestrec.recommend.fused import diversify
+
+    m = service.model
+    u = next(u for u in range(len(service.user_ids)) if len(m.user_interests[u]) >= 3)
+    uid = int(service.user_ids[u])
+    plain = service.recommend(uid, k=8)["items"]
+    rr = service.recommend(uid, k=8, diversity="round_robin")["items"]
+    mmr = service.recommend(uid, k=8, diversity="mmr")["items"]
+    n_int = len({i["explanation"]["interest"] for i in plain})
+    assert len({i["explanation"]["interest"] for i in rr}) >= max(n_int, min(3, len(m.user_interests[u])))
+
+    def ils(items):
+        v = m.item_vecs[np.searchsorted(m.item_ids, [i["item_id"] for i in items])]
+        s = v @ v.T
+        return (s.sum() - np.trace(s)) / (len(v) * (len(v) - 1))
+
+    assert ils(mmr) <= ils(plain) + 1e-9
+    assert plain[0]["item_id"] == mmr[0]["item_id"]  # MMR starts from the most relevant item
+    with pytest.raises(ValueError, match="unknown diversity mode"):
+        diversify(np.arange(3), np.zeros(5), m.item_vecs[:5], m.user_interests[u], 2, "zigzag")
+
+
+def test_cold_history_lands_in_the_topic_cluster(service):
+    m = service.model
+    topic_items = [int(i) for i in m.item_ids[2::4][:5]]  # topic 2 (Horror)
+    body = service.recommend_history([{"item_id": i, "event": "rate"} for i in topic_items], k=10)
+    assert body["user_id"] is None and not set(topic_items) & {i["item_id"] for i in body["items"]}
+    assert sum(i["title"].startswith("Horror") for i in body["items"]) >= 8
+    assert service.profiles[body["cluster"]]["description"].startswith("Horror")
+
+
+def test_unknown_ids_and_bad_k_are_named(service):
+    from interestrec.recommend.service import NotFound
+
+    with pytest.raises(NotFound, match="unknown user 5"):
+        service.recommend(5)
+    with pytest.raises(NotFound, match=r"unknown item\(s\) \[7\]"):
+        service.recommend_history([{"item_id": 10}, {"item_id": 7}])
+    with pytest.raises(ValueError, match=r"k must be in \[1, 1000\]"):
+        service.recommend(int(service.user_ids[0]), k=0)
+    with pytest.raises(NotFound, match="unknown cluster 9"):
+        service.cluster(9)
+
+
+def test_clusters_and_interests(service):
+    cl = service.clusters()["clusters"]
+    assert len(cl) == 4 and sum(c["size"] for c in cl) == 48
+    for c in cl:
+        one = service.cluster(c["id"])
+        topic = one["description"].split(",")[0]
+        assert one["lineage_description"] == f"{topic} lovers" and [w["window"] for w in one["lineage"]] == [0, 1]
+        assert one["lineage"][1]["label"] == "survived" and one["lineage"][1]["parents"] == [one["lineage_id"]]
+        assert sum(i["title"].startswith(topic) for i in one["top_items"]) >= 8
+    body = service.interests(int(service.user_ids[0]))
+    assert 1 <= len(body["interests"]) <= 4 and body["history_size"] > 10
+
+
+# ----------------------------------------------------------------------------------------------- evaluation row
+def test_fused_row_tunes_and_beats_popularity(art_dir):
+    import interestrec.evaluate.models  # noqa: F401  (registers the baselines)
+    import interestrec.recommend.fused  # noqa: F401
+    from interestrec.data import load_ingest
+    from interestrec.evaluate.base import REGISTRY
+    from interestrec.evaluate.data import build_interactions
+    from interestrec.evaluate.protocol import tune_and_evaluate
+
+    assert REGISTRY["fused"].baseline is False
+    ing = load_ingest(str(art_dir / "ingest"))
+    item_ids = np.unique(ing.items["item_id"].to_numpy())
+    valid = build_interactions(ing.events, item_ids, "valid", str(art_dir))
+    test = build_interactions(ing.events, item_ids, "test", str(art_dir))
+    fused = tune_and_evaluate(REGISTRY["fused"], valid, test, log=lambda *_: None)
+    pop = tune_and_evaluate(REGISTRY["mostpop"], valid, test, log=lambda *_: None)
+    assert len(fused["tuning"]) == len(REGISTRY["fused"].grid)
+    assert fused["ndcg@10"] > pop["ndcg@10"]
+    with pytest.raises(FileNotFoundError, match="artifacts"):
+        REGISTRY["fused"]().fit(build_interactions(ing.events, item_ids, "valid", None))
+
+
+# ----------------------------------------------------------------------------------------------- state + log
+def test_fresh_events_move_interests_and_cluster(service):
+    from interestrec.recommend.state import UserState, apply_events
+
+    m = service.model
+    u = next(u for u in range(len(service.user_ids)) if m.user_cluster[u] != 1)
+    uid = int(service.user_ids[u])
+    items = [int(i) for i in m.item_ids[1::4][:6]]  # topic 1
+    st = service.apply_events(uid, [{"item_id": i, "event": "purchase", "timestamp": 1_700_000_000} for i in items], None)
+    assert st.cluster == 1 and st.history == items and st.events == 6
+    assert len(st.interests) == len(m.user_interests[u]) + 1
+    assert np.allclose(np.linalg.norm(st.interests, axis=1), 1, atol=1e-5)
+    before = service.recommend(uid, k=10)["items"]
+    after = service.recommend(uid, k=10, state=st)
+    assert after["cluster"] == 1 and not set(items) & {i["item_id"] for i in after["items"]}
+    assert sum(i["title"].startswith("Romance") for i in after["items"]) > sum(i["title"].startswith("Romance") for i in before)
+    with pytest.raises(ValueError, match="decay_factor"):
+        apply_events(UserState(st.interests, 0), m.item_vecs[:1], [1], ["view"], [0], service.centroids, decay_factor=0)
+    capped = st
+    for _ in range(12):
+        capped = service.apply_events(uid, [{"item_id": items[0]}], capped)
+    assert len(capped.interests) == 8
+
+
+def test_event_log_is_durable_and_replays(tmp_path, service):
+    from interestrec.recommend.state import EventLog, rebuild
+
+    log = EventLog(str(tmp_path))
+    uid = int(service.user_ids[0])
+    evs = [{"item_id": int(service.item_ids[1]), "timestamp": 1_700_000_000, "event": "click"},
+           {"item_id": int(service.item_ids[5]), "timestamp": 1_700_000_100, "event": "purchase", "value": 9.5}]
+    log.append(uid, evs)
+    log.append(uid, evs[:1])
+    seg = Path(log.segments()[0])
+    assert seg.parent == tmp_path / "events" and len(seg.read_text().splitlines()) == 3
+    # a crash mid-append (never acknowledged): a torn last line and an incomplete batch are skipped on replay
+    with open(seg, "a") as f:
+        f.write(json.dumps({"user_id": uid, "item_id": 1, "timestamp": 0, "event": "view", "batch": "zz", "n": 2}) + "\n")
+        f.write('{"user_id": 1, "item_')
+    again = EventLog(str(tmp_path))  # a fresh process' view
+    batches = again.batches()
+    assert [(u, [e["item_id"] for e in b]) for u, b in batches] == [(uid, [evs[0]["item_id"], evs[1]["item_id"]]), (uid, [evs[0]["item_id"]])]
+    assert batches[0][1][1]["value"] == 9.5
+    t = again.to_table()
+    assert t.schema.field("timestamp").type == pa.int64() and t.num_rows == 3 and t["event"].to_pylist() == ["click", "purchase", "click"]
+    state = rebuild(again, service.initial_state, lambda s, e: service.apply_events(uid, e, s))
+    step = service.apply_events(uid, evs[:1], service.apply_events(uid, evs, None))
+    assert list(state) == [uid] and np.allclose(state[uid].interests, step.interests) and state[uid].history == step.history
+    # corruption in the middle is an error, not silent loss
+    bad = tmp_path / "events" / "seg-00000000000000000000-bad.jsonl"
+    bad.write_text("not json\n" + json.dumps({"user_id": 1, "item_id": 1, "timestamp": 0, "event": "view", "batch": "b", "n": 1}) + "\n")
+    with pytest.raises(ValueError, match="seg-00000000000000000000-bad.jsonl line 1"):
+        again.records()
+
+
+def test_event_log_object_store_path_writes_one_segment_per_append(tmp_path):
+    from interestrec.recommend.state import EventLog
+
+    log = EventLog("file://" + str(tmp_path))
+    log.local = False  # the pyarrow output-stream branch used for object stores, on a local directory
+    log.append(1, [{"item_id": 2, "timestamp": 3, "event": "view"}])
+    log.append(4, [{"item_id": 5, "timestamp": 6, "event": "rate"}])
+    assert len(log.segments()) == 2
+    assert [(u, b[0]["item_id"]) for u, b in EventLog(str(tmp_path)).batches()] == [(1, 2), (4, 5)]
+    with pytest.raises(ValueError, match="no events"):
+        log.append(1, [])
