@@ -54,13 +54,17 @@ def init_ray(verbose: bool) -> None:
 
     if ray.is_initialized():
         return
+    # RAY_ADDRESS (set by `ray job submit` too) names a cluster; otherwise start the embedded local one.
+    # A submitted job already carries its runtime_env (working_dir, py_modules): add nothing that could
+    # conflict with it.
+    address = os.environ.get("RAY_ADDRESS")
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}}
     ray.init(
-        # RAY_ADDRESS (set by `ray job submit` too) names a cluster; otherwise start the embedded local one.
-        address=os.environ.get("RAY_ADDRESS") or "local",
+        address=address or "local",
         include_dashboard=False,
         logging_level=logging.INFO if verbose else logging.WARNING,
         log_to_driver=verbose,
-        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}},
+        runtime_env=None if address else env,
     )
     ray.data.DataContext.get_current().enable_progress_bars = True
     if not verbose:  # keep progress bars, drop Ray Data's INFO chatter
