@@ -111,6 +111,14 @@ def test_graph_counts(tiny):
     g2 = build_graph(art.events, art.items, splits=("train", "valid"))
     assert g2["user", "rates", "item"].edge_index.shape[1] == N_USERS * (PER_USER - 1)
     assert "x" not in g2["item"]
+    # user -recent-> item: each user's last 3 train interactions, pointing at the same rates edges
+    g4 = build_graph(art.events, art.items, recent=3)
+    rec, rates = g4["user", "recent", "item"], g4["user", "rates", "item"]
+    assert rec.edge_index.shape[1] == 3 * N_USERS
+    assert (rates.edge_index[:, rec.rates_id] == rec.edge_index).all() and (rates.time[rec.rates_id] == rec.time).all()
+    for u in range(N_USERS):
+        t_u = rates.time[rates.edge_index[0] == u]
+        assert sorted(rec.time[rec.edge_index[0] == u].tolist()) == sorted(t_u.tolist())[-3:]
     # max_time drops everything at or after it
     g3 = build_graph(art.events, art.items, max_time=T0 + 5 * 10_000)
     assert int(g3["user", "rates", "item"].time.max()) < T0 + 5 * 10_000

@@ -17,6 +17,8 @@ class GraphConfig:
         layer_combine: final embedding = mean of the input and every layer's output (else the last layer).
         use_features: project LLM item/user vectors into the input embedding (when the encode stage ran).
         user_tags / max_tags: add user→tag edges; keep at most ``max_tags`` tags per item.
+        recent: add a ``user –recent→ item`` relation over each user's last ``recent`` interactions
+            (its own weights, so the model can weigh the current taste; 0 = none).
         epochs / lr / weight_decay / batch_size: optimisation (Adam; batch = supervision edges per step).
         negatives: uniformly sampled negative items per supervision edge (BPR averages over them).
         reg: L2 penalty on the batch's input embeddings (as in BPR-MF / LightGCN).
@@ -39,6 +41,7 @@ class GraphConfig:
     use_features: bool = True
     user_tags: bool = True
     max_tags: int = 5
+    recent: int = 20
     epochs: int = 30
     lr: float = 0.005
     weight_decay: float = 0.0

@@ -69,11 +69,25 @@ def aligned_vectors(vectors, ids: np.ndarray, id_col: str, what: str) -> np.ndar
     return out
 
 
+def recent_edges(user: np.ndarray, time: np.ndarray, item: np.ndarray, n: int) -> np.ndarray:
+    """Positions of every user's last ``n`` interactions (ordered by time, then item).
+
+    Shapes:
+        user, time, item: ``(m,)``; returns ``(k,)`` int64 positions, ``k <= m``.
+    """
+    order = np.lexsort((item, time, user))
+    u = user[order]
+    counts = np.bincount(u, minlength=int(u.max()) + 1 if len(u) else 0)
+    end = np.cumsum(counts)[u]  # exclusive end of each row
+    return np.sort(order[np.arange(len(u)) >= end - n]).astype(np.int64)
+
+
 def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.ndarray, inter_item: np.ndarray,
                    inter_time: np.ndarray, inter_weight: np.ndarray | None, items=None,
                    tag_events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
                    item_vectors: np.ndarray | None = None, user_vectors: np.ndarray | None = None,
-                   user_cluster: np.ndarray | None = None, max_tags: int = 5, user_tags: bool = True):
+                   user_cluster: np.ndarray | None = None, max_tags: int = 5, user_tags: bool = True,
+                   recent: int = 0):
     """The heterogeneous graph from index-space interactions (the core :func:`build_graph` wraps).
 
     Args:
@@ -85,6 +99,8 @@ def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.nd
             tags from the catalog (and no user→tag edges).
         item_vectors / user_vectors: aligned node features, optional.
         user_cluster: cluster of each user (``-1`` = none), optional.
+        recent: also add ``user –recent→ item`` for each user's last ``recent`` interactions (by time),
+            with ``rates_id`` = the position of the same edge in ``rates`` (0 = no such relation).
 
     Shapes:
         inter_*: ``(m,)``; item_vectors: ``(n_items, d)``; user_vectors: ``(n_users, d)``;
@@ -169,6 +185,10 @@ def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.nd
     w = np.ones(len(inter_user), np.float32) if inter_weight is None else np.asarray(inter_weight, np.float32)
     add("user", "rates", "item", inter_user, inter_item,
         time=torch.as_tensor(np.asarray(inter_time, np.int64)), weight=torch.as_tensor(w))
+    if recent > 0:
+        ids = recent_edges(inter_user, np.asarray(inter_time, np.int64), inter_item, recent)
+        add("user", "recent", "item", inter_user[ids], inter_item[ids],
+            time=torch.as_tensor(np.asarray(inter_time, np.int64)[ids]), rates_id=torch.as_tensor(ids))
     add("item", "has_genre", "genre", genre_pairs[0], _lookup(np.asarray(genres, dtype=object), genre_pairs[1].astype(object)) if genres else genre_pairs[0])
     add("item", "in_decade", "decade", decade_pairs[0], _lookup(np.asarray(decades, np.int64), decade_pairs[1]))
     tag_keys = np.asarray(tags, dtype=object)
@@ -197,7 +217,7 @@ def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.nd
 
 def build_graph(events, items, item_vectors=None, user_vectors=None, clusters=None, max_time: int | None = None, *,
                 splits: tuple[str, ...] = ("train",), user_ids: np.ndarray | None = None,
-                item_ids: np.ndarray | None = None, max_tags: int = 5, user_tags: bool = True):
+                item_ids: np.ndarray | None = None, max_tags: int = 5, user_tags: bool = True, recent: int = 0):
     """The knowledge graph of an ingest output (see the module docstring).
 
     Args:
@@ -211,6 +231,7 @@ def build_graph(events, items, item_vectors=None, user_vectors=None, clusters=No
             "valid")`` for the test phase).
         user_ids / item_ids: node order (sorted original ids); default every user with an interaction
             and every catalog or event item.
+        max_tags / user_tags / recent: see :func:`assemble_graph`.
 
     Returns:
         ``HeteroData`` (ids in ``graph["user"].node_id`` / ``graph["item"].node_id``).
@@ -252,4 +273,5 @@ def build_graph(events, items, item_vectors=None, user_vectors=None, clusters=No
         cluster[pos[pos >= 0]] = clusters["cluster"].to_numpy()[pos >= 0]
     return assemble_graph(user_ids, item_ids, uidx[m], iidx[m], ev_time[m], weight[m], items, tag_events,
                           aligned_vectors(item_vectors, item_ids, "item_id", "item_vectors"),
-                          aligned_vectors(user_vectors, user_ids, "user_id", "user_vectors"), cluster, max_tags, user_tags)
+                          aligned_vectors(user_vectors, user_ids, "user_id", "user_vectors"), cluster, max_tags, user_tags,
+                          recent)

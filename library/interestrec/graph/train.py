@@ -24,6 +24,8 @@ from interestrec.graph.config import GraphConfig
 
 RATES = ("user", "rates", "item")
 REV_RATES = ("item", "rev_rates", "user")
+RECENT = ("user", "recent", "item")
+REV_RECENT = ("item", "rev_recent", "user")
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,12 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
     learn = ("train",) if data.phase == "valid" else ("train", "valid")
     if events is not None:
         graph = build_graph(events, items, item_vectors, None, clusters, splits=learn, user_ids=data.user_ids,
-                            item_ids=data.item_ids, max_tags=cfg.max_tags, user_tags=cfg.user_tags)
+                            item_ids=data.item_ids, max_tags=cfg.max_tags, user_tags=cfg.user_tags, recent=cfg.recent)
         if graph[RATES].edge_index.shape[1] != len(data.seq_user):
             raise ValueError("graph interactions differ from the evaluation interactions (events and split mismatch)")
     else:
         graph = assemble_graph(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, None, items,
-                               max_tags=cfg.max_tags, user_tags=False)
+                               max_tags=cfg.max_tags, user_tags=False, recent=cfg.recent)
         if item_vectors is not None:
             graph["item"].x = torch.as_tensor(aligned_vectors(item_vectors, data.item_ids, "item_id", "item_vectors"))
     if "x" in graph["item"]:
@@ -138,6 +140,10 @@ def _full_step(model, graph, batch, neg, cfg: GraphConfig):
     eid = dict(graph.edge_index_dict)
     eid[RATES] = ei[:, keep]
     eid[REV_RATES] = eid[RATES].flip(0)
+    if RECENT in eid:
+        k = keep[graph[RECENT].rates_id]
+        eid[RECENT] = graph[RECENT].edge_index[:, k]
+        eid[REV_RECENT] = eid[RECENT].flip(0)
     emb, h0 = model(graph.x_dict, eid, return_inputs=True)
     u_idx, p_idx = ei[0, batch], ei[1, batch]
     return (emb["user"][u_idx], emb["item"][p_idx], emb["item"][neg],
