@@ -5,7 +5,7 @@ DATA ?=
 OUT ?= out/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-multinode test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,10 @@ demo: setup
 	$(BIN)/python jobs/pipeline.py $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -m "not multinode and not gpu"
+
+test-multinode: setup
+	$(BIN)/python -m pytest -q tests -m multinode
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not slow and not multinode"

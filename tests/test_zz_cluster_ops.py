@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
-pytestmark = [pytest.mark.multinode, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -133,6 +133,7 @@ def test_job_submit_needs_the_token_and_ships_the_package(cluster, tmp_path):
         assert str(ROOT / "library") not in lines[where]
 
 
+@pytest.mark.multinode
 def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subset):
     cluster.add_worker(cpus=2, resources={"worker_node": 1})
     out = tmp_path / "out"
