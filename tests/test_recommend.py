@@ -32,7 +32,7 @@ def make_artifacts(out: Path, *, n_items: int = 240, n_users: int = 48, d: int =
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     item_ids = np.arange(1, n_items + 1, dtype=np.int64) * 10
     topic = np.arange(n_items) % k
-    vecs = centres[topic] + 0.35 * rng.normal(size=(n_items, d)).astype(np.float32)
+    vecs = centres[topic] + 0.35 * np.sqrt(32 / d) * rng.normal(size=(n_items, d)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     pop = rng.pareto(1.5, n_items) + 1
     rows = []
@@ -211,6 +211,23 @@ def test_cluster_popularity_matches_a_loop():
     assert np.allclose(got, want, atol=1e-6)
 
 
+def test_user_time_popularity_is_causal_and_matches_a_loop():
+    from interestrec.recommend.fused import user_time_popularity
+
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 5, 40), rng.integers(0, 7, 40)
+    times = rng.integers(0, 300, 40) * DAY
+    ucl = np.array([0, 1, 0, -1, 1])
+    got = user_time_popularity(5, users, items, times, ucl, 2, 7, half_life_days=50)
+    for u in range(5):
+        now = times[users == u].max()
+        want = np.zeros(7)
+        for v, i, t in zip(users, items, times):
+            if t <= now and (ucl[u] < 0 or ucl[v] == ucl[u]):
+                want[i] += 0.5 ** ((now - t) / (50 * DAY))
+        assert np.allclose(got[u], want / want.max(), atol=1e-6), u
+
+
 def test_top_k_filters_seen_orders_and_explains(service):
     m = service.model
     u = 3
@@ -278,6 +295,8 @@ def test_unknown_ids_and_bad_k_are_named(service):
         service.recommend(int(service.user_ids[0]), k=0)
     with pytest.raises(NotFound, match="unknown cluster 9"):
         service.cluster(9)
+    with pytest.raises(RuntimeError, match="dimension 5 differs"):
+        service.recommend_history([{"item_id": 10}], text_vector=np.ones(5))
 
 
 def test_clusters_and_interests(service):
@@ -360,9 +379,10 @@ def test_event_log_is_durable_and_replays(tmp_path, service):
     assert batches[0][1][1]["value"] == 9.5
     t = again.to_table()
     assert t.schema.field("timestamp").type == pa.int64() and t.num_rows == 3 and t["event"].to_pylist() == ["click", "purchase", "click"]
-    state = rebuild(again, service.initial_state, lambda s, e: service.apply_events(uid, e, s))
+    again.append(5, evs[:1])  # a user this artifact version does not know: skipped, counted
+    state, skipped = rebuild(again, service.initial_state, service.apply_events)
     step = service.apply_events(uid, evs[:1], service.apply_events(uid, evs, None))
-    assert list(state) == [uid] and np.allclose(state[uid].interests, step.interests) and state[uid].history == step.history
+    assert list(state) == [uid] and skipped == 1 and np.allclose(state[uid].interests, step.interests) and state[uid].history == step.history
     # corruption in the middle is an error, not silent loss
     bad = tmp_path / "events" / "seg-00000000000000000000-bad.jsonl"
     bad.write_text("not json\n" + json.dumps({"user_id": 1, "item_id": 1, "timestamp": 0, "event": "view", "batch": "b", "n": 1}) + "\n")

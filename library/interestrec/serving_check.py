@@ -1,41 +1,64 @@
-"""Start the Serve app on 127.0.0.1 over a pipeline output, answer one /recommend, shut it down."""
+"""Start the Serve app on 127.0.0.1 over a pipeline output, answer one /recommend, print it, shut it down.
+
+``jobs/pipeline.py --serve-check`` calls :func:`serve_check` after the stages ran (Ray is already
+initialised by the job).
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 
 from interestrec.stages import StageContext
 
 
-def serve_check(ctx: StageContext, port: int = 8000) -> dict:
-    """Deploy ``serving/app.py`` over ``ctx.out``, POST one /recommend for the first user, print and return it."""
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve_check(ctx: StageContext) -> None:
+    """Deploy ``serving/app.py`` over ``ctx.out`` (its latest published version when there is one), POST one
+    /recommend for the first user, print the answer and shut the app down.
+
+    Raises:
+        RuntimeError: the app answered with a non-200 status (the body is in the message).
+    """
     import httpx
     import numpy as np
     from ray import serve
 
     from interestrec import artifacts
-    from interestrec.recommend.service import artifact_root
+    from interestrec.recommend.artifacts import resolve_root
 
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     from serving.app import build_app
 
-    path = artifact_root(ctx.out)
-    user = int(np.min(artifacts.read_parquet(artifacts.join(path, "ingest", "events.parquet"), columns=["user_id"])["user_id"].to_numpy()))
-    serve.start(http_options={"host": ctx.config.serve.host, "port": port})
+    path = resolve_root(ctx.out)
+    events = artifacts.read_parquet(artifacts.join(path, "ingest", "events.parquet"), columns=["user_id"])
+    user = int(np.min(events["user_id"].to_numpy()))
+    host = ctx.config.serve.host
+    port = _free_port(host)
+    serve.start(http_options={"host": host, "port": port})
     try:
-        serve.run(build_app({"artifacts": path}), name="interestrec", route_prefix="/")
-        r = httpx.post(f"http://{ctx.config.serve.host}:{port}/recommend", json={"user_id": user, "k": 5}, timeout=60)
-        r.raise_for_status()
+        serve.run(build_app({"artifacts": path, "token": ctx.config.serve.token}), name="interestrec", route_prefix="/")
+        r = httpx.post(f"http://{host}:{port}/recommend", json={"user_id": user, "k": 5}, timeout=60)
+        if r.status_code != 200:
+            raise RuntimeError(f"serve check: POST /recommend answered {r.status_code}: {r.text[:500]}")
         body = r.json()
-        print(f"[interestrec] serve check: POST /recommend {{user_id: {user}, k: 5}} -> {r.status_code}")
+        ctx.log(f"serve check: POST http://{host}:{port}/recommend {{user_id: {user}, k: 5}} -> 200 "
+                f"(version {body['version']}, cluster {body['cluster']})")
         for it in body["items"]:
-            near = (it["explanation"]["nearest_history_item"] or {}).get("title", "")
-            print(f"   {it['rank']}. {it['title']}  (cluster {it['explanation']['cluster']}: "
-                  f"{it['explanation']['cluster_description']}; like '{near}')")
-        print(json.dumps({"version": body["version"], "cluster": body["cluster"]}))
-        return body
+            ex = it["explanation"]
+            near = (ex["nearest_history_item"] or {}).get("title", "")
+            print(f"   {it['rank']}. {it['title']}  (interest {ex['interest']}, cluster {ex['cluster']}: "
+                  f"{ex['cluster_description']}; like '{near}')", flush=True)
+        print(json.dumps({"version": body["version"], "cluster": body["cluster"],
+                          "items": [it["item_id"] for it in body["items"]]}), flush=True)
     finally:
         serve.shutdown()

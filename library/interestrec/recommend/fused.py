@@ -54,6 +54,7 @@ class FusedModel:
     graph_items: np.ndarray | None = None
     weights: tuple[float, float, float] = (0.5, 0.5, 1.0)
     history: list[np.ndarray] = field(default_factory=list)
+    user_pop: np.ndarray | None = None  # (n_users, n_items): popularity as of each user's own last event
 
     def pop_rows(self, clusters: np.ndarray) -> np.ndarray:
         """Popularity rows for cluster ids (``-1`` or out of range → global). Shapes: returns ``(b, n_items)``."""
@@ -74,7 +75,10 @@ class FusedModel:
         its = interests if interests is not None else [self.user_interests[u] for u in users]
         n = len(self.item_ids)
         llm = np.stack([(m @ self.item_vecs.T).max(0) if len(m) else np.zeros(n, np.float32) for m in its])
-        pop = self.pop_rows(clusters if clusters is not None else self.user_cluster[users])
+        if clusters is None and self.user_pop is not None:
+            pop = self.user_pop[users]
+        else:
+            pop = self.pop_rows(clusters if clusters is not None else self.user_cluster[users])
         graph = None
         if self.graph_users is not None and interests is None:
             graph = self.graph_users[users] @ self.graph_items.T
@@ -102,7 +106,7 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
     its = model.user_interests[u]
     llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
     c = int(model.user_cluster[u])
-    row = model.cluster_pop[c if 0 <= c < len(model.cluster_pop) - 1 else -1]
+    row = model.cluster_pop[c if 0 <= c < len(model.cluster_pop) - 1 else -1] if model.user_pop is None else model.user_pop[u]
     s = model.weights[0] * z(llm, i) + model.weights[2] * z([float(x) for x in row], i)
     if model.graph_users is not None and model.weights[1]:
         g = [float(np.dot(model.graph_users[u], model.graph_items[j])) for j in range(n)]
@@ -127,6 +131,44 @@ def cluster_popularity(users: np.ndarray, items: np.ndarray, times: np.ndarray, 
     np.add.at(pop, (cl[ok], items[ok]), w[ok])
     np.add.at(pop[k], items, w)
     return (pop / np.maximum(pop.max(1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def user_time_popularity(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, seq_time: np.ndarray,
+                         user_cluster: np.ndarray, k: int, n_items: int, half_life_days: float = 90.0) -> np.ndarray:
+    """Each user's cluster popularity as of their own last event (causal: only events up to then count).
+
+    ``pop_u(i) = Σ_{events e of i by users of cluster(u), t_e ≤ now_u} 0.5 ** ((now_u - t_e) / half_life)``,
+    scaled to max 1 per user; unassigned users get the global row. One sweep over users in time order.
+
+    Shapes:
+        seq_*: ``(m,)`` index space; user_cluster: ``(n_users,)``; returns ``(n_users, n_items)`` float32.
+    """
+    now = np.full(n_users, -np.inf)
+    np.maximum.at(now, seq_user, seq_time.astype(np.float64))
+    eo = np.argsort(seq_time, kind="stable")
+    es, ei, et = seq_user[eo], seq_item[eo], seq_time[eo].astype(np.float64)
+    ec = user_cluster[es] if len(es) else np.zeros(0, np.int64)
+    pop = np.zeros((k + 1, n_items))
+    out = np.zeros((n_users, n_items), np.float32)
+    h = half_life_days * 86400.0
+    t_prev, j = (et[0] if len(et) else 0.0), 0
+    for u in np.argsort(now, kind="stable"):
+        if not np.isfinite(now[u]):
+            continue
+        t = now[u]
+        pop *= 0.5 ** ((t - t_prev) / h)
+        t_prev = t
+        j2 = int(np.searchsorted(et, t, side="right"))
+        if j2 > j:
+            w, c, it = 0.5 ** ((t - et[j:j2]) / h), ec[j:j2], ei[j:j2]
+            ok = (c >= 0) & (c < k)
+            np.add.at(pop, (c[ok], it[ok]), w[ok])
+            np.add.at(pop[k], it, w)
+            j = j2
+        c = int(user_cluster[u])
+        row = pop[c if 0 <= c < k else k]
+        out[u] = row / max(row.max(), 1e-12)
+    return out
 
 
 def history_interests(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, seq_time: np.ndarray,
@@ -294,20 +336,24 @@ def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster:
 
 # ---------------------------------------------------------------------------------------------- evaluation row
 _BASE_CACHE: dict[tuple, FusedModel] = {}
+_POP_CACHE: dict[tuple, np.ndarray] = {}
+MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is not built (global "now" instead)
 
 
 @register
 class Fused(Recommender):
     """The fused recommender as a row of the evaluation table (weights tuned on validation NDCG@10).
 
-    The arrays are built once per evaluation phase and shared by the grid points.
+    In evaluation each user's popularity term is taken as of their own last training event
+    (:func:`user_time_popularity`), with the half-life tuned alongside the weights; serving uses the
+    present for everyone. The interests are built once per evaluation phase and shared by the grid points.
     """
 
     name = "fused"
     baseline = False
-    grid = [{"weights": w} for w in (
-        (1.0, 0.0, 0.5), (1.0, 0.0, 1.0), (0.5, 0.0, 1.0),
-        (0.5, 0.5, 1.0), (0.25, 1.0, 1.0), (0.5, 1.0, 0.5), (1.0, 1.0, 1.0), (0.25, 1.0, 0.25), (0.0, 1.0, 0.5),
+    grid = [{"weights": w, "pop_half_life_days": h} for h in (90.0, 365.0) for w in (
+        (0.25, 0.0, 1.0), (0.1, 0.0, 1.0), (0.25, 1.0, 1.0), (0.1, 1.0, 1.0), (0.1, 1.0, 0.5), (0.5, 1.0, 1.0),
+        (0.0, 1.0, 1.0), (0.1, 0.5, 1.0),
     )]
 
     def fit(self, data: Interactions) -> Fused:
@@ -317,8 +363,17 @@ class Fused(Recommender):
                int(data.seq_item.sum()) if len(data.seq_item) else 0)
         if key not in _BASE_CACHE:
             _BASE_CACHE.clear()
+            _POP_CACHE.clear()
             _BASE_CACHE[key] = build_fused(data, data.artifacts)
-        self.model = dataclasses.replace(_BASE_CACHE[key], weights=tuple(self.params.get("weights", (0.5, 0.5, 1.0))))
+        base = _BASE_CACHE[key]
+        hl = float(self.params.get("pop_half_life_days", 90.0))
+        user_pop = None
+        if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
+            if (key, hl) not in _POP_CACHE:
+                _POP_CACHE[(key, hl)] = user_time_popularity(data.n_users, data.seq_user, data.seq_item, data.seq_time,
+                                                             base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
+            user_pop = _POP_CACHE[(key, hl)]
+        self.model = dataclasses.replace(base, weights=tuple(self.params.get("weights", (0.5, 0.5, 1.0))), user_pop=user_pop)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -120,7 +120,11 @@ class RecommenderService:
         vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history],
                             np.array([float(h.get("timestamp") or now) for h in history]), self.half_life)
         if text_vector is not None:
-            vec = vec + np.asarray(text_vector, np.float32).reshape(-1)
+            text_vector = np.asarray(text_vector, np.float32).reshape(-1)
+            if text_vector.shape != vec.shape:
+                raise RuntimeError(f"the text encoder's dimension {text_vector.shape[0]} differs from the artifacts' "
+                                   f"item vectors ({vec.shape[0]}); serve with the encode stage's model")
+            vec = vec + text_vector
             vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         cluster = nearest_cluster(self.centroids, vec)
         scores = self.model.score(np.array([0]), [vec[None, :]], np.array([cluster]))[0]

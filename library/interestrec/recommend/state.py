@@ -186,13 +186,21 @@ class EventLog:
 
 
 def rebuild(log: EventLog, initial: Callable[[int], UserState],
-            apply: Callable[[UserState, list[dict]], UserState]) -> dict[int, UserState]:
-    """Replay the log over the artifact state: ``{user_id: state}`` for every user with logged events.
+            apply: Callable[[int, list[dict], UserState], UserState]) -> tuple[dict[int, UserState], int]:
+    """Replay the log over the artifact state.
 
     Args:
-        initial: a user's state from the artifacts alone. apply: ``(state, events) -> new state``.
+        initial: a user's state from the artifacts alone. apply: ``(user_id, events, state) -> new state``.
+
+    Returns:
+        ``{user_id: state}`` for every user with logged events, and the number of batches skipped
+        because ``initial``/``apply`` raised ``KeyError`` (a user or item the loaded version lacks).
     """
     state: dict[int, UserState] = {}
+    skipped = 0
     for uid, events in log.batches():
-        state[uid] = apply(state.get(uid) or initial(uid), events)
-    return state
+        try:
+            state[uid] = apply(uid, events, state.get(uid) or initial(uid))
+        except KeyError:
+            skipped += 1
+    return state, skipped
