@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-clients", type=int, default=10)
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per path (after a warm-up)")
     p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--think-ms", type=float, default=0.0,
+                   help="pause of each client between its requests (0 = closed loop at saturation)")
     p.add_argument("--replicas", type=int, default=0, help="fixed recommender replicas (0 = autoscaling)")
     p.add_argument("--no-text", action="store_true", help="skip the cold_text path")
     p.add_argument("--port", type=int, default=0, help="HTTP port on 127.0.0.1 (0 = a free one)")
@@ -68,8 +70,9 @@ def payloads(kind: str, users: np.ndarray, items: np.ndarray, rng: np.random.Gen
     return out
 
 
-async def http_load(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float) -> dict:
-    """``clients`` concurrent loops POSTing ``bodies`` round-robin; latencies of the measured window only."""
+async def http_load(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float, think_s: float = 0.0) -> dict:
+    """``clients`` concurrent loops POSTing ``bodies`` round-robin (pausing ``think_s`` after each answer);
+    latencies of the measured window only."""
     import httpx
 
     lat: list[float] = []
@@ -93,6 +96,8 @@ async def http_load(url: str, bodies: list[dict], clients: int, warmup: float, s
                 else:
                     errors += 1
             j += clients
+            if think_s:
+                await asyncio.sleep(think_s)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")  # a loaded machine starts the proxy slowly
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     import tempfile
 
@@ -159,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     served = {}
     try:
         for kind, clients in kinds:
-            served[kind] = asyncio.run(http_load(url, bodies[kind], clients, args.warmup, args.seconds))
+            served[kind] = asyncio.run(http_load(url, bodies[kind], clients, args.warmup, args.seconds, args.think_ms / 1e3))
             print(f"[bench_serve] {kind}: done", flush=True)
     finally:
         serve.shutdown()
         ray.shutdown()
 
     print(f"\nmachine: {os.cpu_count()} CPUs; {args.seconds:.0f}s per path after {args.warmup:.0f}s warm-up; "
-          "load generator on the same machine")
+          f"think time {args.think_ms:.0f} ms per client; load generator on the same machine")
     print("| path | clients | p50 ms | p95 ms | p99 ms | QPS | errors | in-process p50 ms | in-process p99 ms | in-process QPS (1 caller) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, clients in kinds:

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 MAX_BODY = 1 << 20
-CALL_TIMEOUT_S = 30.0
-RETRIES = 40  # × 0.25 s: how long a call waits for a restarted replica
+ATTEMPT_TIMEOUT_S = 5.0  # one call to a replica
+DEADLINE_S = 25.0  # all attempts of one call (a killed replica is replaced meanwhile); below clients' 30 s
 
 
 class HistoryEvent(BaseModel):
@@ -118,7 +118,7 @@ class UserState:
             self.state[user_id] = new
         return {"ok": {"user_id": user_id, "cluster": new.cluster, "events": len(events), "fresh_events": new.events}}
 
-    def get(self, user_id: int):
+    async def get(self, user_id: int):  # on the event loop: a dict lookup needs no thread hand-off
         return self.state.get(user_id)
 
 
@@ -171,22 +171,33 @@ async def limit_body(request: Request, call_next):
     return await call_next(request)
 
 
-async def _remote(method, *args, **kwargs):
-    """Call a deployment handle method; retry while a killed replica is being replaced; never hang."""
+async def _remote(method, *args, idempotent: bool = True, **kwargs):
+    """Call a deployment handle method without ever hanging the client.
+
+    Each attempt is bounded by ``ATTEMPT_TIMEOUT_S`` and all attempts by ``DEADLINE_S``. Reads are retried
+    while a killed replica is replaced (a call routed to a dead replica may neither fail nor answer);
+    non-idempotent calls are retried only when Serve rejected them before running them.
+    """
     import ray.exceptions as rex
     from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
+    rejected = (DeploymentUnavailableError, BackPressureError)
+    lost = (rex.ActorDiedError, rex.ActorUnavailableError, rex.RayActorError, asyncio.TimeoutError)
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
     last = None
-    for _ in range(RETRIES):
+    while asyncio.get_running_loop().time() < deadline:
+        left = deadline - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(method.remote(*args, **kwargs), CALL_TIMEOUT_S)
-        except (rex.ActorDiedError, rex.ActorUnavailableError, rex.RayActorError, DeploymentUnavailableError,
-                BackPressureError) as e:
+            return await asyncio.wait_for(method.remote(*args, **kwargs), min(ATTEMPT_TIMEOUT_S, left))
+        except rejected as e:
             last = e
-            await asyncio.sleep(0.25)
-        except asyncio.TimeoutError:
-            raise HTTPException(503, "the recommender did not answer in time; retry") from None
-    raise HTTPException(503, f"service temporarily unavailable: {type(last).__name__}")
+        except lost as e:
+            if not idempotent:
+                raise HTTPException(503, "the state holder restarted while handling this request; "
+                                         "it may or may not have been applied") from None
+            last = e
+        await asyncio.sleep(0.2)
+    raise HTTPException(503, f"service temporarily unavailable ({type(last).__name__}); retry")
 
 
 def _unwrap(out: dict):
@@ -231,7 +242,7 @@ class Api:
         if self.token and authorization != f"Bearer {self.token}":
             raise HTTPException(401, "POST /events needs 'Authorization: Bearer <token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        return _unwrap(await _remote(self.state.add, req.user_id, [e.model_dump() for e in req.events]))
+        return _unwrap(await _remote(self.state.add, req.user_id, [e.model_dump() for e in req.events], idempotent=False))
 
     @app.get("/users/{user_id}/interests")
     async def interests(self, user_id: int):

@@ -230,7 +230,12 @@ def test_state_holder_restart_keeps_acknowledged_events(server, users, ray_local
     expected = server.post("/recommend", json={"user_id": u, "k": 10}).json()["items"]
     (holder,) = _replica_actors(ray, "UserState")
     ray.kill(ray.get_actor(holder["name"], namespace=holder["namespace"]), no_restart=True)
-    got = server.post("/recommend", json={"user_id": u, "k": 10})  # waits for the replacement, which replays the log
+    t_end = time.time() + 120
+    while True:  # each call answers (200, or 503 while the replacement replays the log) — never hangs
+        got = server.post("/recommend", json={"user_id": u, "k": 10})
+        assert got.status_code in (200, 503), got.text
+        if got.status_code == 200 or time.time() > t_end:
+            break
     assert got.status_code == 200, got.text
     assert got.json()["items"] == expected
     assert server.get(f"/users/{u}/interests").json()["fresh_events"] == 2
