@@ -113,8 +113,9 @@ class PeakMemory:
         self._thread.join()
 
     @contextmanager
-    def phase(self, row: dict):
-        """Time a phase and record its wall seconds and memory peaks into ``row``."""
+    def phase(self, rows: dict, name: str):
+        """Time phase ``name``; record its wall seconds and memory peaks into ``rows[name]`` and print them."""
+        row = rows.setdefault(name, {})
         self.sample()
         self.peak = {"driver": 0, "ray": 0}
         self.sample()
@@ -124,6 +125,8 @@ class PeakMemory:
         self.sample()
         row["driver_gib"] = self.peak["driver"] / 2**30
         row["ray_gib"] = self.peak["ray"] / 2**30
+        print(f"[{name}] {row['seconds']:.1f}s, peak driver RSS {row['driver_gib']:.2f} GiB, "
+              f"peak Ray PSS {row['ray_gib']:.2f} GiB", flush=True)
 
 
 # -- ingest without a synthetic reader ------------------------------------------------------------
@@ -457,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     mem.start()
     rows: dict[str, dict] = {}
     try:
-        with mem.phase(rows.setdefault("generate", {})) as r:
+        with mem.phase(rows, "generate") as r:
             data = generate(args.users, args.items, args.topics, args.windows, args.events, drift_rate=0.2,
                             dim=args.dim, seed=args.seed, window_seconds=WINDOW_DAYS * 86400)
             r["events"] = data.events.num_rows
@@ -466,13 +469,13 @@ def main(argv: list[str] | None = None) -> int:
         n_events = rows["generate"]["events"]
         print(f"generated {n_events:,} events in {rows['generate']['seconds']:.1f}s", flush=True)
 
-        with mem.phase(rows.setdefault("ray start", {})):
+        with mem.phase(rows, "ray start"):
             ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}})
             ray.data.DataContext.get_current().enable_progress_bars = False
             logging.getLogger("ray.data").setLevel(logging.WARNING)
 
-        with mem.phase(rows.setdefault("ingest", {})) as r:
+        with mem.phase(rows, "ingest") as r:
             if use_stage:
                 s = run_stage(ctx, "ingest", force=True)
                 r["note"] = "ingest stage (synthetic reader, Ray Data validation)"
@@ -484,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
               f"windows {s['windows']['events_per_window']}", flush=True)
         n_users = int(s["users"])
 
-        with mem.phase(rows.setdefault("encode", {})) as r:
+        with mem.phase(rows, "encode") as r:
             s = encode_pool(ctx.stage_dir("ingest"), raw, cfg.encode, ctx.stage_dir("encode"), args.interest_sample, args.seed)
             artifacts.write_json(artifacts.join(ctx.stage_dir("encode"), "summary.json"), s)
             r["note"] = f"pool mode, generator item_vectors (d={s['dim']}); interests timed on a sample"
@@ -497,14 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         if not diff < 1e-5:
             raise SystemExit(f"pooled per-window vectors disagree with the reference (max |diff| {diff})")
 
-        with mem.phase(rows.setdefault("cluster", {})) as r:
+        with mem.phase(rows, "cluster") as r:
             s = run_stage(ctx, "cluster", force=True)
             r["note"] = (f"DistributedKMeans K={s['k']} × {args.actors} actors, {s['n_iter']} iterations "
                          f"(max_iter {args.max_iter}), {s['ms_per_iter']:.0f} ms/iter")
         print(f"cluster: K={s['k']}, {s['n_iter']} iterations, {s['ms_per_iter']:.0f} ms/iteration, "
               f"silhouette {s['silhouette']}", flush=True)
 
-        with mem.phase(rows.setdefault("dynamics", {})) as r:
+        with mem.phase(rows, "dynamics") as r:
             if args.dynamics == "stage":
                 s = run_stage(ctx, "dynamics", force=True)
                 r["note"] = (f"stage: {len(s['windows'])} windows, {'distributed' if s['distributed'] else 'local'} "
