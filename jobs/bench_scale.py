@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 s = ingest_direct(raw, cfg.ingest, ctx.stage_dir("ingest"))
                 artifacts.write_json(artifacts.join(ctx.stage_dir("ingest"), "summary.json"), s)
-                r["note"] = "direct: typed checks + leave_last_out + windows (no synthetic reader)"
+                r["note"] = "direct: typed checks + dedup + leave_last_out + windows"
         print(f"ingest: {s['accepted']:,} events accepted, {s['rejected']} rejected, {s['users']:,} users, "
               f"windows {s['windows']['events_per_window']}", flush=True)
         n_users = int(s["users"])
