@@ -139,7 +139,7 @@ def test_load_aligns_every_artifact(art_dir):
     from interestrec.recommend import artifacts as ra
 
     a = ra.load(str(art_dir))
-    assert a.version == "unpublished" and a.weights == ra.DEFAULT_WEIGHTS
+    assert a.version == "unpublished" and a.fused_params == {} and a.item_table is None
     assert list(a.item_ids) == sorted(a.item_ids) and len(a.item_ids) == 240 and len(a.user_ids) == 48
     items = artifacts.read_parquet(art_dir / "encode" / "items.parquet")
     vec = artifacts.arrow_to_vectors(items["vector"])
@@ -161,7 +161,12 @@ def test_load_published_version_and_tuned_weights(tmp_path):
     doc["metrics"]["fused"]["params"] = {"weights": [0.25, 1.0, 0.5]}
     (root / "manifest.json").write_text(json.dumps(doc))
     a = ra.load(str(tmp_path / "out"))  # resolves publish/LATEST
-    assert a.root.endswith("v3") and a.version == "3" and a.weights == (0.25, 1.0, 0.5)
+    assert a.root.endswith("v3") and a.version == "3" and a.fused_params == {"weights": [0.25, 1.0, 0.5]}
+    from interestrec.recommend.fused import as_weights
+
+    assert as_weights(a.fused_params["weights"]) == (0.25, 1.0, 0.5, 0.0)  # published before the seq term
+    with pytest.raises(ValueError, match="need 4 values"):
+        as_weights([1.0, 2.0])
     assert a.graph_users is None
 
 

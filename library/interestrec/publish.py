@@ -68,6 +68,7 @@ def publish(ctx: StageContext) -> dict:
             fs.create_dir(f"{tmp}/{stage}", recursive=True)
             pafs.copy_files(src, f"{tmp}/{stage}/{name}", source_filesystem=src_fs, destination_filesystem=fs)
             files.append(f"{stage}/{name}")
+    files.append(_write_item_table(ctx, fs, tmp))
     manifest = {
         "version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -82,6 +83,21 @@ def publish(ctx: StageContext) -> dict:
     artifacts.write_bytes_atomic(artifacts.join(publish_dir, "LATEST"), f"v{version}\n".encode())
     ctx.log(f"publish: v{version} with {len(files)} files")
     return {"version": version, "path": artifacts.join(publish_dir, f"v{version}"), "files": len(files), "stages": sorted(stages)}
+
+
+def _write_item_table(ctx: StageContext, fs, tmp: str) -> str:
+    """Fit the fused recommender's item–item table on every interaction (with the evaluation's tuned
+    ``lam`` / ``neighbours``) into the version being assembled; returns its relative path."""
+    from interestrec.recommend import artifacts as ra
+    from interestrec.recommend.itemitem import TABLE_FILE, table_from_events, write_table
+
+    arts = ra.load(ctx.out)
+    params = arts.fused_params
+    table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
+                              float(params.get("lam", 100.0)), int(params.get("neighbours", 256)))
+    write_table(artifacts.join(ctx.stage_dir("publish"), tmp.rsplit("/", 1)[1], TABLE_FILE), table, arts.item_ids)
+    ctx.log(f"publish: item–item table, {table.nnz} entries over {len(arts.item_ids)} items")
+    return TABLE_FILE
 
 
 def latest_version_dir(out: str) -> str:

@@ -10,6 +10,7 @@ neither changed since the last successful run.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,14 @@ class StageContext:
     config: PipelineConfig = field(default_factory=PipelineConfig)
     data: str | None = None
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        # Stages run code in Ray workers whose working directory is not the driver's (Ray Train, actors):
+        # local paths are made absolute here, once, so every worker resolves the same files.
+        for attr in ("out", "data"):
+            value = getattr(self, attr)
+            if value is not None and artifacts.is_local(value) and not str(value).startswith("file://"):
+                object.__setattr__(self, attr, os.path.abspath(value))
 
     def stage_dir(self, name: str) -> str:
         """Directory of stage ``name``'s artifacts under the pipeline output."""

@@ -6,8 +6,9 @@ local or any pyarrow filesystem URI.
 
 Required: ``ingest/events.parquet``, ``ingest/items.parquet``, ``encode/items.parquet``,
 ``cluster/centroids.npy``, ``cluster/assignments.parquet``. Optional: ``dynamics/{clusters,lineage}.json``, ``dynamics/assignments.parquet``,
-``graph/{users,items}.parquet``, fused weights (the evaluation's tuned ``fused`` params from
-``manifest.json`` or ``evaluate/summary.json``).
+``graph/{users,items}.parquet``, ``recommend/item_item.parquet`` (the seq term's table, written by
+``publish``), the fused params (the evaluation's tuned ``fused`` row from ``manifest.json`` or
+``evaluate/summary.json``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ REQUIRED = {
     "cluster/assignments.parquet": "cluster",
 }
 INTERACTION_EVENTS = INTERACTION_KINDS
-DEFAULT_WEIGHTS = (0.5, 0.5, 1.0)
 
 
 class ArtifactError(FileNotFoundError):
@@ -65,7 +65,8 @@ class ServingArtifacts:
     lineage: dict = field(default_factory=dict)
     graph_users: np.ndarray | None = None
     graph_items: np.ndarray | None = None
-    weights: tuple[float, float, float] = DEFAULT_WEIGHTS
+    fused_params: dict = field(default_factory=dict)  # the evaluation's tuned fused params ({} = defaults)
+    item_table: object | None = None  # recommend/item_item.parquet as sparse (n_items, n_items), when published
     genres: dict[int, list[str]] = field(default_factory=dict)
     dyn_user: np.ndarray | None = None  # dynamics/assignments.parquet: user index, window, stable id (optional)
     dyn_window: np.ndarray | None = None
@@ -108,18 +109,17 @@ def lookup(index: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(ok, pos, -1).astype(np.int64)
 
 
-def tuned_weights(root: str) -> tuple[float, float, float]:
-    """The ``fused`` row's tuned weights (manifest, then ``evaluate/summary.json``), else the defaults."""
+def tuned_params(root: str) -> dict:
+    """The ``fused`` row's tuned params (manifest, then ``evaluate/summary.json``), else ``{}``."""
     for name in ("manifest.json", "evaluate/summary.json"):
         p = artifacts.join(root, name)
         if not artifacts.exists(p):
             continue
         doc = artifacts.read_json(p)
         row = (doc.get("models") or doc.get("metrics") or {}).get("fused") or {}
-        w = (row.get("params") or {}).get("weights")
-        if w is not None and len(w) == 3:
-            return tuple(float(x) for x in w)
-    return DEFAULT_WEIGHTS
+        if row.get("params"):
+            return dict(row["params"])
+    return {}
 
 
 def _need(root: str, rel: str) -> str:
@@ -225,6 +225,9 @@ def load(path: str) -> ServingArtifacts:
         raise ArtifactError(f"cluster/centroids.npy has shape {centroids.shape}; expected (K, {item_vecs.shape[1]}) "
                             "like encode/items.parquet's vectors")
     cj, lj = artifacts.join(root, "dynamics", "clusters.json"), artifacts.join(root, "dynamics", "lineage.json")
+    from interestrec.recommend.itemitem import TABLE_FILE, read_table
+
+    tp = artifacts.join(root, TABLE_FILE)
     gu, gi = load_graph(root, user_ids, item_ids)
     dyn = [None, None, None]
     dp = artifacts.join(root, "dynamics", "assignments.parquet")
@@ -243,6 +246,7 @@ def load(path: str) -> ServingArtifacts:
         item_vecs=item_vecs, centroids=centroids, user_cluster=load_assignments(root, user_ids),
         cluster_info=artifacts.read_json(cj) if artifacts.exists(cj) else {},
         lineage=artifacts.read_json(lj) if artifacts.exists(lj) else {},
-        graph_users=gu, graph_items=gi, weights=tuned_weights(root), genres=genres,
+        graph_users=gu, graph_items=gi, fused_params=tuned_params(root), genres=genres,
         dyn_user=dyn[0], dyn_window=dyn[1], dyn_cluster=dyn[2], user_interests=load_interests(root, user_ids),
+        item_table=read_table(tp, item_ids) if artifacts.exists(tp) else None,
     )

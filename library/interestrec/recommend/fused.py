@@ -1,12 +1,16 @@
 """The fused recommender (library code, no Ray).
 
-``score(u, i) = w_llm · z(max_m cos(interest_m(u), v_i)) + w_graph · z(g_u · g_i) + w_pop · z(pop_c(u)(i))``
+``score(u, i) = w_llm · z(max_m cos(interest_m(u), v_i)) + w_graph · z(g_u · g_i) + w_pop · z(pop_c(u)(i))
++ w_seq · z(seq(u, i))``
 
 - ``interest_m(u)``: the user's interest vectors (PinnerSage-style, ``interestrec.encode.interests``, over
   the history the phase may learn from); ``v_i``: the item's LLM vector (encode stage);
 - ``g_u · g_i``: GraphSAGE embeddings, when the graph stage ran (dropped for cold users);
 - ``pop_c(u)``: recency-decayed item popularity inside the user's cluster (global popularity for
   unassigned users), each row scaled to max 1;
+- ``seq(u, i)``: the sequential collaborative term, the user's history read newest first through a
+  sparse item–item table (:mod:`interestrec.recommend.itemitem`); it follows fresh events and works
+  for cold users' short histories too;
 - ``z``: standardisation over the items, per user, so the weights compare like with like.
 
 The weights are tuned on the validation split (the ``fused`` row of the evaluation table); serving
@@ -25,6 +29,18 @@ import numpy as np
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 DIVERSITY_MODES = ("none", "round_robin", "mmr")
+COMPONENTS = ("llm", "graph", "pop", "seq")
+DEFAULT_WEIGHTS = (0.25, 0.25, 0.25, 1.0)  # per COMPONENTS; the evaluation's tuned ones replace them
+
+
+def as_weights(values) -> tuple[float, float, float, float]:
+    """Fused weights in :data:`COMPONENTS` order; a 3-tuple (published before the ``seq`` term) gets ``seq = 0``."""
+    w = tuple(float(v) for v in values)
+    if len(w) == 3:
+        w = (*w, 0.0)
+    if len(w) != len(COMPONENTS):
+        raise ValueError(f"fused weights need {len(COMPONENTS)} values {COMPONENTS}, got {len(w)}")
+    return w
 
 
 def z_rows(x: np.ndarray) -> np.ndarray:
@@ -52,9 +68,11 @@ class FusedModel:
     cluster_pop: np.ndarray
     graph_users: np.ndarray | None = None
     graph_items: np.ndarray | None = None
-    weights: tuple[float, float, float] = (0.5, 0.5, 1.0)
+    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
     history: list[np.ndarray] = field(default_factory=list)
     user_pop: np.ndarray | None = None  # (n_users, n_items): popularity as of each user's own last event
+    item_table: object | None = None  # sparse (n_items, n_items) item–item table of the seq term
+    seq_half_life: float = 5.0  # history positions: the item k steps before the last weighs 0.5^(k / this)
 
     def pop_rows(self, clusters: np.ndarray) -> np.ndarray:
         """Popularity rows for cluster ids (``-1`` or out of range → global). Shapes: returns ``(b, n_items)``."""
@@ -63,14 +81,16 @@ class FusedModel:
         return self.cluster_pop[np.where((c >= 0) & (c < k), c, k)]
 
     def components(self, users: np.ndarray, interests: list[np.ndarray] | None = None,
-                   clusters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """Raw component scores: LLM max-cosine, GraphSAGE dot (known users only), cluster popularity.
+                   clusters: np.ndarray | None = None, histories: list[np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Raw component scores: LLM max-cosine, GraphSAGE dot (known users only), cluster popularity,
+        sequential item–item (when the model has a table).
 
-        ``interests`` / ``clusters`` replace the stored ones (fresh state or a cold user); the graph term
-        is used only for stored users (``interests is None``).
+        ``interests`` / ``clusters`` / ``histories`` (item indices, oldest first) replace the stored ones
+        (fresh state or a cold user); the graph term is used only for stored users (``interests is None``).
 
         Shapes:
-            users: ``(b,)``; returns three ``(b, n_items)`` arrays (the graph one may be ``None``).
+            users: ``(b,)``; returns four ``(b, n_items)`` arrays (graph and seq may be ``None``).
         """
         its = interests if interests is not None else [self.user_interests[u] for u in users]
         n = len(self.item_ids)
@@ -82,16 +102,22 @@ class FusedModel:
         graph = None
         if self.graph_users is not None and interests is None:
             graph = self.graph_users[users] @ self.graph_items.T
-        return llm, graph, pop
+        seq = None
+        if self.item_table is not None:
+            from interestrec.recommend.itemitem import item_item_scores
+
+            hist = histories if histories is not None else [self.history[u] for u in users]
+            seq = item_item_scores(self.item_table, hist, self.seq_half_life)
+        return llm, graph, pop, seq
 
     def score(self, users: np.ndarray, interests: list[np.ndarray] | None = None,
-              clusters: np.ndarray | None = None) -> np.ndarray:
-        """Fused scores. Shapes: users ``(b,)``; returns ``(b, n_items)`` float32."""
-        llm, graph, pop = self.components(users, interests, clusters)
-        s = self.weights[0] * z_rows(llm) + self.weights[2] * z_rows(pop)
-        if graph is not None and self.weights[1]:
-            s = s + self.weights[1] * z_rows(graph)
-        return s.astype(np.float32)
+              clusters: np.ndarray | None = None, histories: list[np.ndarray] | None = None) -> np.ndarray:
+        """Fused scores (arguments as in :meth:`components`). Shapes: users ``(b,)``; returns ``(b, n_items)`` float32."""
+        s = None
+        for w, part in zip(self.weights, self.components(users, interests, clusters, histories)):
+            if part is not None and w:
+                s = w * z_rows(part) if s is None else s + w * z_rows(part)
+        return (s if s is not None else np.zeros((len(users), len(self.item_ids)))).astype(np.float32)
 
 
 def score_reference(model: FusedModel, u: int, i: int) -> float:
@@ -111,6 +137,11 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
     if model.graph_users is not None and model.weights[1]:
         g = [float(np.dot(model.graph_users[u], model.graph_items[j])) for j in range(n)]
         s += model.weights[1] * z(g, i)
+    if model.item_table is not None and model.weights[3]:
+        from interestrec.recommend.itemitem import item_item_reference
+
+        seq = [item_item_reference(model.item_table, model.history[u], model.seq_half_life, j) for j in range(n)]
+        s += model.weights[3] * z(seq, i)
     return s
 
 
@@ -207,18 +238,22 @@ def history_interests(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, 
 def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_user: np.ndarray, seq_item: np.ndarray,
                 seq_time: np.ndarray, user_cluster: np.ndarray, k: int, graph_users: np.ndarray | None = None,
                 graph_items: np.ndarray | None = None, half_life_days: float = 180.0,
-                weights: tuple[float, float, float] = (0.5, 0.5, 1.0),
-                interests: list[np.ndarray | None] | None = None) -> FusedModel:
+                weights: tuple[float, ...] = DEFAULT_WEIGHTS,
+                interests: list[np.ndarray | None] | None = None, item_table=None,
+                seq_half_life: float = 5.0) -> FusedModel:
     """Assemble a :class:`FusedModel` from index-space arrays (``interests``: precomputed ones, see
-    :func:`history_interests`).
+    :func:`history_interests`; ``item_table``: the seq term's item–item table, see
+    :func:`interestrec.recommend.itemitem.fit_item_item`).
 
     Shapes:
-        item_vecs: ``(n_items, d)``; seq_*: ``(m,)``; user_cluster: ``(n_users,)``; graph_*: ``(n, g)``.
+        item_vecs: ``(n_items, d)``; seq_*: ``(m,)``; user_cluster: ``(n_users,)``; graph_*: ``(n, g)``;
+        item_table: sparse ``(n_items, n_items)``.
     """
     interests, history = history_interests(n_users, seq_user, seq_item, seq_time, item_ids, item_vecs, half_life_days,
                                            given=interests)
     pop = cluster_popularity(seq_user, seq_item, seq_time, user_cluster, k, len(item_ids), half_life_days)
-    return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, tuple(weights), history)
+    return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, as_weights(weights),
+                      history, item_table=item_table, seq_half_life=float(seq_half_life))
 
 
 def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 180.0) -> FusedModel:
@@ -337,6 +372,7 @@ def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster:
 # ---------------------------------------------------------------------------------------------- evaluation row
 _BASE_CACHE: dict[tuple, FusedModel] = {}
 _POP_CACHE: dict[tuple, np.ndarray] = {}
+_TABLE_CACHE: dict[tuple, object] = {}
 MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is not built (global "now" instead)
 
 
@@ -345,15 +381,17 @@ class Fused(Recommender):
     """The fused recommender as a row of the evaluation table (weights tuned on validation NDCG@10).
 
     In evaluation each user's popularity term is taken as of their own last training event
-    (:func:`user_time_popularity`), with the half-life tuned alongside the weights; serving uses the
-    present for everyone. The interests are built once per evaluation phase and shared by the grid points.
+    (:func:`user_time_popularity`); serving uses the present for everyone. The interests and the
+    item–item table (EASE ``lam``, ``neighbours`` per item) are built once per evaluation phase and
+    shared by the grid points, which vary the weights (:data:`COMPONENTS` order) and the seq term's
+    half-life in history positions: 24 points.
     """
 
     name = "fused"
     baseline = False
-    grid = [{"weights": w, "pop_half_life_days": h} for h in (90.0, 365.0) for w in (
-        (0.25, 0.0, 1.0), (0.1, 0.0, 1.0), (0.25, 1.0, 1.0), (0.1, 1.0, 1.0), (0.1, 1.0, 0.5), (0.5, 1.0, 1.0),
-        (0.0, 1.0, 1.0), (0.1, 0.5, 1.0),
+    grid = [{"weights": w, "seq_half_life": h} for h in (3.0, 5.0, 10.0) for w in (
+        (0.0, 0.0, 0.0, 1.0), (0.25, 0.25, 0.1, 1.0), (0.1, 0.25, 0.1, 1.0), (0.25, 0.0, 0.1, 1.0),
+        (0.25, 0.25, 0.0, 1.0), (0.1, 0.1, 0.25, 1.0), (0.5, 0.5, 0.25, 1.0), (0.25, 0.25, 0.25, 1.0),
     )]
 
     def fit(self, data: Interactions) -> Fused:
@@ -364,8 +402,14 @@ class Fused(Recommender):
         if key not in _BASE_CACHE:
             _BASE_CACHE.clear()
             _POP_CACHE.clear()
+            _TABLE_CACHE.clear()
             _BASE_CACHE[key] = build_fused(data, data.artifacts)
         base = _BASE_CACHE[key]
+        lam, neighbours = float(self.params.get("lam", 100.0)), int(self.params.get("neighbours", 256))
+        if (key, lam, neighbours) not in _TABLE_CACHE:
+            from interestrec.recommend.itemitem import fit_item_item
+
+            _TABLE_CACHE[(key, lam, neighbours)] = fit_item_item(data.train, lam, neighbours)
         hl = float(self.params.get("pop_half_life_days", 90.0))
         user_pop = None
         if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
@@ -373,7 +417,9 @@ class Fused(Recommender):
                 _POP_CACHE[(key, hl)] = user_time_popularity(data.n_users, data.seq_user, data.seq_item, data.seq_time,
                                                              base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
             user_pop = _POP_CACHE[(key, hl)]
-        self.model = dataclasses.replace(base, weights=tuple(self.params.get("weights", (0.5, 0.5, 1.0))), user_pop=user_pop)
+        self.model = dataclasses.replace(base, weights=as_weights(self.params.get("weights", DEFAULT_WEIGHTS)),
+                                         user_pop=user_pop, item_table=_TABLE_CACHE[(key, lam, neighbours)],
+                                         seq_half_life=float(self.params.get("seq_half_life", 5.0)))
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

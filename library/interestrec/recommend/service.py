@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from interestrec.recommend import artifacts as ra
-from interestrec.recommend.fused import DIVERSITY_MODES, FusedModel, build_model, top_k
+from interestrec.recommend.fused import DEFAULT_WEIGHTS, DIVERSITY_MODES, FusedModel, build_model, top_k
+from interestrec.recommend.itemitem import table_from_events
 from interestrec.recommend.state import UserState, apply_events, events_vector, nearest_cluster
 
 MAX_K = 1000
@@ -57,9 +58,15 @@ class RecommenderService:
         self.titles = arts.titles
         self.centroids = arts.centroids
         self.half_life, self.decay_factor = half_life_days, decay_factor
+        params = arts.fused_params
+        table = arts.item_table
+        if table is None:  # an unpublished output: fit the seq term's table here, as publish would
+            table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
+                                      float(params.get("lam", 100.0)), int(params.get("neighbours", 256)))
         self.model: FusedModel = build_model(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
                                              arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users,
-                                             arts.graph_items, half_life_days, arts.weights, arts.user_interests)
+                                             arts.graph_items, half_life_days, params.get("weights", DEFAULT_WEIGHTS),
+                                             arts.user_interests, table, float(params.get("seq_half_life", 5.0)))
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)
@@ -98,7 +105,7 @@ class RecommenderService:
         users = np.array([u])
         if state is not None:
             hist = np.r_[hist, self.item_indices(state.history)] if state.history else hist
-            scores = self.model.score(users, [state.interests], np.array([state.cluster]))[0]
+            scores = self.model.score(users, [state.interests], np.array([state.cluster]), [hist])[0]
             interests, cluster = state.interests, state.cluster
         else:
             scores = self.model.score(users)[0]
@@ -117,8 +124,8 @@ class RecommenderService:
             raise ValueError("give a non-empty history or a text")
         idx = self.item_indices([int(h["item_id"]) for h in history]) if history else np.zeros(0, np.int64)
         now = time.time()
-        vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history],
-                            np.array([float(h.get("timestamp") or now) for h in history]), self.half_life)
+        times = np.array([float(h.get("timestamp") or now) for h in history])
+        vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history], times, self.half_life)
         if text_vector is not None:
             text_vector = np.asarray(text_vector, np.float32).reshape(-1)
             if text_vector.shape != vec.shape:
@@ -127,7 +134,8 @@ class RecommenderService:
             vec = vec + text_vector
             vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         cluster = nearest_cluster(self.centroids, vec)
-        scores = self.model.score(np.array([0]), [vec[None, :]], np.array([cluster]))[0]
+        oldest_first = idx[np.argsort(times, kind="stable")]
+        scores = self.model.score(np.array([0]), [vec[None, :]], np.array([cluster]), [oldest_first])[0]
         recs = top_k(self.model, scores, vec[None, :], cluster, idx, k, True, mode)
         return self._format(recs, cluster, None)
 

@@ -1,0 +1,143 @@
+"""The fused recommender's sequential collaborative term: recency-weighted item–item scores.
+
+``seq(u, j) = Σ_p 0.5^(p / half_life) · T[h_u(-1-p), j]`` — the user's history read from the newest item
+backwards (``p`` = steps from the end), each item voting for its neighbours in the item–item table ``T``.
+
+``T`` is EASE^R (Steck, WWW 2019; :func:`interestrec.evaluate.models.ease.ease_weights`) fitted on the
+interaction matrix of the ``max_items`` most popular items and pruned to each item's ``neighbours``
+largest weights, so it is sparse (``n_items × neighbours`` entries) for any catalogue. Reading the history
+with a recency weight is what makes the term sequential: on leave-last-out MovieLens the next item is
+far better predicted by the last few items than by the whole history (see ``docs/benchmarks.md``).
+
+The table is a published artifact (``recommend/item_item.parquet``: ``item_id, neighbour_id, weight``,
+written by the ``publish`` stage); :func:`item_item_reference` is the plain per-pair version the
+vectorised :func:`item_item_scores` is tested against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TABLE_FILE = "recommend/item_item.parquet"
+
+
+def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int = 20_000):
+    """EASE^R item–item weights, pruned to the ``neighbours`` largest per source item.
+
+    Args:
+        x: interactions ``(n_users, n_items)`` (sparse; values are used as given, usually 1).
+        lam: EASE's L2 strength. neighbours: entries kept per row (by absolute weight).
+        max_items: only the most popular items take part (bounds the dense ``m × m`` solve).
+
+    Shapes:
+        returns a ``scipy.sparse.csr_matrix`` ``(n_items, n_items)`` float32; row ``i`` holds the items
+        that a history containing ``i`` votes for.
+    """
+    import scipy.sparse as sp
+
+    from interestrec.evaluate.models.ease import ease_weights
+
+    x = sp.csr_matrix(x, dtype=np.float32)
+    n = x.shape[1]
+    counts = np.asarray((x > 0).sum(0)).ravel()
+    active = np.flatnonzero(counts > 0)
+    if len(active) > max_items:
+        active = np.sort(active[np.argsort(-counts[active], kind="stable")[:max_items]])
+    if len(active) < 2:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    b = ease_weights(x[:, active], lam)
+    k = min(neighbours, len(active) - 1)
+    keep = np.argpartition(-np.abs(b), k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(len(active)), k)
+    cols = keep.ravel()
+    vals = b[rows, cols]
+    t = sp.csr_matrix((vals, (active[rows], active[cols])), shape=(n, n), dtype=np.float32)
+    t.eliminate_zeros()
+    return t
+
+
+def table_from_events(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, lam: float = 100.0,
+                      neighbours: int = 256, max_items: int = 20_000):
+    """:func:`fit_item_item` over an event list (index space; repeated pairs count once).
+
+    Shapes:
+        user, item: ``(m,)``; returns sparse ``(n_items, n_items)``.
+    """
+    import scipy.sparse as sp
+
+    x = sp.csr_matrix((np.ones(len(user), np.float32), (user, item)), shape=(n_users, n_items))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return fit_item_item(x, lam, neighbours, max_items)
+
+
+def recency_weights(length: int, half_life: float) -> np.ndarray:
+    """Weight of each history position, oldest first: ``0.5 ** (steps_from_end / half_life)``.
+
+    ``half_life <= 0`` weighs every position 1. Shapes: returns ``(length,)`` float32.
+    """
+    steps = np.arange(length - 1, -1, -1, dtype=np.float64)
+    if half_life <= 0:
+        return np.ones(length, np.float32)
+    return np.power(0.5, steps / half_life).astype(np.float32)
+
+
+def item_item_scores(table, histories: list[np.ndarray], half_life: float) -> np.ndarray:
+    """Sequential scores of every item for each history (oldest item first).
+
+    Shapes:
+        table: sparse ``(n_items, n_items)``; histories[b]: ``(h_b,)`` item indices; returns ``(b, n_items)`` float32.
+    """
+    import scipy.sparse as sp
+
+    n = table.shape[0]
+    lengths = np.array([len(h) for h in histories], np.int64)
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.concatenate([np.asarray(h, np.int64) for h in histories]) if len(rows) else np.zeros(0, np.int64)
+    vals = np.concatenate([recency_weights(len(h), half_life) for h in histories]) if len(rows) else np.zeros(0, np.float32)
+    w = sp.csr_matrix((vals, (rows, cols)), shape=(len(histories), n), dtype=np.float32)  # repeats add up
+    return np.asarray((w @ table).todense(), dtype=np.float32)
+
+
+def item_item_reference(table, history: np.ndarray, half_life: float, j: int) -> float:
+    """One (history, item) score written out plainly (the reference for :func:`item_item_scores`)."""
+    dense = table.toarray() if hasattr(table, "toarray") else np.asarray(table)
+    total = 0.0
+    for pos, i in enumerate(history):
+        steps = len(history) - 1 - pos
+        weight = 1.0 if half_life <= 0 else 0.5 ** (steps / half_life)
+        total += weight * float(dense[int(i), j])
+    return total
+
+
+def write_table(path: str, table, item_ids: np.ndarray) -> None:
+    """Write the table as ``item_id, neighbour_id, weight`` rows (parquet, atomically)."""
+    import pyarrow as pa
+
+    from interestrec import artifacts
+
+    coo = table.tocoo()
+    artifacts.write_parquet(path, pa.table({
+        "item_id": pa.array(item_ids[coo.row], pa.int64()),
+        "neighbour_id": pa.array(item_ids[coo.col], pa.int64()),
+        "weight": pa.array(coo.data, pa.float32()),
+    }))
+
+
+def read_table(path: str, item_ids: np.ndarray):
+    """Read a table written by :func:`write_table` into the index space of sorted ``item_ids``
+    (rows naming items outside ``item_ids`` are dropped).
+
+    Shapes:
+        returns a ``scipy.sparse.csr_matrix`` ``(n_items, n_items)`` float32.
+    """
+    import scipy.sparse as sp
+
+    from interestrec import artifacts
+    from interestrec.recommend.artifacts import lookup
+
+    t = artifacts.read_parquet(path)
+    src, dst = lookup(item_ids, t["item_id"].to_numpy()), lookup(item_ids, t["neighbour_id"].to_numpy())
+    ok = (src >= 0) & (dst >= 0)
+    n = len(item_ids)
+    return sp.csr_matrix((t["weight"].to_numpy()[ok].astype(np.float32), (src[ok], dst[ok])), shape=(n, n), dtype=np.float32)
