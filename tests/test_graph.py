@@ -292,15 +292,16 @@ def test_ray_train_checkpoint_then_resume(tiny, ray_local, tmp_path):
     storage = str(tmp_path / "runs")
     first = train_with_ray(GraphJob(dataclasses.replace(TINY, epochs=2), tiny), storage, name="resume")
     assert first.error is None
-    assert [m["epoch"] for m in result_curve(first)] == [0, 1]
+    first_curve = result_curve(first)
+    assert [m["epoch"] for m in first_curve] == [0, 1]
     assert artifacts.exists(artifacts.join(first.checkpoint.path, "model.safetensors"))
     state = artifacts.read_json(artifacts.join(first.checkpoint.path, "state.json"))
     assert state["epoch"] == 1
     second = train_with_ray(GraphJob(dataclasses.replace(TINY, epochs=4), tiny), storage, name="resume")
     assert second.error is None
-    curve = result_curve(second)
-    assert [m["epoch"] for m in curve] == [2, 3]  # continued after the last finished epoch
-    assert second.metrics["resumed_from"] == 2
+    assert [m["epoch"] for m in result_curve(second)] == [0, 1, 2, 3]
+    assert second.metrics["resumed_from"] == 2  # continued after the last finished epoch
+    assert result_curve(second)[:2] == first_curve  # the first run's epochs are carried over
     assert artifacts.read_json(artifacts.join(second.checkpoint.path, "state.json"))["epoch"] == 3
 
 
@@ -323,3 +324,32 @@ def test_stage_two_workers(tiny, ray_local):
     meta = artifacts.read_json(artifacts.join(tiny, "graph", "model.json"))
     assert meta["num_nodes"]["item"] == N_ITEMS + 2 and any(k.startswith("model.emb.item") for k in weights)
     assert len(artifacts.read_json(artifacts.join(tiny, "graph", "curve.json"))) == 2
+
+
+def test_steps_from_end_and_recent_edges_match_brute_force():
+    from interestrec.data.split import steps_from_end
+    from interestrec.graph.kg import recent_edges
+
+    rng = np.random.default_rng(3)
+    u, t, i = rng.integers(0, 7, 200), rng.integers(0, 50, 200), rng.integers(0, 30, 200)
+    got = steps_from_end(u, t, i)
+    for n in range(200):
+        same = (u == u[n])
+        later = same & ((t > t[n]) | ((t == t[n]) & (i > i[n])) | ((t == t[n]) & (i == i[n]) & (np.arange(200) > n)))
+        assert got[n] == later.sum()
+    np.testing.assert_array_equal(recent_edges(u, t, i, 4), np.flatnonzero(got < 4))
+
+
+def test_inductive_users_have_no_id_embedding(tiny):
+    from interestrec.graph.train import build_model, graph_for, load_interactions
+
+    cfg = dataclasses.replace(TINY, no_id=("user",))
+    graph = graph_for(load_interactions(tiny, "valid"), cfg)
+    model = build_model(graph, cfg)
+    assert "user" not in model.emb and "item" in model.emb
+    from interestrec.graph.model import GraphRecommender
+
+    with pytest.raises(ValueError, match="need an ID embedding"):
+        GraphRecommender(graph.metadata(), {t: graph[t].num_nodes for t in graph.node_types}, {"user": 8}, no_id=("genre",))
+    # without features the option falls back to ID embeddings instead of failing
+    assert "user" in build_model(graph_for(load_interactions(tiny, "valid"), dataclasses.replace(cfg, use_features=False)), cfg).emb

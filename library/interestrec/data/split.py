@@ -54,3 +54,18 @@ def cutoff_split(timestamp: np.ndarray, cutoff: int) -> np.ndarray:
         timestamp: ``(n,)``; returns ``(n,)`` labels.
     """
     return np.where(np.asarray(timestamp) < cutoff, "train", "test").astype(object)
+
+
+def steps_from_end(user: np.ndarray, time: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """For each interaction, how many of the same user's interactions come after it (0 = the last).
+
+    Shapes:
+        user, time, item: ``(m,)``; returns ``(m,)`` int64.
+    """
+    order = np.lexsort((item, time, user))
+    u = user[order]
+    counts = np.bincount(u, minlength=int(u.max()) + 1 if len(u) else 0)
+    end = np.cumsum(counts)[u]
+    out = np.empty(len(u), np.int64)
+    out[order] = end - 1 - np.arange(len(u))
+    return out

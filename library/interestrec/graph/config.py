@@ -16,11 +16,15 @@ class GraphConfig:
         activation: ``none`` (linear propagation, as in LightGCN) or ``relu`` between layers.
         layer_combine: final embedding = mean of the input and every layer's output (else the last layer).
         use_features: project LLM item/user vectors into the input embedding (when the encode stage ran).
+        no_id: node types whose input is their projected features only, no ID embedding (when they
+            have features; inductive like the original GraphSAGE, and less prone to memorise).
         user_tags / max_tags: add user→tag edges; keep at most ``max_tags`` tags per item.
         recent: add a ``user –recent→ item`` relation over each user's last ``recent`` interactions
             (its own weights, so the model can weigh the current taste; 0 = none).
         epochs / lr / weight_decay / batch_size: optimisation (Adam; batch = supervision edges per step).
         negatives: uniformly sampled negative items per supervision edge (BPR averages over them).
+        recency_half_life: supervise a user's later interactions more: an edge ``k`` steps before the
+            user's last is drawn with weight ``0.5^(k / half_life)`` (0 = every edge once per epoch).
         reg: L2 penalty on the batch's input embeddings (as in BPR-MF / LightGCN).
         sampling: ``full`` (full-graph message passing, the batch's own edges dropped from the graph)
             or ``neighbor`` (mini-batch temporal neighbour sampling with ``fanout`` per layer).
@@ -39,21 +43,23 @@ class GraphConfig:
     activation: str = "none"
     layer_combine: bool = True
     use_features: bool = True
+    no_id: tuple[str, ...] = ()
     user_tags: bool = True
     max_tags: int = 5
     recent: int = 20
-    epochs: int = 30
+    epochs: int = 5
     lr: float = 0.005
     weight_decay: float = 0.0
     reg: float = 1e-4
+    recency_half_life: float = 0.0
     negatives: int = 8
     batch_size: int = 8192
     fanout: tuple[int, ...] = (10, 10)
     sampling: str = "full"
     adversarial: bool = False
-    eps: float = 0.5
+    eps: float = 0.1
     adv_weight: float = 1.0
-    robustness_eps: float = 0.5
+    robustness_eps: float = 0.1
     companion: bool = True
     num_workers: int = 1
     use_gpu: bool = False

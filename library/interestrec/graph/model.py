@@ -24,17 +24,23 @@ class GraphRecommender(nn.Module):
         hidden: embedding size (input, every layer, output). layers: message-passing rounds.
         conv: ``sage`` or ``gat``. activation: ``none`` or ``relu`` between layers.
         layer_combine: average the input and all layer outputs (else the last layer's output).
+        no_id: node types with features that get no ID embedding (inductive: their input is the
+            projected features only, which limits memorisation).
     """
 
     def __init__(self, metadata, num_nodes: dict[str, int], feature_dims: dict[str, int], hidden: int = 64,
-                 layers: int = 2, conv: str = "sage", activation: str = "none", layer_combine: bool = True):
+                 layers: int = 2, conv: str = "sage", activation: str = "none", layer_combine: bool = True,
+                 no_id: tuple[str, ...] = ()):
         super().__init__()
         from torch_geometric.nn import GATConv, HeteroConv, SAGEConv
 
         node_types, edge_types = metadata
         self.node_types = list(node_types)
         self.activation, self.layer_combine = activation, layer_combine
-        self.emb = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden) for t in node_types})
+        missing = [t for t in no_id if t not in feature_dims]
+        if missing:
+            raise ValueError(f"node types {missing} have no features, so they need an ID embedding")
+        self.emb = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden) for t in node_types if t not in no_id})
         for e in self.emb.values():
             nn.init.normal_(e.weight, std=0.1)
         self.proj = nn.ModuleDict({t: nn.Linear(d, hidden, bias=False) for t, d in feature_dims.items()})
@@ -58,8 +64,9 @@ class GraphRecommender(nn.Module):
         h = {}
         for t, e in self.emb.items():
             h[t] = e.weight if n_id_dict is None else e(n_id_dict[t])
-            if t in self.proj and t in x_dict:
-                h[t] = h[t] + self.proj[t](x_dict[t])
+        for t, p in self.proj.items():
+            if t in x_dict:
+                h[t] = h[t] + p(x_dict[t]) if t in h else p(x_dict[t])
         return h
 
     def forward(self, x_dict: dict, edge_index_dict: dict, n_id_dict: dict | None = None,

@@ -35,12 +35,12 @@ def train_with_ray(job: GraphJob, storage_path: str, name: str = "graphsage"):
 
 
 def result_curve(result) -> list[dict]:
-    """Per-epoch metrics of a Ray Train result (rank 0's reports)."""
-    df = result.metrics_dataframe
-    if df is None:
+    """Per-epoch metrics of a Ray Train result, from its latest checkpoint (including resumed epochs)."""
+    if result.checkpoint is None:
         return []
+    state = artifacts.read_json(artifacts.join(result.checkpoint.path, "state.json"))
     keep = ("epoch", "loss", "seconds", "valid_ndcg@10")
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if k in keep} for row in df.to_dict("records")]
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in m.items() if k in keep} for m in state.get("curve", [])]
 
 
 def run(ctx: StageContext) -> dict:

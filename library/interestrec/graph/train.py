@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interestrec.data.split import steps_from_end
 from interestrec.evaluate.base import Interactions, Recommender
 from interestrec.graph.config import GraphConfig
 
@@ -101,6 +102,11 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
     return graph
 
 
+def features(graph) -> dict:
+    """Node features by type (``{}`` for a graph built without them; ``graph.x_dict`` raises then)."""
+    return {t: graph[t].x for t in graph.node_types if "x" in graph[t]}
+
+
 def build_model(graph, cfg: GraphConfig):
     """The model for ``graph``, run once on the full graph (initialises any lazy layer; needed before DDP)."""
     import torch
@@ -109,9 +115,10 @@ def build_model(graph, cfg: GraphConfig):
 
     feats = {t: int(graph[t].x.shape[1]) for t in graph.node_types if "x" in graph[t]}
     model = GraphRecommender(graph.metadata(), {t: int(graph[t].num_nodes) for t in graph.node_types}, feats,
-                             cfg.hidden, cfg.layers, cfg.conv, cfg.activation, cfg.layer_combine)
+                             cfg.hidden, cfg.layers, cfg.conv, cfg.activation, cfg.layer_combine,
+                             tuple(t for t in cfg.no_id if t in feats))
     with torch.no_grad():
-        model(graph.x_dict, graph.edge_index_dict)
+        model(features(graph), graph.edge_index_dict)
     return model
 
 
@@ -144,7 +151,7 @@ def _full_step(model, graph, batch, neg, cfg: GraphConfig):
         k = keep[graph[RECENT].rates_id]
         eid[RECENT] = graph[RECENT].edge_index[:, k]
         eid[REV_RECENT] = eid[RECENT].flip(0)
-    emb, h0 = model(graph.x_dict, eid, return_inputs=True)
+    emb, h0 = model(features(graph), eid, return_inputs=True)
     u_idx, p_idx = ei[0, batch], ei[1, batch]
     return (emb["user"][u_idx], emb["item"][p_idx], emb["item"][neg],
             (h0["user"][u_idx], h0["item"][p_idx], h0["item"][neg]))
@@ -201,12 +208,21 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
     n_items = int(graph["item"].num_nodes)
     if n_edges < world:
         raise ValueError(f"{n_edges} supervision edges cannot be shared by {world} workers")
+    pick = None
+    if cfg.recency_half_life > 0:
+        ei = graph[RATES].edge_index.numpy()
+        w = 0.5 ** (steps_from_end(ei[0], graph[RATES].time.numpy(), ei[1]) / cfg.recency_half_life)
+        pick = w / w.sum()
     curve = []
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
         rng = np.random.default_rng([seed, epoch])
-        mine = rng.permutation(n_edges)[rank::world][: n_edges // world]
+        if pick is None:
+            order = rng.permutation(n_edges)
+        else:  # recency-weighted supervision: an epoch draws n_edges edges with replacement
+            order = rng.choice(n_edges, size=n_edges, p=pick)
+        mine = order[rank::world][: n_edges // world]
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
         wrng = np.random.default_rng([seed, epoch, rank])
         losses = []
@@ -249,7 +265,7 @@ def embeddings(model, graph) -> tuple[np.ndarray, np.ndarray]:
     was = inner.training
     inner.eval()
     with torch.no_grad():
-        emb = inner(graph.x_dict, graph.edge_index_dict)
+        emb = inner(features(graph), graph.edge_index_dict)
     inner.train(was)
     return emb["user"].numpy().astype(np.float32), emb["item"].numpy().astype(np.float32)
 
@@ -337,23 +353,26 @@ def train_loop(job: GraphJob) -> None:
     graph = graph_for(data, cfg)
     model = build_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
     opt = make_optimizer(model, cfg)
-    start = 0
+    start, history = 0, []
     ckpt = ray.train.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
             load_state_arrays(model, artifacts.read_safetensors(os.path.join(d, "model.safetensors")), opt)
             with open(os.path.join(d, "state.json")) as f:
-                start = int(json.load(f)["epoch"]) + 1
+                saved = json.load(f)
+            start, history = int(saved["epoch"]) + 1, list(saved.get("curve", []))
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     def report(epoch: int, m: dict) -> None:
         metrics = {**m, "resumed_from": start, "world_size": world}
+        history.append(m)
         if rank != 0:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory() as d:
             artifacts.write_safetensors(os.path.join(d, "model.safetensors"), state_arrays(model, opt))
-            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, **metrics})
+            # the whole curve travels with the checkpoint (Ray keeps only the last checkpoints' metrics)
+            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, "curve": history, **metrics})
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
     train_epochs(model, graph, data, cfg, opt, start_epoch=start, rank=rank, world=world, seed=job.seed, on_epoch=report)
