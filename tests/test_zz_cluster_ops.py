@@ -7,6 +7,15 @@ the workers import it from there rather than from the developer's install.
 
 Named ``test_zz_*`` so it runs after the in-process Ray tests; each cluster lives in its own process
 group and is killed with it, so other Ray instances on the machine are untouched.
+
+Every node gets its own ``--temp-dir``, as separate machines would have. Nodes sharing one (the default
+``/tmp/ray``) share one session directory and so one ``runtime_resources/``: each node's runtime-env agent
+then unpacks the job's ``working_dir`` into the same path, and a later node's agent *replaces* the directory
+(``working_dir`` packages are unpacked with overwrite) while the driver and the first node's workers run in
+it. Their cwd is then a deleted directory, and the first library that needs it fails (torch's MKL aborts
+with "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so" when ``getcwd`` fails). A separate temp dir
+also keeps these clusters out of ``/tmp/ray`` (``ray_current_cluster``, ``session_latest``), which belongs
+to whatever other Ray runs on the machine.
 """
 
 from __future__ import annotations
@@ -14,10 +23,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +56,7 @@ class LocalCluster:
                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.env.pop("RAY_ADDRESS", None)
         self.procs: list[subprocess.Popen] = []
+        self.temp_dirs: dict[str, Path] = {}  # node name -> its --temp-dir
         self.logs = tmp
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dash}"
@@ -62,8 +74,11 @@ class LocalCluster:
         # another Ray instance on the machine, and then the job agent never comes up.
         ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                                           "runtime-env-agent-port", "metrics-export-port")]
-        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *ports, *args], env=self.env,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        # Its own temp dir (see the module docstring), short enough for the node's Unix socket paths.
+        temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
+        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}", *ports,
+                                            *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
 
     def add_worker(self, cpus: int, resources: dict) -> None:
         self._start([f"--address={self.address}", f"--num-cpus={cpus}", f"--resources={json.dumps(resources)}"],
@@ -107,6 +122,12 @@ class LocalCluster:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        for name, temp in self.temp_dirs.items():  # keep the node logs next to head.log / worker*.log
+            for session in temp.glob("session_2*"):
+                if (session / "logs").is_dir() and not session.is_symlink():
+                    shutil.copytree(session / "logs", self.logs / f"{name}-ray-logs", symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(temp, ignore_errors=True)
+        self.temp_dirs.clear()
 
 
 @pytest.fixture
