@@ -53,6 +53,14 @@ def test_publish_is_versioned_with_a_manifest(pipeline_out):
     assert "encode/items.parquet" in manifest["files"]
     assert all((out / "publish" / latest / f).exists() for f in manifest["files"])
     assert not list((out / "publish").glob(".tmp-*"))
+    # what serving needs of the fused row: its tuned params and the seq term's item–item table
+    assert len(manifest["metrics"]["fused"]["params"]["weights"]) == 4
+    assert "recommend/item_item.parquet" in manifest["files"]
+    from interestrec.recommend import artifacts as ra
+
+    arts = ra.load(str(out))
+    assert arts.fused_params == manifest["metrics"]["fused"]["params"]
+    assert arts.item_table is not None and arts.item_table.shape == (len(arts.item_ids),) * 2 and arts.item_table.nnz > 0
 
 
 def test_report_is_written_and_renders(pipeline_out, tmp_path):

@@ -60,7 +60,7 @@ def publish(ctx: StageContext) -> dict:
         summary = artifacts.read_json(summary_path)
         stages[stage] = {"output_hash": summary.get("_run", {}).get("output_hash"), "seconds": summary.get("_run", {}).get("seconds")}
         if stage == "evaluate":
-            metrics = {m: {k: v for k, v in row.items() if k in ("ndcg@10", "hr@10", "recall@20", "mrr")} for m, row in summary.get("models", {}).items()}
+            metrics = {m: {k: v for k, v in row.items() if k in ("ndcg@10", "hr@10", "recall@20", "mrr", "params")} for m, row in summary.get("models", {}).items()}
         for name in names:
             src_fs, src = artifacts._fs_and_path(artifacts.join(ctx.stage_dir(stage), name))
             if src_fs.get_file_info(src).type == pafs.FileType.NotFound:

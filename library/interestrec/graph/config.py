@@ -52,7 +52,7 @@ class GraphConfig:
     weight_decay: float = 0.0
     reg: float = 1e-4
     recency_half_life: float = 0.0
-    negatives: int = 8
+    negatives: int = 32
     batch_size: int = 8192
     fanout: tuple[int, ...] = (10, 10)
     sampling: str = "full"
