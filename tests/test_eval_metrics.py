@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from interestrec.evaluate import metrics
 from interestrec.evaluate.base import Interactions, Recommender
-from interestrec.evaluate.models.ease import EASE, ease_weights
+from interestrec.evaluate.models.ease import EASE, ease_weights, ease_weights_direct
 from interestrec.evaluate.models.itemknn import ItemKNN
 from interestrec.evaluate.models.mostpop import MostPop
 from interestrec.evaluate.protocol import evaluate_model, rank_targets
@@ -109,6 +109,12 @@ def test_ease_matches_its_closed_form():
     p = np.linalg.inv(x.T @ x + lam * np.eye(8))
     b = np.eye(8) - p / np.diag(p)[None, :]
     np.testing.assert_allclose(ease_weights(sp.csr_matrix(x), lam), b, atol=1e-5)
+    # more items than users: the Woodbury path, against the closed form and the direct solve
+    xw = (rng.random((6, 20)) < 0.4).astype(np.float64)
+    pw = np.linalg.inv(xw.T @ xw + lam * np.eye(20))
+    bw = np.eye(20) - pw / np.diag(pw)[None, :]
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(xw), lam), bw, atol=1e-5)
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(xw), lam), ease_weights_direct(sp.csr_matrix(xw), lam), atol=1e-5)
     assert np.allclose(np.diag(ease_weights(sp.csr_matrix(x), lam)), 0)
     data = tiny([list(np.flatnonzero(r)) for r in x], [-1] * 30, n_items=8)
     m = EASE(lam=lam).fit(data)

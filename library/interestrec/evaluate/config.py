@@ -15,7 +15,7 @@ class EvaluateConfig:
         user_chunk: users scored per chunk (the users x items matrix is never materialised whole).
     """
 
-    models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "lightgcn", "sasrec", "llm", "graphsage", "fused")
+    models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "lightgcn", "sasrec", "llm", "graphsage", "graphsage_apr", "fused")
     ks: tuple[int, ...] = (10, 20)
     user_chunk: int = 1024
     tune: bool = True
