@@ -6,6 +6,7 @@ topics: each item belongs to one topic, each user prefers one or two); ``tests/t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -287,6 +288,35 @@ def test_cold_history_lands_in_the_topic_cluster(service):
     assert body["user_id"] is None and not set(topic_items) & {i["item_id"] for i in body["items"]}
     assert sum(i["title"].startswith("Horror") for i in body["items"]) >= 8
     assert service.profiles[body["cluster"]]["description"].startswith("Horror")
+
+
+def test_seq_term_reads_histories_newest_first(service):
+    """Known users, fresh events and cold histories all feed the seq term in time order."""
+    from interestrec.recommend.itemitem import item_item_scores
+
+    m = service.model
+    assert m.item_table is not None and m.item_table.nnz > 0  # fitted at load for an unpublished output
+    u = 3
+    _, _, _, seq = m.components(np.array([u]))
+    np.testing.assert_allclose(seq[0], item_item_scores(m.item_table, [m.history[u]], m.seq_half_life)[0], atol=1e-6)
+    # a cold history: the same items with their timestamps reversed give the reversed order's scores
+    items = [int(i) for i in m.item_ids[[1, 5, 9, 13]]]
+    idx = service.item_indices(items)
+    fwd = [{"item_id": i, "timestamp": 1_700_000_000 + 10 * n} for n, i in enumerate(items)]
+    rev = [{"item_id": i, "timestamp": 1_700_000_000 - 10 * n} for n, i in enumerate(items)]
+    s_fwd = item_item_scores(m.item_table, [idx], m.seq_half_life)[0]
+    s_rev = item_item_scores(m.item_table, [idx[::-1]], m.seq_half_life)[0]
+    assert not np.allclose(s_fwd, s_rev)
+    top = lambda body: [i["item_id"] for i in body["items"]]  # noqa: E731
+    w = dataclasses.replace(m, weights=(0.0, 0.0, 0.0, 1.0))
+    service.model, saved = w, m
+    try:
+        a, b = service.recommend_history(fwd, k=5), service.recommend_history(rev, k=5)
+    finally:
+        service.model = saved
+    seen = set(idx)
+    expect = lambda s: [int(m.item_ids[j]) for j in np.lexsort((np.arange(len(s)), -s)) if j not in seen][:5]  # noqa: E731
+    assert top(a) == expect(s_fwd) and top(b) == expect(s_rev)
 
 
 def test_unknown_ids_and_bad_k_are_named(service):
