@@ -168,6 +168,12 @@ def test_load_published_version_and_tuned_weights(tmp_path):
     assert as_weights(a.fused_params["weights"]) == (0.25, 1.0, 0.5, 0.0)  # published before the seq term
     with pytest.raises(ValueError, match="need 4 values"):
         as_weights([1.0, 2.0])
+    from interestrec.recommend.fused import FusedParams
+
+    fp = FusedParams.from_params(a.fused_params)
+    assert fp.weights == (0.25, 1.0, 0.5, 0.0) and fp.lam == FusedParams().lam  # missing keys: defaults
+    with pytest.raises(ValueError, match="unknown fused params"):
+        FusedParams.from_params({"weigths": [1, 1, 1, 1]})
     assert a.graph_users is None
 
 

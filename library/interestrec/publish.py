@@ -89,12 +89,13 @@ def _write_item_table(ctx: StageContext, fs, tmp: str) -> str:
     """Fit the fused recommender's item–item table on every interaction (with the evaluation's tuned
     ``lam`` / ``neighbours``) into the version being assembled; returns its relative path."""
     from interestrec.recommend import artifacts as ra
+    from interestrec.recommend.fused import FusedParams
     from interestrec.recommend.itemitem import TABLE_FILE, table_from_events, write_table
 
     arts = ra.load(ctx.out)
-    params = arts.fused_params
+    params = FusedParams.from_params(arts.fused_params)
     table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                              float(params.get("lam", 100.0)), int(params.get("neighbours", 256)))
+                              params.lam, params.neighbours)
     write_table(artifacts.join(ctx.stage_dir("publish"), tmp.rsplit("/", 1)[1], TABLE_FILE), table, arts.item_ids)
     ctx.log(f"publish: item–item table, {table.nnz} entries over {len(arts.item_ids)} items")
     return TABLE_FILE

@@ -43,6 +43,35 @@ def as_weights(values) -> tuple[float, float, float, float]:
     return w
 
 
+@dataclass(frozen=True)
+class FusedParams:
+    """The fused row's hyper-parameters, as tuned by the evaluation and published in the manifest.
+
+    Attributes:
+        weights: one weight per :data:`COMPONENTS` term.
+        seq_half_life: history positions; the item ``k`` steps before the last weighs ``0.5^(k / this)``.
+        lam / neighbours: EASE^R strength and entries kept per item of the seq term's item–item table.
+        pop_half_life_days: decay of the evaluation's per-user time-aware popularity.
+    """
+
+    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
+    seq_half_life: float = 5.0
+    lam: float = 100.0
+    neighbours: int = 256
+    pop_half_life_days: float = 90.0
+
+    @classmethod
+    def from_params(cls, params: dict | None) -> FusedParams:
+        """From a grid point or a published ``params`` dict (missing keys take the defaults)."""
+        p = dict(params or {})
+        unknown = set(p) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fused params {sorted(unknown)}")
+        if "weights" in p:
+            p["weights"] = as_weights(p["weights"])
+        return cls(**p)
+
+
 def z_rows(x: np.ndarray) -> np.ndarray:
     """Per-row standardisation (constant rows become zeros). Shapes: ``(b, n)`` → ``(b, n)``."""
     mu = x.mean(1, keepdims=True)
@@ -405,21 +434,21 @@ class Fused(Recommender):
             _TABLE_CACHE.clear()
             _BASE_CACHE[key] = build_fused(data, data.artifacts)
         base = _BASE_CACHE[key]
-        lam, neighbours = float(self.params.get("lam", 100.0)), int(self.params.get("neighbours", 256))
+        fp = FusedParams.from_params(self.params)
+        lam, neighbours = float(fp.lam), int(fp.neighbours)
         if (key, lam, neighbours) not in _TABLE_CACHE:
             from interestrec.recommend.itemitem import fit_item_item
 
             _TABLE_CACHE[(key, lam, neighbours)] = fit_item_item(data.train, lam, neighbours)
-        hl = float(self.params.get("pop_half_life_days", 90.0))
+        hl = float(fp.pop_half_life_days)
         user_pop = None
         if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
             if (key, hl) not in _POP_CACHE:
                 _POP_CACHE[(key, hl)] = user_time_popularity(data.n_users, data.seq_user, data.seq_item, data.seq_time,
                                                              base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
             user_pop = _POP_CACHE[(key, hl)]
-        self.model = dataclasses.replace(base, weights=as_weights(self.params.get("weights", DEFAULT_WEIGHTS)),
-                                         user_pop=user_pop, item_table=_TABLE_CACHE[(key, lam, neighbours)],
-                                         seq_half_life=float(self.params.get("seq_half_life", 5.0)))
+        self.model = dataclasses.replace(base, weights=fp.weights, user_pop=user_pop,
+                                         item_table=_TABLE_CACHE[(key, lam, neighbours)], seq_half_life=fp.seq_half_life)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from interestrec.recommend import artifacts as ra
-from interestrec.recommend.fused import DEFAULT_WEIGHTS, DIVERSITY_MODES, FusedModel, build_model, top_k
+from interestrec.recommend.fused import DIVERSITY_MODES, FusedModel, FusedParams, build_model, top_k
 from interestrec.recommend.itemitem import table_from_events
 from interestrec.recommend.state import UserState, apply_events, events_vector, nearest_cluster
 
@@ -58,15 +58,15 @@ class RecommenderService:
         self.titles = arts.titles
         self.centroids = arts.centroids
         self.half_life, self.decay_factor = half_life_days, decay_factor
-        params = arts.fused_params
+        params = FusedParams.from_params(arts.fused_params)
         table = arts.item_table
         if table is None:  # an unpublished output: fit the seq term's table here, as publish would
             table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                                      float(params.get("lam", 100.0)), int(params.get("neighbours", 256)))
+                                      params.lam, params.neighbours)
         self.model: FusedModel = build_model(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
                                              arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users,
-                                             arts.graph_items, half_life_days, params.get("weights", DEFAULT_WEIGHTS),
-                                             arts.user_interests, table, float(params.get("seq_half_life", 5.0)))
+                                             arts.graph_items, half_life_days, params.weights,
+                                             arts.user_interests, table, params.seq_half_life)
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)
