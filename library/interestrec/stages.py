@@ -44,7 +44,7 @@ class StageContext:
         # local paths are made absolute here, once, so every worker resolves the same files.
         for attr in ("out", "data"):
             value = getattr(self, attr)
-            if value is not None and artifacts.is_local(value) and not str(value).startswith("file://"):
+            if value is not None and "://" not in str(value):  # plain local paths only (not file:// URIs)
                 object.__setattr__(self, attr, os.path.abspath(value))
 
     def stage_dir(self, name: str) -> str:

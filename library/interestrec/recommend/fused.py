@@ -101,7 +101,7 @@ class FusedModel:
     history: list[np.ndarray] = field(default_factory=list)
     user_pop: np.ndarray | None = None  # (n_users, n_items): popularity as of each user's own last event
     item_table: object | None = None  # sparse (n_items, n_items) item–item table of the seq term
-    seq_half_life: float = 5.0  # history positions: the item k steps before the last weighs 0.5^(k / this)
+    seq_half_life: float = FusedParams.seq_half_life  # history positions (see FusedParams)
 
     def pop_rows(self, clusters: np.ndarray) -> np.ndarray:
         """Popularity rows for cluster ids (``-1`` or out of range → global). Shapes: returns ``(b, n_items)``."""
@@ -269,7 +269,7 @@ def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_u
                 graph_items: np.ndarray | None = None, half_life_days: float = 180.0,
                 weights: tuple[float, ...] = DEFAULT_WEIGHTS,
                 interests: list[np.ndarray | None] | None = None, item_table=None,
-                seq_half_life: float = 5.0) -> FusedModel:
+                seq_half_life: float = FusedParams.seq_half_life) -> FusedModel:
     """Assemble a :class:`FusedModel` from index-space arrays (``interests``: precomputed ones, see
     :func:`history_interests`; ``item_table``: the seq term's item–item table, see
     :func:`interestrec.recommend.itemitem.fit_item_item`).

@@ -76,9 +76,9 @@ def recency_weights(length: int, half_life: float) -> np.ndarray:
 
     ``half_life <= 0`` weighs every position 1. Shapes: returns ``(length,)`` float32.
     """
-    steps = np.arange(length - 1, -1, -1, dtype=np.float64)
     if half_life <= 0:
         return np.ones(length, np.float32)
+    steps = np.arange(length - 1, -1, -1, dtype=np.float64)
     return np.power(0.5, steps / half_life).astype(np.float32)
 
 
