@@ -1,0 +1,115 @@
+"""The embedded fresh-event store: SQLite in WAL mode with ``synchronous=FULL`` (local disk only).
+
+One transaction per batch: the commit (fsynced WAL) happens before :meth:`SQLiteStore.append` returns,
+and any error rolls the whole batch back. Several processes on one machine (the Serve replicas) may
+open the same file; writers take turns (``busy_timeout``), readers never block.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+from interestrec.serving.idtypes import UserId
+from interestrec.serving.store import Ack, Event, KeyConflict, StoreError, _check, events_table, fingerprint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    value REAL,
+    text TEXT
+);
+CREATE INDEX IF NOT EXISTS events_user_seq ON events (user_id, seq);
+CREATE TABLE IF NOT EXISTS batches (
+    key TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    n INTEGER NOT NULL
+);
+"""
+COLUMNS = "seq, batch, user_id, item_id, timestamp, event, value, text"
+
+
+class SQLiteStore:
+    """:class:`~interestrec.serving.store.EventStore` over one SQLite file.
+
+    Args:
+        path: the database file (its directory is created); local disk, not a network filesystem.
+        busy_timeout_ms: how long a writer waits for another process' transaction.
+    """
+
+    def __init__(self, path: str, busy_timeout_ms: int = 5000):
+        self.path = os.path.abspath(path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"SQLite store {self.path}: WAL journal unavailable (got {mode})")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: {e}") from e
+
+    def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
+        _check(events)
+        digest = fingerprint(user_id, events)
+        rows = [(key, int(user_id), int(e["item_id"]), int(e["timestamp"]), str(e["event"]),
+                 None if e.get("value") is None else float(e["value"]), e.get("text")) for e in events]
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    prev = db.execute("SELECT user_id, digest, first_seq, n FROM batches WHERE key = ?", (key,)).fetchone()
+                    if prev is not None:
+                        db.execute("ROLLBACK")
+                        if prev[1] != digest:
+                            raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")
+                        return Ack(key, int(prev[2]), int(prev[3]), duplicate=True)
+                    db.executemany("INSERT INTO events (batch, user_id, item_id, timestamp, event, value, text) "
+                                         "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+                    first = int(last) - len(rows) + 1
+                    db.execute("INSERT INTO batches (key, user_id, digest, first_seq, n) VALUES (?, ?, ?, ?, ?)",
+                               (key, int(user_id), digest, first, len(rows)))
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise StoreError(f"event store write failed, nothing applied: {e}") from e
+        return Ack(key, first, len(rows))
+
+    def _read(self, sql: str, args: tuple) -> list[Event]:
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"event store read failed: {e}") from e
+        return [Event(*r) for r in rows]
+
+    def fresh(self, user_id: UserId, limit: int) -> list[Event]:
+        rows = self._read(f"SELECT {COLUMNS} FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
+                          (int(user_id), int(limit)))
+        return rows[::-1]
+
+    def fresh_many(self, user_ids: list[UserId], limit: int) -> list[list[Event]]:
+        return [self.fresh(u, limit) for u in user_ids]
+
+    def export(self):
+        return events_table(self._read(f"SELECT {COLUMNS} FROM events ORDER BY seq", ()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

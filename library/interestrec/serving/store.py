@@ -1,0 +1,111 @@
+"""The fresh-event store: one small interface, two durable backends (no Ray).
+
+- :class:`SQLiteStore` — embedded default for one machine: WAL journal, ``synchronous=FULL``, one
+  transaction per batch, so an acknowledged batch is on disk and a failed one left nothing behind.
+- :class:`RedisStore` — for a cluster: one Lua script per batch (atomic on the server); run Redis with
+  ``appendonly yes`` and ``appendfsync always`` so the reply is sent only after the AOF is fsynced.
+
+Both give every event a store sequence number at acknowledgement: replay and "latest" follow it, not the
+wall clock. A batch carries a client key: appending the same key again returns the first
+acknowledgement and applies nothing (a retry after a lost reply is safe); the same key with different
+events is a :class:`KeyConflict`. :meth:`EventStore.fresh` returns at most the newest ``limit`` events of
+a user (the live state's bound); :meth:`EventStore.export` returns everything, in the
+``ingest/events.parquet`` column types, for the batch pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Protocol
+
+from interestrec.serving.idtypes import UserId
+
+
+class StoreError(RuntimeError):
+    """The store could not durably apply or read (the HTTP layer answers 503; nothing was applied)."""
+
+
+class KeyConflict(ValueError):
+    """An idempotency key reused for a different batch (the HTTP layer answers 409)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stored event (``seq`` assigned by the store at acknowledgement)."""
+
+    seq: int
+    batch: str
+    user_id: UserId
+    item_id: int
+    timestamp: int
+    event: str
+    value: float | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A batch's acknowledgement: its first sequence number, size, and whether it was a replayed retry."""
+
+    batch: str
+    first_seq: int
+    n: int
+    duplicate: bool = False
+
+
+def fingerprint(user_id: UserId, events: list[dict]) -> str:
+    """A digest of a batch's content, to tell a retry from a key reused for different events."""
+    doc = [user_id, [[e["item_id"], e["timestamp"], e["event"], e.get("value"), e.get("text")] for e in events]]
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+
+
+class EventStore(Protocol):
+    """What the serving layer needs from a store."""
+
+    def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
+        """Durably append one batch (``item_id``, ``timestamp``, ``event``, optional ``value`` / ``text``)."""
+
+    def fresh(self, user_id: UserId, limit: int) -> list[Event]:
+        """The user's newest ``limit`` events, oldest first (by sequence)."""
+
+    def fresh_many(self, user_ids: list[UserId], limit: int) -> list[list[Event]]:
+        """:meth:`fresh` for several users in one round trip."""
+
+    def export(self):
+        """Every event in sequence order as an Arrow table (``ingest/events.parquet`` types plus ``seq``)."""
+
+    def close(self) -> None: ...
+
+
+def events_table(events: list[Event]):
+    """Stored events as an Arrow table in ``ingest/events.parquet``'s column types (plus ``seq``, ``batch``)."""
+    import pyarrow as pa
+
+    return pa.table({
+        "user_id": pa.array([e.user_id for e in events], pa.int64()),
+        "item_id": pa.array([e.item_id for e in events], pa.int64()),
+        "timestamp": pa.array([e.timestamp for e in events], pa.int64()),
+        "event": pa.array([e.event for e in events], pa.string()),
+        "value": pa.array([e.value for e in events], pa.float32()),
+        "text": pa.array([e.text for e in events], pa.string()),
+        "seq": pa.array([e.seq for e in events], pa.int64()),
+        "batch": pa.array([e.batch for e in events], pa.string()),
+    })
+
+
+def _check(events: list[dict]) -> None:
+    if not events:
+        raise ValueError("append: no events")
+
+
+def open_store(url: str) -> EventStore:
+    """``sqlite:///abs/path.db`` / a plain path → :class:`SQLiteStore`; ``redis://host:port/db`` → :class:`RedisStore`."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from interestrec.serving.redis_store import RedisStore
+
+        return RedisStore(url)
+    from interestrec.serving.sqlite_store import SQLiteStore
+
+    return SQLiteStore(url.removeprefix("sqlite://"))
