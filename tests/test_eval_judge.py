@@ -234,3 +234,33 @@ def test_cold_item_protocol_in_the_stage(evaluated):
     # the content term (planted topics, content-only text of the cold items) places cold items better than a CF row
     assert c["models"]["fused"]["recall@20"] >= c["models"]["mostpop"]["recall@20"]
     assert summary["cold_users"]["users"] == 0  # every planted user has ≥ 10 training events
+
+
+# ----------------------------------------------------------------------------------------------- publish
+def test_publish_fits_the_item_table_from_the_version_being_published(tmp_path):
+    import pyarrow.compute as pc
+
+    from interestrec import artifacts
+    from interestrec.publish import publish
+    from interestrec.recommend import artifacts as ra
+    from interestrec.recommend.itemitem import TABLE_FILE, read_table, table_from_events
+    from interestrec.stages import StageContext
+
+    out = make_artifacts(tmp_path / "out", graph=False, n_users=30, n_items=80)
+    for stage in ("ingest", "encode", "cluster", "dynamics"):
+        artifacts.write_json(out / stage / "summary.json", {"_run": {"output_hash": stage}})
+
+    def published(params: dict):
+        artifacts.write_json(out / "evaluate" / "summary.json", {"models": {"fused": {"ndcg@10": 0.1, "params": params}}})
+        v = publish(StageContext(out=str(out)))["path"]
+        a = ra.load(v)
+        return a, read_table(artifacts.join(v, TABLE_FILE), a.item_ids)
+
+    a1, t1 = published({"lam": 50.0, "neighbours": 8})
+    ev = artifacts.read_parquet(out / "ingest" / "events.parquet")  # new data: the first ten users leave
+    artifacts.write_parquet(out / "ingest" / "events.parquet", ev.filter(pc.greater_equal(ev["user_id"], 1010)))
+    a2, t2 = published({"lam": 10.0, "neighbours": 4})
+    assert len(a2.user_ids) == 20 and len(a1.user_ids) == 30
+    want = table_from_events(a2.ev_user, a2.ev_item, 20, len(a2.item_ids), 10.0, 4)
+    assert (abs(t2 - want) > 1e-5).nnz == 0 and (abs(t2 - t1) > 1e-5).nnz > 0
+    assert max(np.diff(t2.indptr)) <= 4
