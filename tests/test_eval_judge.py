@@ -7,6 +7,7 @@ planted pipeline output of ``tests/test_recommend.py`` with the packaged MiniLM 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,3 +265,20 @@ def test_publish_fits_the_item_table_from_the_version_being_published(tmp_path):
     want = table_from_events(a2.ev_user, a2.ev_item, 20, len(a2.item_ids), 10.0, 4)
     assert (abs(t2 - want) > 1e-5).nnz == 0 and (abs(t2 - t1) > 1e-5).nnz > 0
     assert max(np.diff(t2.indptr)) <= 4
+
+
+def test_report_renders_intervals_ablations_and_cold_tables(evaluated, tmp_path):
+    from interestrec import artifacts
+    from interestrec.report.html import write_report
+    from interestrec.report.text import format_summary, interval
+
+    _, summary = evaluated
+    out = tmp_path / "out"
+    artifacts.write_json(out / "evaluate" / "summary.json", summary)
+    page = Path(write_report(str(out))).read_text()
+    best = summary["comparisons"]["best_baseline"]
+    assert f"NDCG@10 − {best} [95%]" in page and "Ablations of the fused row" in page and "Cold items (48 items" in page
+    c = summary["models"]["fused"]["vs_best_baseline"]
+    assert interval(c) in page and interval(summary["comparisons"]["fused_vs_ablation"]["fused-no_pop"]) in page
+    text = format_summary("evaluate", summary)
+    assert interval(c) in text and "fused - fused-seq_only" in text and "cold items llm_frozen: skipped" in text
