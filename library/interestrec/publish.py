@@ -68,7 +68,7 @@ def publish(ctx: StageContext) -> dict:
             fs.create_dir(f"{tmp}/{stage}", recursive=True)
             pafs.copy_files(src, f"{tmp}/{stage}/{name}", source_filesystem=src_fs, destination_filesystem=fs)
             files.append(f"{stage}/{name}")
-    files.append(_write_item_table(ctx, fs, tmp))
+    files.append(_write_item_table(ctx, tmp, (metrics.get("fused") or {}).get("params") or {}))
     manifest = {
         "version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -85,18 +85,20 @@ def publish(ctx: StageContext) -> dict:
     return {"version": version, "path": artifacts.join(publish_dir, f"v{version}"), "files": len(files), "stages": sorted(stages)}
 
 
-def _write_item_table(ctx: StageContext, fs, tmp: str) -> str:
-    """Fit the fused recommender's item–item table on every interaction (with the evaluation's tuned
-    ``lam`` / ``neighbours``) into the version being assembled; returns its relative path."""
+def _write_item_table(ctx: StageContext, tmp: str, fused_params: dict) -> str:
+    """Fit the fused recommender's item–item table on every interaction of the version being assembled
+    (its ``ingest/events.parquet``, never an earlier version's) with this evaluation's tuned ``lam`` /
+    ``neighbours`` (``fused_params``), into that version; returns its relative path."""
     from interestrec.recommend import artifacts as ra
     from interestrec.recommend.fused import FusedParams
     from interestrec.recommend.itemitem import TABLE_FILE, table_from_events, write_table
 
-    arts = ra.load(ctx.out)
-    params = FusedParams.from_params(arts.fused_params)
+    version_dir = artifacts.join(ctx.stage_dir("publish"), tmp.rsplit("/", 1)[1])
+    arts = ra.load(version_dir)  # no manifest and no publish/ inside it yet: reads exactly the files being published
+    params = FusedParams.from_params(fused_params)
     table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
                               params.lam, params.neighbours)
-    write_table(artifacts.join(ctx.stage_dir("publish"), tmp.rsplit("/", 1)[1], TABLE_FILE), table, arts.item_ids)
+    write_table(artifacts.join(version_dir, TABLE_FILE), table, arts.item_ids)
     ctx.log(f"publish: item–item table, {table.nnz} entries over {len(arts.item_ids)} items")
     return TABLE_FILE
 

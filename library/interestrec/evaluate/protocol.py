@@ -88,13 +88,11 @@ def evaluate_model(model: Recommender, data: Interactions, ks: tuple[int, ...] =
     return compute_metrics(rank_targets(model, data, max(ks), user_chunk), data, ks, item_features)
 
 
-def tune_and_evaluate(cls: type[Recommender], valid: Interactions, test: Interactions, ks: tuple[int, ...] = (10, 20),
-                      user_chunk: int = 1024, item_features: np.ndarray | None = None, tune: bool = True,
-                      log=print) -> dict:
-    """Pick hyper-parameters on validation (NDCG@10), refit on train+valid, report test metrics."""
+def select_params(cls: type[Recommender], valid: Interactions, user_chunk: int = 1024, tune: bool = True,
+         log=print) -> tuple[dict, float, list[dict]]:
+    """Pick hyper-parameters on validation NDCG@10; returns ``(best params, best score or -1, tried points)``."""
     grid = cls.grid if tune else cls.grid[:1]
     best, best_params, tried = -1.0, grid[0], []
-    t0 = time.perf_counter()
     if len(grid) > 1:
         for params in grid:
             m = cls(**params).fit(valid)
@@ -103,10 +101,33 @@ def tune_and_evaluate(cls: type[Recommender], valid: Interactions, test: Interac
             log(f"  {cls.name} {params}: valid NDCG@10 {score:.4f}")
             if score > best:
                 best, best_params = score, params
-    model = cls(**best_params).fit(test)
-    result = evaluate_model(model, test, ks, user_chunk, item_features)
+    return best_params, best, tried
+
+
+def fit_and_rank(cls: type[Recommender], params: dict, test: Interactions, ks: tuple[int, ...] = (10, 20),
+                 user_chunk: int = 1024, item_features: np.ndarray | None = None) -> tuple[dict, Ranking]:
+    """Fit ``cls(**params)`` on ``test``'s training data; returns its metrics and the per-user ranks."""
+    model = cls(**params).fit(test)
+    ranking = rank_targets(model, test, max(ks), user_chunk)
+    return compute_metrics(ranking, test, ks, item_features), ranking
+
+
+def tune_and_rank(cls: type[Recommender], valid: Interactions, test: Interactions, ks: tuple[int, ...] = (10, 20),
+                  user_chunk: int = 1024, item_features: np.ndarray | None = None, tune: bool = True,
+                  log=print) -> tuple[dict, Ranking]:
+    """Pick hyper-parameters on validation (NDCG@10), refit on train+valid; test metrics and per-user ranks."""
+    t0 = time.perf_counter()
+    best_params, best, tried = select_params(cls, valid, user_chunk, tune, log)
+    result, ranking = fit_and_rank(cls, best_params, test, ks, user_chunk, item_features)
     result.update({"baseline": bool(cls.baseline), "params": dict(best_params), "tuning": tried,
                    "seconds": round(time.perf_counter() - t0, 2)})
     if best >= 0:
         result["valid_ndcg@10"] = best
-    return result
+    return result, ranking
+
+
+def tune_and_evaluate(cls: type[Recommender], valid: Interactions, test: Interactions, ks: tuple[int, ...] = (10, 20),
+                      user_chunk: int = 1024, item_features: np.ndarray | None = None, tune: bool = True,
+                      log=print) -> dict:
+    """:func:`tune_and_rank` without the ranks."""
+    return tune_and_rank(cls, valid, test, ks, user_chunk, item_features, tune, log)[0]

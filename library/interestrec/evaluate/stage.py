@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import time
 
 import numpy as np
 
 from interestrec.data import load_ingest
 from interestrec.evaluate.base import REGISTRY
 from interestrec.evaluate.data import build_interactions
-from interestrec.evaluate.protocol import tune_and_evaluate
+from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
 from interestrec.stages import StageContext
 
 # modules that register models of ours (rows with baseline = False), imported when present
-EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.recommend.fused")
+EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.evaluate.models.fused")
 
 
-def load_models() -> dict[str, str]:
-    """Import every model module; returns ``{module: error}`` for those that could not be imported."""
-    errors = {}
+def load_models() -> None:
+    """Import every model module (an import error is an error: a broken module must not pass as a skipped row)."""
     for mod in EXTRA_MODEL_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            errors[mod] = str(e)
-    return errors
+        importlib.import_module(mod)
 
 
 def genre_features(items, item_ids: np.ndarray) -> np.ndarray:
@@ -47,31 +43,72 @@ def genre_features(items, item_ids: np.ndarray) -> np.ndarray:
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
+    from interestrec import artifacts
+    from interestrec.evaluate import cold, judge
+    from interestrec.evaluate.models.fused import ABLATIONS, ablation_params
+
     cfg = ctx.config.evaluate
     art = load_ingest(ctx.stage_dir("ingest"))
     item_ids = np.unique(np.r_[art.items["item_id"].to_numpy(), art.events["item_id"].to_numpy()])
     valid = build_interactions(art.events, item_ids, "valid", ctx.out)
     test = build_interactions(art.events, item_ids, "test", ctx.out)
     feats = genre_features(art.items, test.item_ids)
-    import_errors = load_models()
-    results, skipped = {}, {}
+    load_models()
+    results, skipped, rankings = {}, {}, {}
     for name in cfg.models:
         if name not in REGISTRY:
-            skipped[name] = "not registered" + (f" ({'; '.join(import_errors.values())})" if import_errors else "")
+            skipped[name] = "not registered"
             continue
         ctx.log(f"evaluate: {name}")
         try:
-            results[name] = tune_and_evaluate(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk, feats,
-                                              tune=cfg.tune, log=ctx.log)
+            results[name], rankings[name] = tune_and_rank(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk,
+                                                          feats, tune=cfg.tune, log=ctx.log)
         except FileNotFoundError as e:  # a model of ours whose upstream stage has not run
             skipped[name] = f"missing artifacts: {e}"
+    if cfg.ablations and "fused" in results:
+        for row in ABLATIONS:
+            t0 = time.perf_counter()
+            params = ablation_params(results["fused"]["params"], row)
+            m, rankings[row] = fit_and_rank(REGISTRY["fused"], params, test, tuple(cfg.ks), cfg.user_chunk, feats)
+            results[row] = {**m, "baseline": False, "params": params, "ablation_of": "fused",
+                            "removed": list(ABLATIONS[row]), "seconds": round(time.perf_counter() - t0, 2)}
+            ctx.log(f"evaluate: {row} NDCG@10 {m['ndcg@10']:.4f} (fused {results['fused']['ndcg@10']:.4f})")
+    ranks_dir = artifacts.join(ctx.stage_dir("evaluate"), "ranks")
+    for name, r in rankings.items():
+        judge.write_ranks(artifacts.join(ranks_dir, f"{name}.parquet"), test.user_ids[r.users], r.rank)
+    by_user = {name: dict(zip(test.user_ids[r.users].tolist(), r.rank.tolist())) for name, r in rankings.items()}
+    judged = judge.comparisons(results, by_user, [a for a in ABLATIONS if a in results], cfg.bootstrap_resamples,
+                               cfg.bootstrap_seed)
+    for name, c in judged["vs_best_baseline"].items():
+        results[name]["vs_best_baseline"] = c
+    for name, c in judged["fused_vs_ablation"].items():
+        results[name]["fused_minus_this"] = c
+    cold_items = None
+    if cfg.cold_item_share > 0:
+        ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
+        cold_items = cold.cold_item_protocol(test, results, tuple(cfg.cold_item_models), cfg.cold_item_share,
+                                             cfg.cold_item_seed, art.items, ctx.config.encode.model, cfg.user_chunk,
+                                             ctx.log)
+    cold_users = cold.cold_user_slice(test, rankings, cfg.cold_user_max_events)
+    goals = judge.goals(results, judged, cold_items)
+    for line in judge.goal_lines(goals):
+        ctx.log(f"evaluate: {line}")
     return {
         "models": results,
         "skipped": skipped,
+        "comparisons": judged,
+        "cold_items": cold_items,
+        "cold_users": cold_users,
+        "goals": goals,
+        "ranks": {"dir": "evaluate/ranks", "phase": "test", "rows": sorted(rankings)},
         "protocol": {
             "split": "temporal leave-last-out per user (valid = second-last, test = last interaction)",
             "ranking": "full ranking over all items, history (train, +valid for test) filtered",
             "tuning": "grid on validation NDCG@10, refit on train+valid, reported on test" if cfg.tune else "first grid point",
+            "ablations": "the fused row refit at its tuned params with the named terms' weights set to 0 (no re-tuning)",
+            "intervals": f"paired percentile bootstrap over users, {cfg.bootstrap_resamples} resamples, seed "
+                         f"{cfg.bootstrap_seed}, 95%, per-user NDCG@10 from the ranks files",
+            "best_baseline": judge.BEST_BASELINE_RULE,
             "users": int((test.target >= 0).sum()),
             "items": int(test.n_items),
             "ties": "broken by item index",

@@ -15,32 +15,54 @@
 
 The weights are tuned on the validation split (the ``fused`` row of the evaluation table); serving
 reads the tuned ones from the published manifest. :func:`score_reference` is the obvious per-pair
-version that the vectorised :meth:`FusedModel.score` is tested against. :func:`top_k` filters seen items,
-optionally diversifies across interests (round-robin or MMR) and explains every recommendation.
+version that the vectorised :meth:`FusedModel.score` is tested against. Neighbours: :mod:`~interestrec.recommend.popularity`
+(the ``pop`` term), :mod:`~interestrec.recommend.interests` (interests and histories),
+:mod:`~interestrec.recommend.topk` (filtering, diversification, explanations) and the evaluation row
+``interestrec.evaluate.models.fused``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from interestrec.evaluate.base import Interactions, Recommender, register
+from interestrec.recommend.interests import history_interests
+from interestrec.recommend.popularity import cluster_popularity
+from interestrec.recommend.topk import DIVERSITY_MODES, top_k  # noqa: F401  (the service's import path)
 
-DIVERSITY_MODES = ("none", "round_robin", "mmr")
-COMPONENTS = ("llm", "graph", "pop", "seq")
-DEFAULT_WEIGHTS = (0.25, 0.25, 0.25, 1.0)  # per COMPONENTS; the evaluation's tuned ones replace them
+T = TypeVar("T")
 
 
-def as_weights(values) -> tuple[float, float, float, float]:
-    """Fused weights in :data:`COMPONENTS` order; a 3-tuple (published before the ``seq`` term) gets ``seq = 0``."""
+class Terms(NamedTuple, Generic[T]):
+    """One value per term of the fused score, by name (weights, or the raw per-term score rows)."""
+
+    llm: T
+    graph: T
+    pop: T
+    seq: T
+
+
+COMPONENTS = Terms._fields
+DEFAULT_WEIGHTS = Terms(0.25, 0.25, 0.25, 1.0)  # the evaluation's tuned ones replace them
+
+
+def as_weights(values) -> Terms[float]:
+    """Fused weights by term; a sequence is read in :data:`COMPONENTS` order (a 3-tuple, published before the
+    ``seq`` term, gets ``seq = 0``), a mapping by name (missing terms 0)."""
+    if isinstance(values, dict):
+        unknown = set(values) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown fused terms {sorted(unknown)}; expected {COMPONENTS}")
+        return Terms(*(float(values.get(c, 0.0)) for c in COMPONENTS))
     w = tuple(float(v) for v in values)
     if len(w) == 3:
         w = (*w, 0.0)
     if len(w) != len(COMPONENTS):
         raise ValueError(f"fused weights need {len(COMPONENTS)} values {COMPONENTS}, got {len(w)}")
-    return w
+    return Terms(*w)
 
 
 @dataclass(frozen=True)
@@ -48,17 +70,20 @@ class FusedParams:
     """The fused row's hyper-parameters, as tuned by the evaluation and published in the manifest.
 
     Attributes:
-        weights: one weight per :data:`COMPONENTS` term.
+        weights: one weight per term (:class:`Terms`; compares equal to the plain 4-tuple).
         seq_half_life: history positions; the item ``k`` steps before the last weighs ``0.5^(k / this)``.
         lam / neighbours: EASE^R strength and entries kept per item of the seq term's item–item table.
         pop_half_life_days: decay of the evaluation's per-user time-aware popularity.
     """
 
-    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
+    weights: Terms[float] = DEFAULT_WEIGHTS
     seq_half_life: float = 5.0
     lam: float = 100.0
     neighbours: int = 256
     pop_half_life_days: float = 90.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", as_weights(self.weights))
 
     @classmethod
     def from_params(cls, params: dict | None) -> FusedParams:
@@ -67,9 +92,14 @@ class FusedParams:
         unknown = set(p) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown fused params {sorted(unknown)}")
-        if "weights" in p:
-            p["weights"] = as_weights(p["weights"])
         return cls(**p)
+
+    def without(self, *terms: str) -> FusedParams:
+        """The same params with the named terms' weights set to 0 (an ablation)."""
+        unknown = set(terms) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown fused terms {sorted(unknown)}; expected {COMPONENTS}")
+        return dataclasses.replace(self, weights=self.weights._replace(**{t: 0.0 for t in terms}))
 
 
 def z_rows(x: np.ndarray) -> np.ndarray:
@@ -81,13 +111,13 @@ def z_rows(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FusedModel:
-    """Arrays behind the fused score (index space of ``item_ids``).
+    """Arrays behind the fused score (index space of ``item_ids``) and the params that weigh them.
 
     Shapes:
         item_ids: ``(n_items,)``; item_vecs: ``(n_items, d)``; user_interests[u]: ``(m_u, d)``;
         user_cluster: ``(n_users,)`` (-1 = unassigned); cluster_pop: ``(k + 1, n_items)``, the last row
         global popularity; graph_users ``(n_users, g)`` / graph_items ``(n_items, g)`` or ``None``;
-        history[u]: ``(h_u,)`` item indices, oldest first.
+        history[u]: ``(h_u,)`` item indices, oldest first; user_pop: ``(n_users, n_items)`` or ``None``.
     """
 
     item_ids: np.ndarray
@@ -97,11 +127,18 @@ class FusedModel:
     cluster_pop: np.ndarray
     graph_users: np.ndarray | None = None
     graph_items: np.ndarray | None = None
-    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
+    params: FusedParams = field(default_factory=FusedParams)
     history: list[np.ndarray] = field(default_factory=list)
-    user_pop: np.ndarray | None = None  # (n_users, n_items): popularity as of each user's own last event
+    user_pop: np.ndarray | None = None  # popularity as of each user's own last event (evaluation)
     item_table: object | None = None  # sparse (n_items, n_items) item–item table of the seq term
-    seq_half_life: float = FusedParams.seq_half_life  # history positions (see FusedParams)
+
+    @property
+    def weights(self) -> Terms[float]:
+        return self.params.weights
+
+    @property
+    def seq_half_life(self) -> float:
+        return self.params.seq_half_life
 
     def pop_rows(self, clusters: np.ndarray) -> np.ndarray:
         """Popularity rows for cluster ids (``-1`` or out of range → global). Shapes: returns ``(b, n_items)``."""
@@ -111,8 +148,8 @@ class FusedModel:
 
     def components(self, users: np.ndarray, interests: list[np.ndarray] | None = None,
                    clusters: np.ndarray | None = None, histories: list[np.ndarray] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-        """Raw component scores: LLM max-cosine, GraphSAGE dot (known users only), cluster popularity,
+                   ) -> Terms[np.ndarray | None]:
+        """Raw per-term scores: LLM max-cosine, GraphSAGE dot (known users only), cluster popularity,
         sequential item–item (when the model has a table).
 
         ``interests`` / ``clusters`` / ``histories`` (item indices, oldest first) replace the stored ones
@@ -136,8 +173,8 @@ class FusedModel:
             from interestrec.recommend.itemitem import item_item_scores
 
             hist = histories if histories is not None else [self.history[u] for u in users]
-            seq = item_item_scores(self.item_table, hist, self.seq_half_life)
-        return llm, graph, pop, seq
+            seq = item_item_scores(self.item_table, hist, self.params.seq_half_life)
+        return Terms(llm=llm, graph=graph, pop=pop, seq=seq)
 
     def score(self, users: np.ndarray, interests: list[np.ndarray] | None = None,
               clusters: np.ndarray | None = None, histories: list[np.ndarray] | None = None) -> np.ndarray:
@@ -152,6 +189,7 @@ class FusedModel:
 def score_reference(model: FusedModel, u: int, i: int) -> float:
     """The fused score of one (user, item) pair, written out plainly (the reference for :meth:`FusedModel.score`)."""
     n = len(model.item_ids)
+    w = model.weights
 
     def z(values: list[float], j: int) -> float:
         mu = sum(values) / n
@@ -162,294 +200,41 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
     llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
     c = int(model.user_cluster[u])
     row = model.cluster_pop[c if 0 <= c < len(model.cluster_pop) - 1 else -1] if model.user_pop is None else model.user_pop[u]
-    s = model.weights[0] * z(llm, i) + model.weights[2] * z([float(x) for x in row], i)
-    if model.graph_users is not None and model.weights[1]:
+    s = w.llm * z(llm, i) + w.pop * z([float(x) for x in row], i)
+    if model.graph_users is not None and w.graph:
         g = [float(np.dot(model.graph_users[u], model.graph_items[j])) for j in range(n)]
-        s += model.weights[1] * z(g, i)
-    if model.item_table is not None and model.weights[3]:
+        s += w.graph * z(g, i)
+    if model.item_table is not None and w.seq:
         from interestrec.recommend.itemitem import item_item_reference
 
-        seq = [item_item_reference(model.item_table, model.history[u], model.seq_half_life, j) for j in range(n)]
-        s += model.weights[3] * z(seq, i)
+        hl = model.params.seq_half_life
+        seq = [item_item_reference(model.item_table, model.history[u], hl, j) for j in range(n)]
+        s += w.seq * z(seq, i)
     return s
-
-
-def cluster_popularity(users: np.ndarray, items: np.ndarray, times: np.ndarray, user_cluster: np.ndarray, k: int,
-                       n_items: int, half_life_days: float = 180.0) -> np.ndarray:
-    """Recency-decayed item popularity per cluster plus a global last row, each row scaled to max 1.
-
-    The decay is relative to the newest event: weight ``0.5 ** ((t_max - t) / half_life)``.
-
-    Shapes:
-        users/items/times: ``(m,)`` index space; user_cluster: ``(n_users,)``; returns ``(k + 1, n_items)`` float32.
-    """
-    now = times.max() if len(times) else 0
-    w = np.power(0.5, (now - times) / (half_life_days * 86400.0))
-    pop = np.zeros((k + 1, n_items), np.float64)
-    cl = user_cluster[users] if len(users) else np.zeros(0, np.int64)
-    ok = (cl >= 0) & (cl < k)
-    np.add.at(pop, (cl[ok], items[ok]), w[ok])
-    np.add.at(pop[k], items, w)
-    return (pop / np.maximum(pop.max(1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def user_time_popularity(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, seq_time: np.ndarray,
-                         user_cluster: np.ndarray, k: int, n_items: int, half_life_days: float = 90.0) -> np.ndarray:
-    """Each user's cluster popularity as of their own last event (causal: only events up to then count).
-
-    ``pop_u(i) = Σ_{events e of i by users of cluster(u), t_e ≤ now_u} 0.5 ** ((now_u - t_e) / half_life)``,
-    scaled to max 1 per user; unassigned users get the global row. One sweep over users in time order.
-
-    Shapes:
-        seq_*: ``(m,)`` index space; user_cluster: ``(n_users,)``; returns ``(n_users, n_items)`` float32.
-    """
-    now = np.full(n_users, -np.inf)
-    np.maximum.at(now, seq_user, seq_time.astype(np.float64))
-    eo = np.argsort(seq_time, kind="stable")
-    es, ei, et = seq_user[eo], seq_item[eo], seq_time[eo].astype(np.float64)
-    ec = user_cluster[es] if len(es) else np.zeros(0, np.int64)
-    pop = np.zeros((k + 1, n_items))
-    out = np.zeros((n_users, n_items), np.float32)
-    h = half_life_days * 86400.0
-    t_prev, j = (et[0] if len(et) else 0.0), 0
-    for u in np.argsort(now, kind="stable"):
-        if not np.isfinite(now[u]):
-            continue
-        t = now[u]
-        pop *= 0.5 ** ((t - t_prev) / h)
-        t_prev = t
-        j2 = int(np.searchsorted(et, t, side="right"))
-        if j2 > j:
-            w, c, it = 0.5 ** ((t - et[j:j2]) / h), ec[j:j2], ei[j:j2]
-            ok = (c >= 0) & (c < k)
-            np.add.at(pop, (c[ok], it[ok]), w[ok])
-            np.add.at(pop[k], it, w)
-            j = j2
-        c = int(user_cluster[u])
-        row = pop[c if 0 <= c < k else k]
-        out[u] = row / max(row.max(), 1e-12)
-    return out
-
-
-def history_interests(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, seq_time: np.ndarray,
-                      item_ids: np.ndarray, item_vecs: np.ndarray, half_life_days: float = 180.0,
-                      max_interests: int = 4, given: list[np.ndarray | None] | None = None
-                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every user's interest vectors (``encode.interests.user_interests``) and time-ordered history.
-
-    ``given[u]`` (e.g. the encode stage's interests), when not ``None``, is used instead of recomputing.
-
-    Shapes:
-        seq_*: ``(m,)`` index space; returns per user ``(m_u, d)`` interests and ``(h_u,)`` item indices.
-    """
-    from interestrec.encode.interests import user_interests
-    from interestrec.encode.pooling import decay
-
-    order = np.lexsort((seq_item, seq_time, seq_user))
-    su, si, st = seq_user[order], seq_item[order], seq_time[order]
-    bounds = np.searchsorted(su, np.arange(n_users + 1))
-    interests, history = [], []
-    empty = np.zeros((0, item_vecs.shape[1]), np.float32)
-    for u in range(n_users):
-        items, times = si[bounds[u]:bounds[u + 1]], st[bounds[u]:bounds[u + 1]]
-        history.append(items)
-        if given is not None and given[u] is not None:
-            interests.append(given[u])
-            continue
-        if len(items) == 0:
-            interests.append(empty)
-            continue
-        its = user_interests(item_ids[items], item_vecs[items], decay(times, times.max(), half_life_days), max_interests)
-        interests.append(np.stack([i.vector for i in its]))
-    return interests, history
 
 
 def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_user: np.ndarray, seq_item: np.ndarray,
                 seq_time: np.ndarray, user_cluster: np.ndarray, k: int, graph_users: np.ndarray | None = None,
                 graph_items: np.ndarray | None = None, half_life_days: float = 180.0,
-                weights: tuple[float, ...] = DEFAULT_WEIGHTS,
+                weights: tuple[float, ...] | None = None,
                 interests: list[np.ndarray | None] | None = None, item_table=None,
-                seq_half_life: float = FusedParams.seq_half_life) -> FusedModel:
+                seq_half_life: float | None = None, params: FusedParams | None = None) -> FusedModel:
     """Assemble a :class:`FusedModel` from index-space arrays (``interests``: precomputed ones, see
-    :func:`history_interests`; ``item_table``: the seq term's item–item table, see
-    :func:`interestrec.recommend.itemitem.fit_item_item`).
+    :func:`~interestrec.recommend.interests.history_interests`; ``item_table``: the seq term's item–item
+    table, see :func:`interestrec.recommend.itemitem.fit_item_item`). ``params`` (default
+    :class:`FusedParams`) weigh the terms; ``weights`` / ``seq_half_life``, when given, replace its fields.
 
     Shapes:
         item_vecs: ``(n_items, d)``; seq_*: ``(m,)``; user_cluster: ``(n_users,)``; graph_*: ``(n, g)``;
         item_table: sparse ``(n_items, n_items)``.
     """
+    p = params if params is not None else FusedParams()
+    if weights is not None:
+        p = dataclasses.replace(p, weights=as_weights(weights))
+    if seq_half_life is not None:
+        p = dataclasses.replace(p, seq_half_life=float(seq_half_life))
     interests, history = history_interests(n_users, seq_user, seq_item, seq_time, item_ids, item_vecs, half_life_days,
                                            given=interests)
     pop = cluster_popularity(seq_user, seq_item, seq_time, user_cluster, k, len(item_ids), half_life_days)
-    return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, as_weights(weights),
-                      history, item_table=item_table, seq_half_life=float(seq_half_life))
-
-
-def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 180.0) -> FusedModel:
-    """The fused model over an evaluation phase's training interactions and the pipeline's artifacts."""
-    from interestrec.recommend import artifacts as ra
-
-    root = ra.resolve_root(artifacts_dir)
-    item_vecs = ra.load_item_vectors(root, data.item_ids)
-    user_cluster = ra.load_assignments(root, data.user_ids)
-    from interestrec import artifacts
-
-    k = len(artifacts.read_npy(artifacts.join(root, "cluster", "centroids.npy")))
-    gu, gi = ra.load_graph(root, data.user_ids, data.item_ids)
-    return build_model(data.item_ids, item_vecs, data.n_users, data.seq_user, data.seq_item, data.seq_time,
-                       user_cluster, k, gu, gi, half_life_days)
-
-
-# ---------------------------------------------------------------------------------------------- top-k
-def diversify(cand: np.ndarray, scores: np.ndarray, item_vecs: np.ndarray, interests: np.ndarray, k: int,
-              mode: str = "round_robin", lam: float = 0.7) -> np.ndarray:
-    """Pick ``k`` of the score-ordered candidates spreading them over the user's interests.
-
-    ``round_robin``: bucket candidates by the interest they serve best, take the best of each bucket in
-    turn (interests in their stored order, most important first). ``mmr``: maximal marginal relevance,
-    ``lam · relevance − (1 − lam) · max cos to the picked items`` with relevance scaled to [0, 1].
-
-    Shapes:
-        cand: ``(c,)`` item indices, best first; scores: ``(n_items,)``; item_vecs: ``(n_items, d)``;
-        interests: ``(m, d)``; returns ``(min(k, c),)``.
-    """
-    if mode not in DIVERSITY_MODES:
-        raise ValueError(f"unknown diversity mode '{mode}'; expected one of {DIVERSITY_MODES}")
-    k = min(k, len(cand))
-    if mode == "none" or k == 0:
-        return cand[:k]
-    if mode == "round_robin":
-        if len(interests) < 2:
-            return cand[:k]
-        which = np.argmax(interests @ item_vecs[cand].T, axis=0)
-        buckets = [list(cand[which == m]) for m in range(len(interests))]
-        picked: list[int] = []
-        while len(picked) < k:
-            for b in buckets:
-                if b and len(picked) < k:
-                    picked.append(b.pop(0))
-        return np.asarray(picked, np.int64)
-    rel = scores[cand].astype(np.float64)
-    rel = (rel - rel.min()) / max(rel.max() - rel.min(), 1e-12)
-    v = item_vecs[cand]
-    sim = v @ v.T
-    chosen = [0]
-    max_sim = sim[0].copy()
-    left = np.ones(len(cand), bool)
-    left[0] = False
-    while len(chosen) < k:
-        gain = np.where(left, lam * rel - (1 - lam) * max_sim, -np.inf)
-        j = int(np.argmax(gain))
-        chosen.append(j)
-        left[j] = False
-        max_sim = np.maximum(max_sim, sim[j])
-    return cand[np.asarray(chosen)]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item with its explanation (index space; the service maps ids and titles)."""
-
-    item: int
-    score: float
-    interest: int  # index of the interest it serves best
-    interest_similarity: float
-    cluster: int
-    nearest_history_item: int | None  # item index of the most similar history item
-    components: dict = field(default_factory=dict)
-
-
-def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster: int, history: np.ndarray, k: int,
-          exclude_seen: bool = True, diversity: str = "none", pool: int = 4, components: dict | None = None
-          ) -> list[Recommendation]:
-    """Top-``k`` items for one user with explanations.
-
-    Args:
-        scores: the user's fused scores. interests: the user's interest vectors. history: item indices
-            the user has seen (filtered when ``exclude_seen``). diversity: see :func:`diversify` (or
-            ``"none"``); the diversified list is drawn from the best ``pool · k`` items.
-        components: optional per-component score rows to report per item (name → ``(n_items,)``).
-
-    Shapes:
-        scores: ``(n_items,)``; interests: ``(m, d)``; history: ``(h,)``.
-    """
-    scores = np.array(scores, dtype=np.float64)
-    history = np.asarray(history, np.int64)
-    if exclude_seen and len(history):
-        scores[history] = -np.inf
-    n_ok = int(np.isfinite(scores).sum())
-    k = min(k, n_ok)
-    if k <= 0:
-        return []
-    c = min(k * (pool if diversity != "none" else 1), n_ok)
-    cand = np.argpartition(-scores, c - 1)[:c]
-    cand = cand[np.lexsort((cand, -scores[cand]))]  # by score, ties by item index
-    top = diversify(cand, scores, model.item_vecs, interests, k, diversity)
-    iv = model.item_vecs
-    sims = interests @ iv[top].T if len(interests) else np.zeros((1, len(top)))
-    recent = history[-200:]
-    near = np.argmax(iv[recent] @ iv[top].T, axis=0) if len(recent) else None
-    out = []
-    for r, i in enumerate(top):
-        m = int(np.argmax(sims[:, r]))
-        out.append(Recommendation(int(i), float(scores[i]), m, float(sims[m, r]), int(cluster),
-                                  int(recent[near[r]]) if near is not None else None,
-                                  {name: float(row[i]) for name, row in (components or {}).items()}))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- evaluation row
-_BASE_CACHE: dict[tuple, FusedModel] = {}
-_POP_CACHE: dict[tuple, np.ndarray] = {}
-_TABLE_CACHE: dict[tuple, object] = {}
-MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is not built (global "now" instead)
-
-
-@register
-class Fused(Recommender):
-    """The fused recommender as a row of the evaluation table (weights tuned on validation NDCG@10).
-
-    In evaluation each user's popularity term is taken as of their own last training event
-    (:func:`user_time_popularity`); serving uses the present for everyone. The interests and the
-    item–item table (EASE ``lam``, ``neighbours`` per item) are built once per evaluation phase and
-    shared by the grid points, which vary the weights (:data:`COMPONENTS` order) and the seq term's
-    half-life in history positions: 24 points.
-    """
-
-    name = "fused"
-    baseline = False
-    grid = [{"weights": w, "seq_half_life": h} for h in (3.0, 5.0, 10.0) for w in (
-        (0.0, 0.0, 0.0, 1.0), (0.25, 0.25, 0.1, 1.0), (0.1, 0.25, 0.1, 1.0), (0.25, 0.0, 0.1, 1.0),
-        (0.25, 0.25, 0.0, 1.0), (0.1, 0.1, 0.25, 1.0), (0.5, 0.5, 0.25, 1.0), (0.25, 0.25, 0.25, 1.0),
-    )]
-
-    def fit(self, data: Interactions) -> Fused:
-        if data.artifacts is None:
-            raise FileNotFoundError("the fused recommender needs the pipeline artifacts directory (data.artifacts)")
-        key = (str(data.artifacts), data.phase, data.n_users, data.n_items, len(data.seq_item),
-               int(data.seq_item.sum()) if len(data.seq_item) else 0)
-        if key not in _BASE_CACHE:
-            _BASE_CACHE.clear()
-            _POP_CACHE.clear()
-            _TABLE_CACHE.clear()
-            _BASE_CACHE[key] = build_fused(data, data.artifacts)
-        base = _BASE_CACHE[key]
-        fp = FusedParams.from_params(self.params)
-        lam, neighbours = float(fp.lam), int(fp.neighbours)
-        if (key, lam, neighbours) not in _TABLE_CACHE:
-            from interestrec.recommend.itemitem import fit_item_item
-
-            _TABLE_CACHE[(key, lam, neighbours)] = fit_item_item(data.train, lam, neighbours)
-        hl = float(fp.pop_half_life_days)
-        user_pop = None
-        if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
-            if (key, hl) not in _POP_CACHE:
-                _POP_CACHE[(key, hl)] = user_time_popularity(data.n_users, data.seq_user, data.seq_item, data.seq_time,
-                                                             base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
-            user_pop = _POP_CACHE[(key, hl)]
-        self.model = dataclasses.replace(base, weights=fp.weights, user_pop=user_pop,
-                                         item_table=_TABLE_CACHE[(key, lam, neighbours)], seq_half_life=fp.seq_half_life)
-        return self
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        return self.model.score(users)
+    return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, p, history,
+                      item_table=item_table)

@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 
 from interestrec import artifacts
+from interestrec.report.text import interval
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -82,9 +83,38 @@ def _metrics(out: str) -> str:
         return _missing("evaluate")
     cols = ["hr@10", "ndcg@10", "recall@20", "ndcg@20", "mrr", "coverage@10"]
     models = sorted(s.get("models", {}).items(), key=lambda kv: -float(kv[1].get("ndcg@10") or 0))
-    rows = [[name, "baseline" if m.get("baseline") else "ours", *[m.get(c, "") for c in cols]] for name, m in models]
+    rows = [[name, "baseline" if m.get("baseline") else "ablation" if m.get("ablation_of") else "ours",
+             *[m.get(c, "") for c in cols], interval(m.get("vs_best_baseline"))] for name, m in models]
     classes = ["" if m.get("baseline") else "ours" for _, m in models]
-    parts = [_table(rows, ["model", "kind", *cols], classes)]
+    comp = s.get("comparisons") or {}
+    best = comp.get("best_baseline")
+    parts = [_table(rows, ["model", "kind", *cols, f"NDCG@10 − {best or 'best baseline'} [95%]"], classes)]
+    if comp:
+        parts.append(f"<p class='muted'>Intervals: {html.escape(str((s.get('protocol') or {}).get('intervals', '')))}; "
+                     f"best baseline: {html.escape(str(comp.get('rule', '')))}.</p>")
+    if comp.get("fused_vs_ablation"):
+        abl = [[name, s["models"].get(name, {}).get("ndcg@10", ""), ", ".join(s["models"].get(name, {}).get("removed", [])),
+                interval(c)] for name, c in comp["fused_vs_ablation"].items()]
+        parts.append("<h3>Ablations of the fused row (refit at its tuned params, one term removed)</h3>"
+                     + _table(abl, ["row", "ndcg@10", "removed terms", "fused − row NDCG@10 [95%]"]))
+    cold = s.get("cold_items") or {}
+    if cold.get("models") or cold.get("skipped"):
+        crow = [[name, m["recall@20"], m["ndcg@20"], m["users"]] for name, m in cold.get("models", {}).items()]
+        crow += [[name, "skipped", html.escape(why), ""] for name, why in cold.get("skipped", {}).items()]
+        parts.append(f"<h3>Cold items ({cold.get('items')} items, {cold.get('share', 0):.0%} of the catalogue, "
+                     f"all their training interactions withheld)</h3>"
+                     + _table(crow, ["model", "recall@20", "ndcg@20", "users"])
+                     + f"<p class='muted'>Chance Recall@20 ≈ {cold.get('chance_recall@20', 0):.4f}. "
+                     f"{html.escape(str(cold.get('protocol', '')))}</p>")
+    cu = s.get("cold_users") or {}
+    if cu:
+        urow = [[name, m["ndcg@10"], m["recall@20"], m["users"]] for name, m in cu.get("models", {}).items() if m["users"]]
+        parts.append(f"<h3>Cold users (≤ {cu.get('max_events')} training events: {cu.get('users', 0)} users)</h3>"
+                     + (_table(urow, ["model", "ndcg@10", "recall@20", "users"]) if urow else ""))
+    if s.get("goals"):
+        grow = [[name, "n/a" if g.get("ratio") is None else g["ratio"], f"≥ {g.get('target')}",
+                 {True: "holds", False: "missed", None: "not measured"}[g.get("holds")]] for name, g in s["goals"].items()]
+        parts.append("<h3>Goals</h3>" + _table(grow, ["goal", "ratio", "target", ""]))
     params = [[name, ", ".join(f"{k}={v}" for k, v in (m.get("params") or {}).items())] for name, m in models if m.get("params")]
     if params:
         parts.append("<h3>Tuned hyper-parameters</h3>" + _table(params, ["model", "chosen on validation"]))
