@@ -18,12 +18,16 @@ class AdaptConfig:
         base_model: model directory or hub id; ``None`` = the packaged all-MiniLM-L6-v2.
         lora_r / lora_alpha / lora_dropout: LoRA on the attention query/value projections
             (``lora_r = 0``: full fine-tune of every weight).
+        lora_layers: adapt only the last this many transformer layers (0 = all); gradients then stop
+            there, which cuts the backward pass on CPUs.
         pair_kinds: training pairs — ``context`` (the user's last ``context_items`` items, newest first →
             the next item) and ``cooccur`` (an item → the user's next item).
         context_items: items in a ``context`` pair's anchor.
         max_pairs: at most this many pairs per run (a seeded sample, kinds in equal shares).
-        lr / projection_lr: AdamW learning rates of the transformer and of the projection MLP.
-        epochs / batch_size: passes over the pairs; pairs per step per worker (in-batch negatives).
+        lr / epochs / batch_size: the transformer's AdamW learning rate, passes over the pairs, pairs
+            per step per worker (in-batch negatives).
+        projection_lr / projection_epochs / projection_batch_size / projection_max_pairs: the same for
+            the projection MLP (cheap: it sees far more pairs).
         max_tokens: tokens per text (anchors and items are truncated by the tokenizer).
         temperature: InfoNCE temperature.
         hidden: hidden width of the projection MLP.
@@ -41,11 +45,15 @@ class AdaptConfig:
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
+    lora_layers: int = 0
     pair_kinds: tuple[str, ...] = PAIR_KINDS
     context_items: int = 5
     max_pairs: int = 20000
     lr: float = 5e-4
     projection_lr: float = 1e-3
+    projection_epochs: int = 10
+    projection_batch_size: int = 1024
+    projection_max_pairs: int = 200_000
     epochs: int = 3
     batch_size: int = 256
     max_tokens: int = 128
@@ -67,11 +75,14 @@ class AdaptConfig:
         if bad or not self.pair_kinds:
             raise ValueError(f"adapt.pair_kinds must be a non-empty subset of {PAIR_KINDS}, got {self.pair_kinds!r}")
         for name in ("context_items", "max_pairs", "epochs", "batch_size", "max_tokens", "hidden", "num_workers",
-                     "threads", "encode_batch"):
+                     "threads", "encode_batch", "projection_epochs", "projection_max_pairs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"adapt.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"adapt.batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+        for name in ("batch_size", "projection_batch_size"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"adapt.{name} must be >= 2 (in-batch negatives), got {getattr(self, name)}")
+        if self.lora_layers < 0:
+            raise ValueError(f"adapt.lora_layers must be >= 0 (0 = all layers), got {self.lora_layers}")
         if self.lora_r < 0:
             raise ValueError(f"adapt.lora_r must be >= 0 (0 = full fine-tune), got {self.lora_r}")
         for name in ("lr", "projection_lr", "temperature", "cpus_per_worker", "lora_alpha"):
@@ -91,3 +102,9 @@ class AdaptConfig:
     def trains_projection(self) -> bool:
         """Whether a projection over frozen vectors is trained."""
         return self.objective in ("projection", "both")
+
+    def schedule(self, objective: str) -> tuple[int, int, int, float]:
+        """``(max_pairs, epochs, batch_size, lr)`` of ``objective`` (``contrastive`` or ``projection``)."""
+        if objective == "projection":
+            return self.projection_max_pairs, self.projection_epochs, self.projection_batch_size, self.projection_lr
+        return self.max_pairs, self.epochs, self.batch_size, self.lr

@@ -41,20 +41,30 @@ def pad_ids(ids: list[np.ndarray], pad: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
-def load_transformer(path: str, lora_r: int, lora_alpha: float, lora_dropout: float, seed: int = 0):
-    """The base transformer (float32, train mode), wrapped with LoRA adapters when ``lora_r > 0``."""
+def load_transformer(path: str, lora_r: int, lora_alpha: float, lora_dropout: float, seed: int = 0,
+                     lora_layers: int = 0):
+    """The base transformer (float32), wrapped with LoRA adapters when ``lora_r > 0``.
+
+    ``lora_layers > 0`` adapts only the last that many layers (LoRA) or trains only them (full fine-tune).
+    """
     import os
 
     from transformers import AutoModel
 
     torch.manual_seed(seed)
     model = AutoModel.from_pretrained(path, local_files_only=os.path.isdir(path), dtype=torch.float32)
+    n_layers = int(model.config.num_hidden_layers)
+    layers = list(range(max(0, n_layers - lora_layers), n_layers)) if lora_layers else list(range(n_layers))
     if lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
         cfg = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=["query", "value"],
-                         bias="none")
+                         bias="none", layers_to_transform=layers, layers_pattern="layer")
         model = get_peft_model(model, cfg)
+    elif lora_layers:
+        keep = tuple(f"encoder.layer.{i}." for i in layers)
+        for name, p in model.named_parameters():
+            p.requires_grad = any(k in name for k in keep)
     return model
 
 

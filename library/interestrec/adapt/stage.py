@@ -8,7 +8,7 @@ leak-free (title, year, genres). Outputs (``docs/artifacts.md``) under ``DIR/ada
   safetensors — set ``encode.model`` to this directory to encode with it — and ``items_adapted.parquet``;
 - ``projection/model.safetensors`` + ``model.json`` (objective ``projection``/``both``) and
   ``items_projection.parquet``;
-- ``pairs.parquet`` / ``items.parquet`` (the training inputs) and ``ray_train/`` (checkpoints).
+- ``pairs_<objective>.parquet`` / ``items.parquet`` (the training inputs) and ``ray_train/`` (checkpoints).
 
 Every catalog item gets a vector, interacted with or not (content only): cold items included.
 """
@@ -160,32 +160,38 @@ def run(ctx: StageContext) -> dict:
     out = ctx.stage_dir("adapt")
     art = load_ingest(ctx.stage_dir("ingest"))
     ids, texts = leak_free_texts(art.items)
-    pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.max_pairs, cfg.seed)
-    if len(pairs) < 2 * cfg.num_workers:
-        raise StageError(f"adapt: only {len(pairs)} training pairs from the train split "
-                         f"(need >= {2 * cfg.num_workers}); is the ingest split empty?")
+    objectives = [o for o, on in (("projection", cfg.trains_projection), ("contrastive", cfg.trains_transformer)) if on]
+    pairs = {o: pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.schedule(o)[0], cfg.seed)
+             for o in objectives}
+    for p in pairs.values():
+        if len(p) < 2 * cfg.num_workers:
+            raise StageError(f"adapt: only {len(p)} training pairs from the train split "
+                             f"(need >= {2 * cfg.num_workers}); is the ingest split empty?")
     base = model_path(cfg.base_model)
-    ctx.log(f"adapt: {len(pairs)} pairs ({', '.join(f'{k}={int((pairs.kind == k).sum())}' for k in cfg.pair_kinds)}),"
-            f" encoding {len(ids)} items with the base model")
+    ctx.log(f"adapt: {', '.join(f'{o} {len(p)} pairs' for o, p in pairs.items())}; encoding {len(ids)} items "
+            "with the base model")
     frozen = encode_texts(base, texts, cfg)
     artifacts.write_parquet(artifacts.join(out, "items_frozen.parquet"), vectors_table(ids, frozen))
-    items_path, pairs_path = artifacts.join(out, "items.parquet"), artifacts.join(out, "pairs.parquet")
+    items_path = artifacts.join(out, "items.parquet")
     artifacts.write_parquet(items_path, pa.table({"item_id": pa.array(ids, pa.int64()), "text": texts,
                                                   "vector": artifacts.vectors_to_arrow(frozen)}))
-    artifacts.write_parquet(pairs_path, to_table(pairs))
-    in_hash = inputs_hash(pairs, ids, texts)
+    for name, on in (("items_projection.parquet", cfg.trains_projection), ("items_adapted.parquet", cfg.trains_transformer)):
+        if not on and artifacts.is_local(out) and os.path.exists(artifacts.join(out, name)):
+            os.remove(artifacts.join(out, name))  # a previous run's other objective must not be evaluated as current
     storage = storage_path(cfg, out)
-    summary: dict = {"pairs": len(pairs), "pair_kinds": {k: int((pairs.kind == k).sum()) for k in cfg.pair_kinds},
-                     "items": len(ids), "objective": cfg.objective, "workers": cfg.num_workers,
+    summary: dict = {"items": len(ids), "objective": cfg.objective, "workers": cfg.num_workers,
                      "base_model": cfg.base_model or "all-MiniLM-L6-v2 (packaged)", "storage_path": storage}
-    objectives = [o for o, on in (("projection", cfg.trains_projection), ("contrastive", cfg.trains_transformer)) if on]
     for objective in objectives:
+        pairs_path = artifacts.join(out, f"pairs_{objective}.parquet")
+        artifacts.write_parquet(pairs_path, to_table(pairs[objective]))
         job = AdaptJob(adapt=cfg, objective=objective, pairs_path=pairs_path, items_path=items_path, model_path=base)
-        name = run_name(job, in_hash)
+        name = run_name(job, inputs_hash(pairs[objective], ids, texts))
         ctx.log(f"adapt: training {objective} on Ray Train ({cfg.num_workers} worker(s)), run {name}")
         result = train_with_ray(job, storage, name)
         arrays, state = read_checkpoint(result.checkpoint)
-        part = {**curve_summary(state), "run_name": name, "checkpoint": result.checkpoint.path}
+        kinds = pairs[objective].kind
+        part = {**curve_summary(state), "pairs": len(kinds), "run_name": name, "checkpoint": result.checkpoint.path,
+                "pair_kinds": {k: int((kinds == k).sum()) for k in cfg.pair_kinds}}
         if objective == "projection":
             part.update(_export_projection(cfg, arrays, ids, frozen, out))
         else:

@@ -91,7 +91,8 @@ def build_model(job: AdaptJob, batches: Batches | None = None):
     if job.objective == "projection":
         dim = int(batches.vectors.shape[1]) if batches is not None else 384
         return Projection(dim, cfg.hidden)
-    return TextTower(load_transformer(job.model_path, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.seed))
+    return TextTower(load_transformer(job.model_path, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.seed,
+                                      cfg.lora_layers))
 
 
 def pair_loss(model, inputs: tuple, objective: str, temperature: float):
@@ -110,26 +111,27 @@ def make_optimizer(model, job: AdaptJob):
     """AdamW over the trainable parameters."""
     import torch
 
-    lr = job.adapt.projection_lr if job.objective == "projection" else job.adapt.lr
+    lr = job.adapt.schedule(job.objective)[3]
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
 def train_epochs(model, batches: Batches, job: AdaptJob, opt, *, start_epoch: int = 0, rank: int = 0, world: int = 1,
                  on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Run epochs ``start_epoch .. epochs - 1``; ``on_epoch(epoch, metrics)`` after each."""
+    """Run epochs ``start_epoch .. epochs - 1`` (of the job's objective); ``on_epoch(epoch, metrics)`` after each."""
     cfg = job.adapt
+    _, epochs, batch_size, _ = cfg.schedule(job.objective)
     if batches.n < 2 * world:
         raise ValueError(f"adapt: {batches.n} training pairs cannot feed {world} worker(s) (need >= 2 each)")
     device = next(model.parameters()).device
     curve = []
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(batches.n)
         mine = order[rank::world][: batches.n // world]
         losses = []
-        for lo in range(0, len(mine), cfg.batch_size):
-            sel = mine[lo : lo + cfg.batch_size]
+        for lo in range(0, len(mine), batch_size):
+            sel = mine[lo : lo + batch_size]
             if len(sel) < 2:  # same size on every rank, so every rank skips it
                 continue
             inputs = tuple(x.to(device) for x in batches.inputs(sel))
