@@ -57,7 +57,7 @@ class Batches:
 
             from interestrec.artifacts import arrow_to_vectors
 
-            self.vectors = torch.as_tensor(arrow_to_vectors(items["vector"]))
+            self.vectors = torch.as_tensor(np.array(arrow_to_vectors(items["vector"])))
             return
         from interestrec.encode.encoder import load_tokenizer, token_ids
 
