@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from interestrec.adapt.config import AdaptConfig
 from interestrec.cluster.config import ClusterConfig
 from interestrec.data.config import IngestConfig
 from interestrec.dynamics.config import DynamicsConfig
@@ -30,6 +31,7 @@ class PipelineConfig:
     """The whole pipeline's configuration (``configs/default.yaml`` mirrors it)."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)

@@ -21,6 +21,7 @@ from interestrec.config import PipelineConfig
 # name -> (module, config attribute of PipelineConfig or None, upstream stages whose outputs it reads)
 STAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "ingest": ("interestrec.data.stage", "ingest", ()),
+    "adapt": ("interestrec.adapt.stage", "adapt", ("ingest",)),
     "encode": ("interestrec.encode.stage", "encode", ("ingest",)),
     "cluster": ("interestrec.cluster.stage", "cluster", ("encode",)),
     "dynamics": ("interestrec.dynamics.stage", "dynamics", ("ingest", "encode", "cluster")),

@@ -56,6 +56,19 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def mean_pool(hidden, mask):
+    """Attention-masked mean of token states, L2-normalised (differentiable; shared with ``adapt``).
+
+    Shapes:
+        hidden: ``(b, t, d)``; mask: ``(b, t)``; returns ``(b, d)`` float32 torch tensor.
+    """
+    import torch
+
+    m = mask.unsqueeze(-1).float()
+    pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
 class TextEncoder:
     """Encode texts into L2-normalised float32 vectors.
 
@@ -124,10 +137,7 @@ class TextEncoder:
         with torch.inference_mode():
             ii = torch.from_numpy(input_ids).to(self.device)
             mm = torch.from_numpy(mask).to(self.device)
-            hidden = self.model(input_ids=ii, attention_mask=mm).last_hidden_state.float()
-            m = mm.unsqueeze(-1).float()
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            pooled = mean_pool(self.model(input_ids=ii, attention_mask=mm).last_hidden_state, mm)
         return pooled.cpu().numpy().astype(np.float32)
 
     def embed_sorted(self, ids: list[np.ndarray], batch_size: int = 64) -> np.ndarray:

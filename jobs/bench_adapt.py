@@ -1,0 +1,107 @@
+"""Benchmark the ``adapt`` stage: Ray Train time per epoch with 1 vs 2 workers, and LLM-only row quality.
+
+    # quality: ingest + adapt + evaluate the LLM-only rows next to EASE^R (registers interestrec.adapt.rows)
+    python jobs/bench_adapt.py quality --out DIR [--config configs/adapt-bench.yaml] [--set KEY=VALUE ...]
+    # time per epoch, 1 vs 2 workers, on DIR/adapt's pairs (run `quality` or the adapt stage first)
+    python jobs/bench_adapt.py timing --out DIR [--config ...] [--objective contrastive] [--rounds 2]
+
+``timing`` runs every measurement in its own fresh Python process (its own local Ray), alternating
+1, 2, 1, 2 workers, the same config and pairs, each in a new Ray Train run (nothing resumed), and prints
+the median seconds per epoch of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pipeline  # noqa: E402
+
+
+def quality(args: argparse.Namespace, rest: list[str]) -> int:
+    import interestrec.adapt.rows  # noqa: F401  (registers llm_frozen / llm_adapted / llm_projection)
+    from interestrec import artifacts
+
+    rc = pipeline.main(["--out", args.out, "--config", args.config, "--stages", "ingest,adapt,evaluate", *rest])
+    if rc:
+        return rc
+    models = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))["models"]
+    print("row | valid NDCG@10 | test NDCG@10 | test Recall@20 | params")
+    for name, m in models.items():
+        print(f"{name} | {m.get('valid_ndcg@10', float('nan')):.4f} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | {m['params']}")
+    return 0
+
+
+def train_once(args: argparse.Namespace) -> int:
+    """One fresh Ray Train run on DIR/adapt's pairs with ``--workers``; prints its curve as json."""
+    import dataclasses
+
+    import ray
+
+    from interestrec import artifacts
+    from interestrec.adapt.stage import train_with_ray
+    from interestrec.adapt.train import AdaptJob
+    from interestrec.encode.encoder import model_path
+
+    cfg = dataclasses.replace(pipeline.load_config(args.config, args.set).adapt, num_workers=args.workers)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    adapt = artifacts.join(str(Path(args.out).resolve()), "adapt")
+    job = AdaptJob(adapt=cfg, objective=args.objective, pairs_path=artifacts.join(adapt, f"pairs_{args.objective}.parquet"),
+                   items_path=artifacts.join(adapt, "items.parquet"), model_path=model_path(cfg.base_model))
+    with tempfile.TemporaryDirectory() as storage:
+        t0 = time.perf_counter()
+        result = train_with_ray(job, storage, f"bench-{args.workers}")
+        wall = time.perf_counter() - t0
+        with result.checkpoint.as_directory() as d:
+            curve = json.loads(Path(d, "state.json").read_text())["curve"]
+    print("RESULT " + json.dumps({"workers": args.workers, "wall": wall, "curve": curve}), flush=True)
+    return 0
+
+
+def timing(args: argparse.Namespace) -> int:
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for r in range(args.rounds):
+        for w in (1, 2):
+            cmd = [sys.executable, __file__, "train-once", "--out", args.out, "--config", args.config,
+                   "--objective", args.objective, "--workers", str(w), *sum((["--set", s] for s in args.set), [])]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+                return 1
+            res = json.loads(line[-1][len("RESULT "):])
+            runs[w].append(res)
+            eps = [round(m["seconds"], 2) for m in res["curve"]]
+            print(f"round {r} workers={w}: seconds/epoch {eps}, pairs/worker {res['curve'][0]['pairs']}, "
+                  f"run wall {res['wall']:.1f}s", flush=True)
+    med = {w: statistics.median(m["seconds"] for res in rs for m in res["curve"]) for w, rs in runs.items()}
+    print(f"objective={args.objective} median seconds/epoch: 1 worker {med[1]:.2f}, 2 workers {med[2]:.2f}; "
+          f"speed-up {med[1] / med[2]:.2f}x")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=("quality", "timing", "train-once"))
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", default=str(pipeline.ROOT / "configs/adapt-bench.yaml"))
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--objective", default="contrastive", choices=("contrastive", "projection"))
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2)
+    args, rest = p.parse_known_args(argv)
+    if args.mode == "quality":
+        return quality(args, [*rest, *sum((["--set", s] for s in args.set), [])])
+    return train_once(args) if args.mode == "train-once" else timing(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
