@@ -137,13 +137,10 @@ class Encoder:
 
     def reconfigure(self, config: dict) -> None:
         """Check the pinned version's item vectors against this encoder: a mismatch fails start-up."""
-        from interestrec.serving.versions import item_dim
+        from interestrec.serving.versions import check_encoder_dim
 
         path, version = resolve_pinned(config)
-        dim = item_dim(path)
-        if dim != self.encoder.dim:
-            raise RuntimeError(f"the text encoder's dimension {self.encoder.dim} differs from version {version}'s "
-                               f"item vectors ({dim}); serve with the encode stage's model")
+        check_encoder_dim(path, version, self.encoder.dim)
         self.version = version
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)

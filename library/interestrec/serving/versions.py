@@ -53,3 +53,11 @@ def item_dim(path: str) -> int:
     with fs.open_input_file(p) as f:
         t = pq.ParquetFile(f).read_row_group(0, columns=["vector"])
     return len(t["vector"][0].as_py())
+
+
+def check_encoder_dim(path: str, version: str, encoder_dim: int) -> None:
+    """Fail (at start-up) when a text encoder's dimension differs from the pinned version's item vectors."""
+    dim = item_dim(path)
+    if dim != int(encoder_dim):
+        raise RuntimeError(f"the text encoder's dimension {encoder_dim} differs from version {version}'s item "
+                           f"vectors ({dim}); serve with the encode stage's model")
