@@ -382,3 +382,37 @@ def test_version_change_under_load_through_reconfigure(server, out, users, ray_l
     after = server.post("/recommend", json={"user_id": u, "k": 10}).json()
     assert after["version"] == "2" and after["items"] == before  # same store → same fresh state on the new version
 
+
+
+def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_factory, caplog):
+    """A second app with open reads (a start-up warning), on the embedded SQLite store."""
+    import logging
+
+    from ray import serve
+
+    from interestrec.serving.app import build_app
+
+    db = tmp_path_factory.mktemp("sqlite") / "events.db"
+    with caplog.at_level(logging.WARNING, logger="ray.serve"):
+        app = build_app({"artifacts": str(out), "store": f"sqlite://{db}", "token": TOKEN, "text": False,
+                         "recommender_cpus": 0.25})
+    assert "reads open to anyone" in caplog.text
+    serve.run(app, name="open", route_prefix="/open")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/open", timeout=30) as c:
+            body = c.post("/recommend", json={"user_id": users[7], "k": 5}).json()  # no token needed …
+            assert len(body["items"]) == 5
+            assert all(i["explanation"]["nearest_history_item"] is None for i in body["items"])  # … nor history shown
+            cold = c.post("/recommend", json={"history": [{"item_id": 30}], "k": 3}).json()
+            assert all(i["explanation"]["nearest_history_item"] for i in cold["items"])  # the caller's own history
+            sim = c.get(f"/users/{users[7]}/similar").json()
+            assert sim["users"] == [] and sim["items"]  # other users' ids only with read auth
+            assert c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]}).status_code == 401
+            r = c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]}, headers=AUTH)
+            assert r.status_code == 200
+            assert c.post("/recommend", json={"user_id": users[7], "k": 5}).json()["fresh_events"] == 1
+        from interestrec.serving.store import open_store
+
+        assert open_store(f"sqlite://{db}").export()["item_id"].to_pylist() == [30]
+    finally:
+        serve.delete("open")
