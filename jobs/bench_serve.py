@@ -181,14 +181,18 @@ def kill_one_replica(delay_after_measure: float):
 
     async def run(t_measure: float) -> dict:
         await asyncio.sleep(max(t_measure + delay_after_measure - time.perf_counter(), 0))
-        names = [a for a in ray.util.list_named_actors(all_namespaces=True) if "#Recommender#" in a["name"]]
+        def replicas() -> list[dict]:  # off the event loop: the load generator keeps its schedule
+            return [a for a in ray.util.list_named_actors(all_namespaces=True) if "#Recommender#" in a["name"]]
+
+        names = await asyncio.to_thread(replicas)
         victim = names[0]
         before = len(names)
+        handle = await asyncio.to_thread(ray.get_actor, victim["name"], victim["namespace"])
         t_kill = time.perf_counter()
-        ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=True)
+        await asyncio.to_thread(ray.kill, handle, no_restart=True)
         while time.perf_counter() - t_kill < 120:
             await asyncio.sleep(0.25)
-            live = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if "#Recommender#" in a["name"]}
+            live = {a["name"] for a in await asyncio.to_thread(replicas)}
             if len(live) >= before and victim["name"] not in live:
                 return {"replaced_s": time.perf_counter() - t_kill, "t_kill_rel": t_kill - t_measure}
         return {"replaced_s": float("nan"), "t_kill_rel": t_kill - t_measure}
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 if rates[k] > 0:
                     rows.append((label, k, {**res[k], "offered": rates[k]}, local[k]))
             if n == 0:
-                known_default = res["known"]["p99"], res["cold"]["p99"] if "cold" in res else float("nan")
+                known_default = tuple(res[k]["p99"] if k in res else float("nan") for k in ("known", "cold"))
                 errors_default = sum(res[k]["errors"] for k in rates if rates[k] > 0)
             print(f"[bench_serve] {label}: done (codes of errors {res['_codes']}, load {os.getloadavg()[0]:.1f})", flush=True)
         first = args.settings_list[0]
