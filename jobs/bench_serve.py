@@ -1,13 +1,19 @@
-"""Load test of the Serve app: N concurrent clients on 127.0.0.1 for T seconds, per path, vs. in-process calls.
+"""Open-loop load test of the Serve app: Poisson arrivals at a fixed rate per path, vs. in-process calls.
 
-    python jobs/bench_serve.py --artifacts out/demo [--known-clients 50] [--cold-clients 10] [--seconds 15]
+    python jobs/bench_serve.py --artifacts out/demo                       # default: 50 QPS known + 20 QPS cold
+    python jobs/bench_serve.py --artifacts out/demo --store redis          # the Redis backend (a local server)
+    python jobs/bench_serve.py --artifacts out/demo --settings "replicas=1,batch=1;replicas=2,batch=16"
+    python jobs/bench_serve.py --artifacts out/demo --capacity --kill-replica --text-qps 10
 
-Paths: ``known`` (POST /recommend {user_id, k=10}), ``cold`` (POST /recommend {history of 5 items}),
-``cold_text`` (the same plus a short text, encoded by the batched encoder). For each: p50/p95/p99
-latency, QPS and error rate over HTTP, and the same calls made in-process on
-``RecommenderService`` without Serve (single caller), so the difference is Serve's overhead. The load
-generator runs on the same machine as the app. Last line:
-``known_p99_ms=<x> cold_p99_ms=<y> errors=<n>``.
+Paths: ``known`` (POST /recommend {user_id, k=10}; a fifth of the users have fresh events in the store),
+``cold`` (POST /recommend {history of 5 items}), ``cold_text`` (the same plus a short text, encoded by the
+batched encoder deployment). Requests are sent at exponentially distributed intervals whatever the
+answers do (an open loop: a slow server meets the same offered rate), and latency counts from the
+scheduled send time, so queueing in the client is charged to the server. For each path: p50/p95/p99,
+served QPS and errors over HTTP, and the same calls made in-process on ``RecommenderService`` (one caller,
+no Serve). ``--capacity`` steps the known-user rate up and reports the highest with p99 < 100 ms;
+``--kill-replica`` kills one recommender replica mid-run at the known rate. The load generator runs on
+the same machine as the app. Last line (the default run): ``known_p99_ms=<x> cold_p99_ms=<y> errors=<n>``.
 """
 
 from __future__ import annotations
@@ -16,46 +22,56 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_CLIENTS, MAX_SECONDS = 500, 300
 TEXTS = ("space adventure with robots", "a quiet romantic comedy in paris", "gritty crime thriller", "animated family film")
+SETTING_KEYS = {"replicas": "recommender_replicas", "batch": "max_batch_size", "wait_ms": "batch_wait_timeout_s",
+                "ongoing": "max_ongoing_requests"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True, help="pipeline output or publish/vN directory")
-    p.add_argument("--known-clients", type=int, default=50)
-    p.add_argument("--cold-clients", type=int, default=10)
-    p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per path (after a warm-up)")
+    p.add_argument("--known-qps", type=float, default=50.0)
+    p.add_argument("--cold-qps", type=float, default=20.0)
+    p.add_argument("--text-qps", type=float, default=0.0, help="cold_text rate (0 = skip; it loads the encoder)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds (after the warm-up)")
     p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--think-ms", type=float, default=0.0,
-                   help="pause of each client between its requests (0 = closed loop at saturation)")
-    p.add_argument("--replicas", type=int, default=0, help="fixed recommender replicas (0 = autoscaling)")
-    p.add_argument("--no-text", action="store_true", help="skip the cold_text path")
-    p.add_argument("--port", type=int, default=0, help="HTTP port on 127.0.0.1 (0 = a free one)")
+    p.add_argument("--store", default="sqlite", help="'sqlite' (a temp file), 'redis' (a local redis-server) or a URL")
+    p.add_argument("--settings", default="replicas=2,batch=16,wait_ms=2,ongoing=64",
+                   help="';'-separated settings to measure one after another (keys: replicas, batch, wait_ms, ongoing)")
+    p.add_argument("--capacity", action="store_true", help="step the known rate up to find the capacity")
+    p.add_argument("--kill-replica", action="store_true", help="kill one recommender replica mid-run")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    for name in ("known_clients", "cold_clients"):
-        if not 1 <= getattr(a, name) <= MAX_CLIENTS:
-            p.error(f"--{name.replace('_', '-')} must be in [1, {MAX_CLIENTS}]")
-    if not 0 < a.seconds <= MAX_SECONDS or not 0 <= a.warmup <= MAX_SECONDS:
-        p.error(f"--seconds must be in (0, {MAX_SECONDS}] and --warmup in [0, {MAX_SECONDS}]")
+    if not 0 < a.seconds <= 600 or not 0 <= a.warmup <= 60 or min(a.known_qps, a.cold_qps, a.text_qps) < 0:
+        p.error("--seconds in (0, 600], --warmup in [0, 60], rates >= 0")
+    a.settings_list = [parse_setting(s) for s in a.settings.split(";") if s.strip()]
     return a
 
 
+def parse_setting(text: str) -> dict:
+    """``replicas=2,batch=16,wait_ms=2,ongoing=64`` → ServeConfig fields."""
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.strip().partition("=")
+        if k not in SETTING_KEYS:
+            raise SystemExit(f"unknown setting '{k}' (known: {sorted(SETTING_KEYS)})")
+        out[SETTING_KEYS[k]] = float(v) / 1e3 if k == "wait_ms" else int(v)
+    return out
+
+
 def stats(lat: list[float], errors: int, seconds: float) -> dict:
-    """p50/p95/p99 (ms), QPS and error rate of one run."""
-    x = np.asarray(lat) * 1e3 if lat else np.zeros(1)
-    n = len(lat) + errors
-    return {"n": n, "p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95)),
-            "p99": float(np.percentile(x, 99)), "qps": len(lat) / seconds, "errors": errors,
-            "error_rate": errors / max(n, 1)}
+    """p50/p95/p99 (ms), served QPS and errors of one path."""
+    x = np.asarray(lat) * 1e3 if lat else np.full(1, np.nan)
+    return {"n": len(lat) + errors, "p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95)),
+            "p99": float(np.percentile(x, 99)), "qps": len(lat) / seconds, "errors": errors}
 
 
 def payloads(kind: str, users: np.ndarray, items: np.ndarray, rng: np.random.Generator, n: int) -> list[dict]:
@@ -63,46 +79,64 @@ def payloads(kind: str, users: np.ndarray, items: np.ndarray, rng: np.random.Gen
         return [{"user_id": int(u), "k": 10} for u in rng.choice(users, n)]
     out = []
     for _ in range(n):
-        body = {"history": [{"item_id": int(i), "event": "rate"} for i in rng.choice(items, 5, replace=False)], "k": 10}
+        body = {"history": [{"item_id": int(i), "event": "rate", "value": 4.0} for i in rng.choice(items, 5, replace=False)],
+                "k": 10}
         if kind == "cold_text":
             body["text"] = TEXTS[int(rng.integers(len(TEXTS)))]
         out.append(body)
     return out
 
 
-async def http_load(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float, think_s: float = 0.0) -> dict:
-    """``clients`` concurrent loops POSTing ``bodies`` round-robin (pausing ``think_s`` after each answer);
-    latencies of the measured window only."""
-    import httpx
+async def open_loop(url: str, paths: dict[str, tuple[float, list[dict]]], warmup: float, seconds: float,
+                    seed: int, on_start=None) -> dict:
+    """Poisson arrivals per path at its rate for ``warmup + seconds``; latencies of the measured window only."""
+    import aiohttp
 
-    lat: list[float] = []
-    errors = 0
-    t_start = time.perf_counter()
-    t_measure, t_end = t_start + warmup, t_start + warmup + seconds
+    rng = np.random.default_rng(seed)
+    lat = {k: [] for k in paths}
+    errs = {k: 0 for k in paths}
+    codes: dict[str, int] = {}
+    tasks = []
+    t0 = time.perf_counter() + 0.2
+    t_measure, t_end = t0 + warmup, t0 + warmup + seconds
 
-    async def client(c: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors
-        j = c
-        while time.perf_counter() < t_end:
-            t0 = time.perf_counter()
-            try:
-                ok = (await http.post(url, json=bodies[j % len(bodies)])).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            t1 = time.perf_counter()
-            if t0 >= t_measure:
-                if ok:
-                    lat.append(t1 - t0)
-                else:
-                    errors += 1
-            j += clients
-            if think_s:
-                await asyncio.sleep(think_s)
+    async def one(session, kind: str, body: dict, t_sched: float) -> None:
+        try:
+            async with session.post(url, json=body) as r:
+                await r.read()
+                ok = r.status == 200
+                code = str(r.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            ok, code = False, type(e).__name__
+        if t_sched >= t_measure:
+            if ok:
+                lat[kind].append(time.perf_counter() - t_sched)
+            else:
+                errs[kind] += 1
+                codes[code] = codes.get(code, 0) + 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        await asyncio.gather(*(client(c, http) for c in range(clients)))
-    return stats(lat, errors, seconds)
+    async def generator(session, kind: str, rate: float, bodies: list[dict]) -> None:
+        t, j = t0, 0
+        while True:
+            t += rng.exponential(1.0 / rate)
+            if t >= t_end:
+                return
+            delay = t - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, kind, bodies[j % len(bodies)], t)))
+            j += 1
+
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        extra = [asyncio.create_task(on_start(t_measure))] if on_start else []
+        await asyncio.gather(*(generator(session, k, r, b) for k, (r, b) in paths.items() if r > 0))
+        await asyncio.gather(*tasks)
+        extra_out = await asyncio.gather(*extra)
+    out = {k: stats(lat[k], errs[k], seconds) for k in paths if paths[k][0] > 0}
+    out["_codes"] = codes
+    out["_extra"] = extra_out[0] if extra_out else None
+    return out
 
 
 def in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
@@ -112,15 +146,67 @@ def in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
     j = 0
     while time.perf_counter() < t_end:
         b = bodies[j % len(bodies)]
-        t0 = time.perf_counter()
+        t = time.perf_counter()
         if "user_id" in b:
             service.recommend(b["user_id"], b["k"])
         else:
             tv = encoder.encode([b["text"]])[0] if "text" in b else None
             service.recommend_history(b["history"], b["k"], tv)
-        lat.append(time.perf_counter() - t0)
+        lat.append(time.perf_counter() - t)
         j += 1
     return stats(lat, 0, seconds)
+
+
+def start_store(spec: str, tmp: str):
+    """A store URL for ``spec`` (and the redis-server process when one was started here)."""
+    import socket
+    import subprocess
+
+    if spec == "sqlite":
+        return f"sqlite://{tmp}/events.db", None
+    if spec != "redis":
+        return spec, None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--appendonly", "yes",
+                             "--appendfsync", "always", "--save", ""], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return f"redis://127.0.0.1:{port}/0", proc
+
+
+def kill_one_replica(delay_after_measure: float):
+    """A coroutine factory: kill one Recommender replica ``delay`` s into the measured window; returns recovery s."""
+    import ray
+
+    async def run(t_measure: float) -> dict:
+        await asyncio.sleep(max(t_measure + delay_after_measure - time.perf_counter(), 0))
+        def replicas() -> list[dict]:  # off the event loop: the load generator keeps its schedule
+            return [a for a in ray.util.list_named_actors(all_namespaces=True) if "#Recommender#" in a["name"]]
+
+        names = await asyncio.to_thread(replicas)
+        victim = names[0]
+        before = len(names)
+        handle = await asyncio.to_thread(ray.get_actor, victim["name"], victim["namespace"])
+        t_kill = time.perf_counter()
+        await asyncio.to_thread(ray.kill, handle, no_restart=True)
+        while time.perf_counter() - t_kill < 120:
+            await asyncio.sleep(0.25)
+            live = {a["name"] for a in await asyncio.to_thread(replicas)}
+            if len(live) >= before and victim["name"] not in live:
+                return {"replaced_s": time.perf_counter() - t_kill, "t_kill_rel": t_kill - t_measure}
+        return {"replaced_s": float("nan"), "t_kill_rel": t_kill - t_measure}
+
+    return run
+
+
+def table(rows: list[tuple[str, str, dict, dict | None]]) -> None:
+    print("| setting | path | offered QPS | p50 ms | p95 ms | p99 ms | served QPS | errors | in-process p50 ms | in-process p99 ms | in-process QPS (1 caller) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for setting, kind, s, lo in rows:
+        loc = f"{lo['p50']:.1f} | {lo['p99']:.1f} | {lo['qps']:.0f}" if lo else "| |"
+        print(f"| {setting} | {kind} | {s['offered']:.0f} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} | "
+              f"{s['qps']:.1f} | {s['errors']} | {loc} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,59 +214,98 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
-    from interestrec.encode.encoder import TextEncoder
     from interestrec.recommend.service import RecommenderService
-
-    sys.path.insert(0, str(ROOT))
-    from serving.app import build_app
+    from interestrec.serving.app import build_app
 
     rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
     service = RecommenderService(args.artifacts)
-    print(f"[bench_serve] loaded {args.artifacts} (version {service.version}: {len(service.user_ids)} users, "
-          f"{len(service.item_ids)} items) in {time.perf_counter() - t0:.1f}s", flush=True)
-    kinds = [("known", args.known_clients), ("cold", args.cold_clients)] + ([] if args.no_text else [("cold_text", args.cold_clients)])
-    bodies = {k: payloads(k, service.user_ids, service.item_ids, rng, 2000) for k, _ in kinds}
+    print(f"[bench_serve] version {service.version}: {len(service.user_ids)} users, {len(service.item_ids)} items; "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    rates = {"known": args.known_qps, "cold": args.cold_qps, "cold_text": args.text_qps}
+    bodies = {k: payloads(k, service.user_ids, service.item_ids, rng, 4000) for k in rates}
+    encoder = None
+    if args.text_qps:
+        from interestrec.encode.config import EncodeConfig
+        from interestrec.encode.encoder import TextEncoder
 
-    encoder = None if args.no_text else TextEncoder(None, device="auto", max_length=128, num_threads=1)
-    local = {k: in_process(service, encoder, bodies[k], min(args.seconds, 5.0)) for k, _ in kinds}
+        encoder = TextEncoder(None, device="auto", max_length=EncodeConfig.max_tokens, num_threads=1)
+    local = {k: in_process(service, encoder, bodies[k], 5.0) for k in rates if rates[k] > 0}
 
-    port = args.port
-    if port == 0:
-        import socket
+    tmp = tempfile.mkdtemp(prefix="bench-serve-")
+    store, redis_proc = start_store(args.store, tmp)
+    import socket
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")  # a loaded machine starts the proxy slowly
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    import tempfile
-
-    spec = {"artifacts": args.artifacts, "event_log": tempfile.mkdtemp(prefix="bench-serve-log-")}  # no events posted
-    if args.replicas:
-        spec["recommender_replicas"] = args.replicas
-    serve.run(build_app(spec), name="interestrec", route_prefix="/")
     url = f"http://127.0.0.1:{port}/recommend"
-    served = {}
+    rows, known_default, errors_default, extra_lines = [], None, None, []
     try:
-        for kind, clients in kinds:
-            served[kind] = asyncio.run(http_load(url, bodies[kind], clients, args.warmup, args.seconds, args.think_ms / 1e3))
-            print(f"[bench_serve] {kind}: done", flush=True)
+        for n, setting in enumerate(args.settings_list):
+            label = ",".join(f"{k}={v}" for k, v in setting.items()).replace("recommender_replicas", "replicas")
+            spec = {"artifacts": args.artifacts, "store": store, "text": bool(args.text_qps), "recommender_cpus": 0.5,
+                    **setting}
+            serve.run(build_app(spec), name="interestrec", route_prefix="/")
+            if n == 0:  # fresh events for a fifth of the users, so known requests fold real stored state
+                import httpx
+
+                for u in service.user_ids[::5]:
+                    httpx.post(url.replace("/recommend", "/events"), timeout=30, json={
+                        "user_id": int(u), "events": [{"item_id": int(i), "event": "click"}
+                                                      for i in rng.choice(service.item_ids, 3, replace=False)]})
+            paths = {k: (rates[k], bodies[k]) for k in rates}
+            res = asyncio.run(open_loop(url, paths, args.warmup, args.seconds, args.seed + n))
+            for k in rates:
+                if rates[k] > 0:
+                    rows.append((label, k, {**res[k], "offered": rates[k]}, local[k]))
+            if n == 0:
+                known_default = tuple(res[k]["p99"] if k in res else float("nan") for k in ("known", "cold"))
+                errors_default = sum(res[k]["errors"] for k in rates if rates[k] > 0)
+            print(f"[bench_serve] {label}: done (codes of errors {res['_codes']}, load {os.getloadavg()[0]:.1f})", flush=True)
+        first = args.settings_list[0]
+        label = ",".join(f"{k}={v}" for k, v in first.items()).replace("recommender_replicas", "replicas")
+        if len(args.settings_list) > 1:
+            serve.run(build_app({"artifacts": args.artifacts, "store": store, "text": bool(args.text_qps),
+                                 "recommender_cpus": 0.5, **first}), name="interestrec", route_prefix="/")
+        if args.capacity:
+            best = 0.0
+            for rate in (50, 75, 100, 150, 200, 300, 400):
+                res = asyncio.run(open_loop(url, {"known": (rate, bodies["known"])}, 2.0, min(args.seconds, 10.0),
+                                            args.seed + rate))
+                s = res["known"]
+                rows.append((label + " (capacity)", "known", {**s, "offered": rate}, local["known"]))
+                print(f"[bench_serve] capacity step {rate} QPS: p99 {s['p99']:.1f} ms, {s['errors']} errors", flush=True)
+                if s["p99"] < 100 and s["errors"] == 0:
+                    best = rate
+                else:
+                    break
+            extra_lines.append(f"capacity (highest offered known-user rate with p99 < 100 ms, 0 errors): {best:.0f} QPS; "
+                               f"in-process single caller {local['known']['qps']:.0f} QPS "
+                               f"(ratio {best / local['known']['qps']:.2f})")
+        if args.kill_replica:
+            res = asyncio.run(open_loop(url, {"known": (args.known_qps, bodies["known"])}, args.warmup, args.seconds,
+                                        args.seed + 99, on_start=kill_one_replica(5.0)))
+            s = res["known"]
+            rows.append((label + " (replica killed)", "known", {**s, "offered": args.known_qps}, local["known"]))
+            x = res["_extra"]
+            extra_lines.append(f"replica kill at {args.known_qps:.0f} QPS: {s['errors']} failed of {s['n']} "
+                               f"({100 * s['errors'] / max(s['n'], 1):.2f}%, codes {res['_codes']}); replacement replica up "
+                               f"{x['replaced_s']:.1f} s after the kill; p99 {s['p99']:.1f} ms")
     finally:
         serve.shutdown()
         ray.shutdown()
+        if redis_proc is not None:
+            redis_proc.kill()
 
-    print(f"\nmachine: {os.cpu_count()} CPUs; {args.seconds:.0f}s per path after {args.warmup:.0f}s warm-up; "
-          f"think time {args.think_ms:.0f} ms per client; load generator on the same machine")
-    print("| path | clients | p50 ms | p95 ms | p99 ms | QPS | errors | in-process p50 ms | in-process p99 ms | in-process QPS (1 caller) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for kind, clients in kinds:
-        s, lo = served[kind], local[kind]
-        print(f"| {kind} | {clients} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} | {s['qps']:.0f} | "
-              f"{s['errors']} ({100 * s['error_rate']:.2f}%) | {lo['p50']:.1f} | {lo['p99']:.1f} | {lo['qps']:.0f} |")
-    errors = sum(s["errors"] for s in served.values())
-    print(f"known_p99_ms={served['known']['p99']:.1f} cold_p99_ms={served['cold']['p99']:.1f} errors={errors}")
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; store {args.store}; open loop "
+          f"(Poisson), {args.seconds:.0f} s measured after {args.warmup:.0f} s warm-up; load generator on the same machine")
+    table(rows)
+    for line in extra_lines:
+        print(line)
+    print(f"known_p99_ms={known_default[0]:.1f} cold_p99_ms={known_default[1]:.1f} errors={errors_default}")
     return 0
 
 

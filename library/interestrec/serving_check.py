@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
-from pathlib import Path
+import tempfile
 
 from interestrec.stages import StageContext
 
@@ -21,7 +20,7 @@ def _free_port(host: str) -> int:
 
 
 def serve_check(ctx: StageContext) -> None:
-    """Deploy ``serving/app.py`` over ``ctx.out`` (its latest published version when there is one), POST one
+    """Deploy ``interestrec.serving.app`` over ``ctx.out`` (its latest published version when there is one), POST one
     /recommend for the first user, print the answer and shut the app down.
 
     Raises:
@@ -33,11 +32,7 @@ def serve_check(ctx: StageContext) -> None:
 
     from interestrec import artifacts
     from interestrec.recommend.artifacts import resolve_root
-
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from serving.app import build_app
+    from interestrec.serving.app import build_app
 
     path = resolve_root(ctx.out)
     events = artifacts.read_parquet(artifacts.join(path, "ingest", "events.parquet"), columns=["user_id"])
@@ -46,8 +41,12 @@ def serve_check(ctx: StageContext) -> None:
     port = _free_port(host)
     serve.start(http_options={"host": host, "port": port})
     try:
-        serve.run(build_app({"artifacts": path, "token": ctx.config.serve.token}), name="interestrec", route_prefix="/")
-        r = httpx.post(f"http://{host}:{port}/recommend", json={"user_id": user, "k": 5}, timeout=60)
+        store = f"sqlite://{tempfile.mkdtemp(prefix='interestrec-serve-check-')}/events.db"
+        cfg = ctx.config.serve
+        serve.run(build_app({"artifacts": ctx.out, "store": store, "token": cfg.token, "read_token": cfg.read_token,
+                             "text": False}), name="interestrec", route_prefix="/")
+        headers = {"Authorization": f"Bearer {cfg.read_token}"} if cfg.read_token else {}
+        r = httpx.post(f"http://{host}:{port}/recommend", json={"user_id": user, "k": 5}, headers=headers, timeout=60)
         if r.status_code != 200:
             raise RuntimeError(f"serve check: POST /recommend answered {r.status_code}: {r.text[:500]}")
         body = r.json()

@@ -2,23 +2,75 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from interestrec.encode.config import EncodeConfig
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Ray Serve app settings.
+    """Ray Serve app settings (fixed for a deployment; the artifact version travels in ``user_config``).
 
     Attributes:
         host / port: HTTP bind address (127.0.0.1 unless configured otherwise).
-        token: bearer token required by ``POST /events`` (``None`` = open).
-        recommender_replicas / encoder_replicas: initial replica counts (autoscaling bounds below).
+        token: bearer token required by ``POST /events`` (``None`` = open, warned at start-up).
+        read_token: bearer token required by the read endpoints (``None`` = open, warned at start-up;
+            explanations then leave out the user's own history items).
+        store: the fresh-event store, ``sqlite:///abs/path.db`` (one machine) or ``redis://host:port/db``.
+        max_fresh_events: newest stored events per user folded into the live state (older ones stay in
+            the store's export).
+        min_timestamp / max_timestamp: accepted event timestamps (UTC seconds; 0 is valid).
+        recommender_replicas / encoder_replicas: replica counts.
+        max_ongoing_requests: per recommender replica (Serve's back-pressure bound).
+        max_batch_size / batch_wait_timeout_s: ``@serve.batch`` of known-user scoring.
+        max_tokens: the text encoder's token budget (the encode stage's, so batch and serving agree).
+        recommender_cpus: CPUs reserved per recommender replica.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
+    read_token: str | None = None
+    store: str = "sqlite:///tmp/interestrec/events.db"
+    max_fresh_events: int = 200
+    min_timestamp: int = 0
+    max_timestamp: int = 4_102_444_800  # 2100-01-01
     recommender_replicas: int = 1
     max_recommender_replicas: int = 2
     encoder_replicas: int = 1
+    max_ongoing_requests: int = 64
+    max_batch_size: int = 16
+    batch_wait_timeout_s: float = 0.002
+    max_tokens: int = EncodeConfig.max_tokens
+    recommender_cpus: float = 0.5
     half_life_days: float = 180.0
+
+    def __post_init__(self):
+        if not 1 <= self.max_fresh_events <= 100_000:
+            raise ValueError(f"serve.max_fresh_events must be in [1, 100000], got {self.max_fresh_events}")
+        if not 0 <= self.min_timestamp < self.max_timestamp:
+            raise ValueError("serve.min_timestamp must be >= 0 and below max_timestamp")
+        if not 1 <= self.max_batch_size <= self.max_ongoing_requests:
+            raise ValueError("serve.max_batch_size must be in [1, max_ongoing_requests]")
+        if self.batch_wait_timeout_s < 0 or self.recommender_replicas < 1 or self.max_tokens < 8:
+            raise ValueError("serve: batch_wait_timeout_s >= 0, recommender_replicas >= 1, max_tokens >= 8")
+
+    @classmethod
+    def from_args(cls, args: dict) -> ServeConfig:
+        """From ``serve run … key=value`` / YAML ``args`` (strings converted to the field types; unknown keys rejected)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(args) - set(known)
+        if unknown:
+            raise ValueError(f"unknown serve settings {sorted(unknown)}; known: {sorted(known)}")
+        out = {}
+        for k, v in args.items():
+            default = getattr(cls, k)
+            if v is None or v == "":
+                out[k] = None if default is None else default
+            elif isinstance(default, bool):
+                out[k] = str(v).lower() in ("1", "true", "yes")
+            elif isinstance(default, (int, float)) and not isinstance(v, (int, float)):
+                out[k] = type(default)(v)
+            else:
+                out[k] = v
+        return cls(**out)

@@ -1,8 +1,12 @@
 """The serving core (no Ray): artifacts → fused model, recommendations with explanations, users, clusters.
 
-``serving/app.py`` wraps this in Ray Serve deployments; everything here is plain Python and testable
-in-process (it is also the "without Serve" side of ``jobs/bench_serve.py``). Real-time state
-(:mod:`interestrec.recommend.state`) is passed in as a :class:`~interestrec.recommend.state.UserState`.
+``interestrec.serving.app`` wraps this in Ray Serve deployments; everything here is plain Python and
+testable in-process (it is also the "without Serve" side of ``jobs/bench_serve.py``). Real-time state
+(:mod:`interestrec.recommend.state`) is passed in as a :class:`~interestrec.recommend.state.UserState`,
+built from a user's stored fresh events by :meth:`RecommenderService.state_from_events`.
+
+Errors are typed: :class:`NotFound` (unknown user, item or cluster) and :class:`InvalidRequest` (a value
+the model cannot use); the HTTP layer maps each to one status code.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import numpy as np
 from interestrec.recommend import artifacts as ra
 from interestrec.recommend.fused import DIVERSITY_MODES, FusedModel, FusedParams, build_model, top_k
 from interestrec.recommend.itemitem import table_from_events
-from interestrec.recommend.state import UserState, apply_events, events_vector, nearest_cluster
+from interestrec.recommend.state import UserState, apply_events, events_vector, group_batches, nearest_cluster
 
 MAX_K = 1000
+
+
+class InvalidRequest(ValueError):
+    """A request the model cannot answer as asked (the HTTP layer answers 422)."""
 
 
 class NotFound(KeyError):
@@ -37,7 +45,7 @@ def _diversity(value: bool | str | None) -> str:
     if value is True:
         return "round_robin"
     if value not in DIVERSITY_MODES:
-        raise ValueError(f"diversity must be true/false or one of {DIVERSITY_MODES}, got '{value}'")
+        raise InvalidRequest(f"diversity must be true/false or one of {DIVERSITY_MODES}, got '{value}'")
     return value
 
 
@@ -95,62 +103,108 @@ class RecommenderService:
         return {"item_id": iid, "title": self.titles.get(iid, "")}
 
     # ------------------------------------------------------------------ recommend
+    def _exclude(self, scores: np.ndarray, exclude_items: list[int] | None) -> np.ndarray:
+        if exclude_items:
+            pos = ra.lookup(self.item_ids, np.asarray(exclude_items, np.int64))
+            scores = np.array(scores, copy=True)
+            scores[pos[pos >= 0]] = -np.inf  # unknown ids cannot be recommended anyway
+        return scores
+
     def recommend(self, user_id: int, k: int = 10, exclude_seen: bool = True, diversity: bool | str = False,
-                  state: UserState | None = None) -> dict:
-        """Top-``k`` for a known user (with fresh-event ``state`` applied when given), each explained."""
+                  state: UserState | None = None, exclude_items: list[int] | None = None,
+                  explain_history: bool = True) -> dict:
+        """Top-``k`` for a known user (with fresh-event ``state`` applied when given), each explained.
+
+        ``explain_history=False`` leaves out ``nearest_history_item`` (the user's own history).
+        """
+        return self.recommend_many([user_id], k, exclude_seen, diversity, [state], [exclude_items],
+                                   explain_history)[0]
+
+    def recommend_many(self, user_ids: list[int], k: int = 10, exclude_seen: bool = True, diversity: bool | str = False,
+                       states: list[UserState | None] | None = None, exclude_items: list[list[int] | None] | None = None,
+                       explain_history: bool | list[bool] = True) -> list[dict]:
+        """:meth:`recommend` for several known users, scored together (one matrix product per group:
+        users without fresh state, users with it). Unknown users raise :class:`NotFound`."""
         self._check_k(k)
         mode = _diversity(diversity)
-        u = self.user_index(user_id)
-        hist = self.model.history[u]
-        users = np.array([u])
-        if state is not None:
-            hist = np.r_[hist, self.item_indices(state.history)] if state.history else hist
-            scores = self.model.score(users, [state.interests], np.array([state.cluster]), [hist])[0]
-            interests, cluster = state.interests, state.cluster
-        else:
-            scores = self.model.score(users)[0]
-            interests, cluster = self.model.user_interests[u], int(self.model.user_cluster[u])
-        return self._format(top_k(self.model, scores, interests, cluster, hist, k, exclude_seen, mode), cluster, user_id)
+        n = len(user_ids)
+        states = states or [None] * n
+        exclude_items = exclude_items or [None] * n
+        explain = explain_history if isinstance(explain_history, list) else [explain_history] * n
+        us = np.array([self.user_index(u) for u in user_ids], np.int64)
+        scores = np.zeros((n, len(self.item_ids)), np.float32)
+        plain = [j for j in range(n) if states[j] is None]
+        fresh = [j for j in range(n) if states[j] is not None]
+        hists = [self.model.history[u] for u in us]
+        for j in fresh:
+            if states[j].history:
+                hists[j] = np.r_[hists[j], self.item_indices(states[j].history)]
+        if plain:
+            scores[plain] = self.model.score(us[plain])
+        if fresh:
+            scores[fresh] = self.model.score(us[fresh], [states[j].interests for j in fresh],
+                                             np.array([states[j].cluster for j in fresh]), [hists[j] for j in fresh])
+        out = []
+        for j, uid in enumerate(user_ids):
+            st = states[j]
+            interests = st.interests if st is not None else self.model.user_interests[us[j]]
+            cluster = st.cluster if st is not None else int(self.model.user_cluster[us[j]])
+            recs = top_k(self.model, self._exclude(scores[j], exclude_items[j]), interests, cluster, hists[j], k,
+                         exclude_seen, mode)
+            out.append(self._format(recs, cluster, uid, explain[j]))
+        return out
 
     def recommend_history(self, history: list[dict], k: int = 10, text_vector: np.ndarray | None = None,
-                          diversity: bool | str = False) -> dict:
+                          diversity: bool | str = False, exclude_items: list[int] | None = None) -> dict:
         """Top-``k`` for an unknown or cold user from a short history (+ an optionally encoded text).
 
-        ``history``: ``[{item_id, timestamp?, event?}]``; the user is assigned to the nearest cluster.
+        ``history``: ``[{item_id, timestamp?, event?, value?}]`` (a missing timestamp is now; 0 is 1970);
+        the user is assigned to the nearest cluster.
         """
         self._check_k(k)
         mode = _diversity(diversity)
         if not history and text_vector is None:
-            raise ValueError("give a non-empty history or a text")
+            raise InvalidRequest("give a non-empty history or a text")
         idx = self.item_indices([int(h["item_id"]) for h in history]) if history else np.zeros(0, np.int64)
         now = time.time()
-        times = np.array([float(h.get("timestamp") or now) for h in history])
-        vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history], times, self.half_life)
+        times = np.array([now if h.get("timestamp") is None else float(h["timestamp"]) for h in history])
+        vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history], times,
+                            self.half_life, [h.get("value") for h in history])
         if text_vector is not None:
             text_vector = np.asarray(text_vector, np.float32).reshape(-1)
-            if text_vector.shape != vec.shape:
-                raise RuntimeError(f"the text encoder's dimension {text_vector.shape[0]} differs from the artifacts' "
-                                   f"item vectors ({vec.shape[0]}); serve with the encode stage's model")
+            self.check_text_dim(len(text_vector))
             vec = vec + text_vector
             vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         cluster = nearest_cluster(self.centroids, vec)
         oldest_first = idx[np.argsort(times, kind="stable")]
         scores = self.model.score(np.array([0]), [vec[None, :]], np.array([cluster]), [oldest_first])[0]
-        recs = top_k(self.model, scores, vec[None, :], cluster, idx, k, True, mode)
-        return self._format(recs, cluster, None)
+        recs = top_k(self.model, self._exclude(scores, exclude_items), vec[None, :], cluster, idx, k, True, mode)
+        return self._format(recs, cluster, None, True)
+
+    @property
+    def dim(self) -> int:
+        """The item vectors' dimension (a text encoder must produce the same)."""
+        return int(self.model.item_vecs.shape[1])
+
+    def check_text_dim(self, dim: int) -> None:
+        """Raise ``RuntimeError`` when a text encoder's dimension differs from the item vectors'."""
+        if int(dim) != self.dim:
+            raise RuntimeError(f"the text encoder's dimension {dim} differs from the artifacts' item vectors "
+                               f"({self.dim}); serve with the encode stage's model")
 
     def _check_k(self, k: int) -> None:
         if not 1 <= int(k) <= MAX_K:
-            raise ValueError(f"k must be in [1, {MAX_K}], got {k}")
+            raise InvalidRequest(f"k must be in [1, {MAX_K}], got {k}")
 
-    def _format(self, recs, cluster: int, user_id: int | None) -> dict:
+    def _format(self, recs, cluster: int, user_id: int | None, explain_history: bool = True) -> dict:
         desc = self.profiles[cluster]["description"] if 0 <= cluster < len(self.profiles) else ""
         items = []
         for rank, r in enumerate(recs, 1):
             items.append({**self._item(r.item), "rank": rank, "score": round(r.score, 6), "explanation": {
                 "interest": r.interest, "interest_similarity": round(r.interest_similarity, 4),
                 "cluster": r.cluster, "cluster_description": desc,
-                "nearest_history_item": self._item(r.nearest_history_item) if r.nearest_history_item is not None else None}})
+                "nearest_history_item": (self._item(r.nearest_history_item)
+                                         if explain_history and r.nearest_history_item is not None else None)}})
         return {"user_id": user_id, "cluster": int(cluster), "version": self.version, "items": items}
 
     # ------------------------------------------------------------------ users, clusters
@@ -175,12 +229,57 @@ class RecommenderService:
             raise NotFound(f"unknown cluster {cid} (clusters are 0..{len(self.profiles) - 1})")
         return self.profiles[cid]
 
+    def similar(self, user_id: int, n: int = 10, k: int = 10, state: UserState | None = None) -> dict:
+        """The ``n`` users closest in interest space within the user's cluster, and up to ``k`` items they
+        interacted with that this user has not (ranked by how many of them did, then by similarity)."""
+        self._check_k(k)
+        u = self.user_index(user_id)
+        cluster = state.cluster if state is not None else int(self.model.user_cluster[u])
+        its = state.interests if state is not None else self.model.user_interests[u]
+        peers = np.flatnonzero((self.model.user_cluster == cluster) & (np.arange(len(self.user_ids)) != u))
+        if len(peers) == 0 or len(its) == 0:
+            return {"user_id": user_id, "cluster": int(cluster), "users": [], "items": []}
+        sims = np.array([float((its @ self.model.user_interests[p].T).max()) if len(self.model.user_interests[p]) else -1.0
+                         for p in peers])
+        top = peers[np.argsort(-sims, kind="stable")[:n]]
+        top_sims = np.sort(sims)[::-1][:n]
+        seen = set(self.model.history[u].tolist()) | set(self.item_indices(state.history).tolist() if state else [])
+        votes: dict[int, float] = {}
+        for p, sim in zip(top, top_sims):
+            for i in set(self.model.history[p].tolist()) - seen:
+                votes[i] = votes.get(i, 0.0) + 1.0 + 1e-3 * sim
+        best = sorted(votes, key=lambda i: (-votes[i], i))[:k]
+        return {"user_id": user_id, "cluster": int(cluster),
+                "users": [{"user_id": int(self.user_ids[p]), "similarity": round(float(s), 4)} for p, s in zip(top, top_sims)],
+                "items": [{**self._item(i), "users": int(votes[i])} for i in best]}
+
     # ------------------------------------------------------------------ real-time state
+    def validate_events(self, user_id: int, events: list[dict]) -> None:
+        """Raise :class:`NotFound` for an unknown user or item (before anything is stored)."""
+        self.user_index(user_id)
+        self.item_indices([int(e["item_id"]) for e in events])
+
+    def state_from_events(self, user_id: int, events: list) -> UserState | None:
+        """A known user's state after their stored fresh ``events`` (sequence order, grouped by batch);
+        ``None`` without events. Items this version does not know are skipped."""
+        if not events:
+            return None
+        state = self.initial_state(user_id)
+        for batch in group_batches(events):
+            pos = ra.lookup(self.item_ids, np.array([e.item_id for e in batch], np.int64))
+            keep = [e for e, p in zip(batch, pos) if p >= 0]
+            if keep:
+                state = apply_events(state, self.model.item_vecs[pos[pos >= 0]], [e.item_id for e in keep],
+                                     [e.event for e in keep], [float(e.timestamp) for e in keep], self.centroids,
+                                     self.decay_factor, self.half_life, values=[e.value for e in keep])
+        return state
+
     def apply_events(self, user_id: int, events: list[dict], state: UserState | None) -> UserState:
         """The state after a known user's fresh ``events`` (validated: unknown user or item → :class:`NotFound`)."""
         base = state if state is not None else self.initial_state(user_id)
         idx = self.item_indices([int(e["item_id"]) for e in events])
         now = time.time()
         return apply_events(base, self.model.item_vecs[idx], [int(e["item_id"]) for e in events],
-                            [e.get("event") or "view" for e in events], [float(e.get("timestamp") or now) for e in events],
-                            self.centroids, self.decay_factor, self.half_life)
+                            [e.get("event") or "view" for e in events],
+                            [now if e.get("timestamp") is None else float(e["timestamp"]) for e in events],
+                            self.centroids, self.decay_factor, self.half_life, values=[e.get("value") for e in events])

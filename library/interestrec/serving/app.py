@@ -1,0 +1,382 @@
+"""The Ray Serve application: recommender replicas that answer HTTP themselves, plus a batched text encoder.
+
+    serve run serving/config.yaml                                      # local, 127.0.0.1:8000
+    serve run interestrec.serving.app:build_app artifacts=out/demo     # the same from the CLI
+    serve deploy serving/cluster.yaml                                  # on a running cluster
+
+One hop for the hot path: the HTTP proxy routes straight to a ``Recommender`` replica (FastAPI ingress);
+concurrent known-user requests are scored together (``@serve.batch``: one store round trip and one
+matrix product per batch). Cold requests with text call the ``Encoder`` deployment (batched too).
+
+Fresh events go to the durable store (:mod:`interestrec.serving.store`) before ``POST /events`` answers;
+every replica reads a user's newest events from the store on each request, so all replicas agree and a
+restarted replica loses nothing.
+
+The artifact version is each deployment's ``user_config`` (``{"artifacts": ROOT, "version": ID}``): a new
+version goes through ``reconfigure`` (loaded next to the old one, swapped in one assignment) without
+restarting replicas, and every replica serves the same pinned version id.
+"""
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from interestrec.recommend.config import ServeConfig
+from interestrec.serving import schemas as S
+from interestrec.serving.versions import pin_version, resolve_pinned
+
+log = logging.getLogger("ray.serve")
+PathInt64 = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
+MAX_BODY = 1 << 20
+
+
+class Unauthorized(Exception):
+    """Missing or wrong bearer token (401)."""
+
+
+class Unavailable(Exception):
+    """A dependency (encoder, store) is temporarily unavailable (503)."""
+
+
+app = FastAPI(title="interestrec", version="1",
+              description="Interest-cluster recommender: recommendations with explanations, users, clusters, "
+                          "fresh events.",
+              responses={401: {"model": S.ErrorResponse}, 404: {"model": S.ErrorResponse},
+                         409: {"model": S.ErrorResponse}, 413: {"model": S.ErrorResponse},
+                         503: {"model": S.ErrorResponse}})
+
+
+def _install_error_handlers(api: FastAPI) -> None:
+    """Typed errors → HTTP status codes, in one place."""
+    from interestrec.recommend.service import InvalidRequest, NotFound
+    from interestrec.serving.store import KeyConflict, StoreError
+
+    codes = [(NotFound, 404), (KeyConflict, 409), (InvalidRequest, 422), (StoreError, 503), (Unavailable, 503),
+             (Unauthorized, 401)]
+    for exc, code in codes:
+        def handler(request: Request, e: Exception, code=code):
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+            return JSONResponse({"detail": str(e)}, status_code=code, headers=headers)
+
+        api.add_exception_handler(exc, handler)
+
+    def invalid(request: Request, e: RequestValidationError):  # never echo the input: it may not be JSON-able
+        def clean(x):
+            return x if isinstance(x, int) else str(x).encode("utf-8", "replace").decode("utf-8")
+
+        detail = [{"loc": [clean(p) for p in err.get("loc", ())], "msg": clean(err.get("msg", "")),
+                   "type": clean(err.get("type", ""))} for err in e.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    api.add_exception_handler(RequestValidationError, invalid)
+
+
+_install_error_handlers(app)
+_METRICS: dict = {}
+
+
+def _metrics() -> dict:
+    if not _METRICS:
+        from ray.serve.metrics import Counter
+
+        _METRICS["requests"] = Counter("interestrec_requests", description="HTTP requests by route and status",
+                                       tag_keys=("route", "status"))
+        _METRICS["cold"] = Counter("interestrec_cold_starts", description="requests answered from a client history")
+        _METRICS["fallbacks"] = Counter("interestrec_fallbacks",
+                                        description="requests answered without fresh state (store unavailable)")
+    return _METRICS
+
+
+@app.middleware("http")
+async def limit_body_and_count(request: Request, call_next):
+    size = request.headers.get("content-length")
+    if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+    else:
+        if size is None and request.method in ("POST", "PUT", "PATCH"):  # chunked: count while reading
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+                    break
+            else:
+                request._body = body
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+    route = request.scope.get("route")
+    _metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(response.status_code)})
+    return response
+
+
+def _authorised(expected: str | None, header: str | None) -> bool:
+    if expected is None:
+        return True
+    return hmac.compare_digest((header or "").encode(), f"Bearer {expected}".encode())
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class Encoder:
+    """Cold-start text encoding, batched across concurrent requests (GPU when the replica has one)."""
+
+    def __init__(self, model: str | None = None, max_tokens: int = 256):
+        from interestrec.encode.encoder import TextEncoder
+
+        self.encoder = TextEncoder(model, device="auto", max_length=max_tokens, num_threads=1)
+        self.version = None
+
+    def reconfigure(self, config: dict) -> None:
+        """Check the pinned version's item vectors against this encoder: a mismatch fails start-up."""
+        from interestrec.serving.versions import check_encoder_dim
+
+        path, version = resolve_pinned(config)
+        check_encoder_dim(path, version, self.encoder.dim)
+        self.version = version
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def encode(self, texts: list[str]) -> list[list[float]]:
+        return [v.tolist() for v in self.encoder.encode(texts)]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, health_check_period_s=2)
+@serve.ingress(app)
+class Recommender:
+    """The model holder: answers HTTP itself, reads fresh state from the store, scores batches together."""
+
+    def __init__(self, config: ServeConfig, encoder=None, model_dim: int | None = None):
+        from interestrec.serving.store import open_store
+
+        self.cfg = config
+        self.encoder = encoder
+        self.store = open_store(config.store)
+        self.service = None
+        ctx = serve.get_replica_context()
+        self.replica = ctx.replica_id.unique_id if ctx else "local"
+        self._known.set_max_batch_size(config.max_batch_size)
+        self._known.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        if config.token is None:
+            log.warning("interestrec: POST /events is open to anyone (no `token` configured)")
+        if config.read_token is None:
+            log.warning("interestrec: read endpoints are open (no `read_token`); explanations leave out history items")
+
+    def reconfigure(self, config: dict) -> None:
+        from interestrec.recommend.service import RecommenderService
+
+        path, version = resolve_pinned(config)
+        if self.service is not None and self.service.version == version:
+            return
+        service = RecommenderService(path, half_life_days=self.cfg.half_life_days)  # load fully, then swap
+        if service.version != version:
+            raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
+        self.service = service
+
+    def check_health(self) -> None:
+        if self.service is None:
+            raise RuntimeError("the model is not loaded yet")
+
+    # ------------------------------------------------------------------ helpers
+    def _read_auth(self, authorization: str | None) -> bool:
+        """True when reads are authorised by a token; raises when a configured read token is missing/wrong."""
+        if not _authorised(self.cfg.read_token, authorization):
+            raise Unauthorized("this endpoint needs 'Authorization: Bearer <read_token>'")
+        return self.cfg.read_token is not None
+
+    def _check_times(self, events: list[S.HistoryEvent]) -> None:
+        from interestrec.recommend.service import InvalidRequest
+
+        lo, hi = self.cfg.min_timestamp, self.cfg.max_timestamp
+        for e in events:
+            if e.timestamp is not None and not lo <= e.timestamp <= hi:
+                raise InvalidRequest(f"timestamp {e.timestamp} outside [{lo}, {hi}]")
+
+    def _fresh_states(self, service, user_ids: list[int]) -> tuple[list, bool]:
+        from interestrec.serving.store import StoreError
+
+        try:
+            rows = self.store.fresh_many(user_ids, self.cfg.max_fresh_events)
+        except StoreError:
+            _metrics()["fallbacks"].inc()
+            return [None] * len(user_ids), False
+        return [service.state_from_events(u, r) if r else None for u, r in zip(user_ids, rows)], True
+
+    def _known_sync(self, service, reqs: list[tuple]) -> list:
+        """Score a batch of known-user requests: one store round trip, one matrix product per parameter group."""
+        from interestrec.recommend.service import NotFound
+
+        out: list = [None] * len(reqs)
+        ok = []
+        for j, (uid, *_rest) in enumerate(reqs):
+            try:
+                service.user_index(uid)
+                ok.append(j)
+            except NotFound as e:
+                out[j] = e
+        states, _ = self._fresh_states(service, [reqs[j][0] for j in ok])
+        state_of = dict(zip(ok, states))
+        groups: dict[tuple, list[int]] = {}
+        for j in ok:
+            groups.setdefault(reqs[j][1:4], []).append(j)
+        for (k, exclude_seen, diversity), js in groups.items():
+            try:
+                bodies = service.recommend_many([reqs[j][0] for j in js], k, exclude_seen, diversity,
+                                                [state_of[j] for j in js], [reqs[j][4] for j in js],
+                                                [reqs[j][5] for j in js])
+            except Exception as e:  # a typed error of this group goes back to each of its callers
+                bodies = [e] * len(js)
+            for j, b in zip(js, bodies):
+                if isinstance(b, dict):
+                    st = state_of[j]
+                    b = {**b, "fresh_events": st.events if st is not None else 0, "replica": self.replica}
+                out[j] = b
+        return out
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def _known(self, reqs: list[tuple]) -> list:
+        service = self.service  # one version for the whole batch
+        return await asyncio.to_thread(self._known_sync, service, reqs)
+
+    # ------------------------------------------------------------------ routes
+    @app.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok" if self.service is not None else "loading"}
+
+    @app.get("/version", response_model=S.VersionResponse)
+    async def version(self):
+        return {"version": self.service.version, "replica": self.replica}
+
+    @app.post("/recommend", response_model=S.RecommendResponse)
+    async def recommend(self, req: S.RecommendRequest, authorization: str | None = Header(None)):
+        from interestrec.recommend.service import InvalidRequest
+
+        authed = self._read_auth(authorization)
+        service = self.service
+        if req.history:
+            self._check_times(req.history)
+            _metrics()["cold"].inc()
+            text_vec = None
+            if req.text:
+                text_vec = await self._encode(req.text)
+            body = service.recommend_history([h.model_dump() for h in req.history], req.k, text_vec, req.diversity,
+                                             req.exclude_items)
+            return {**body, "user_id": req.user_id, "replica": self.replica}
+        if req.user_id is None:
+            raise InvalidRequest("give either user_id or a non-empty history")
+        out = await self._known((req.user_id, req.k, req.exclude_seen, req.diversity, req.exclude_items, authed))
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    async def _encode(self, text: str):
+        import numpy as np
+        import ray.exceptions as rex
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        if self.encoder is None:
+            raise Unavailable("text encoding is not enabled in this deployment")
+        try:
+            vec = await asyncio.wait_for(self.encoder.encode.remote(text), 10.0)
+        except (rex.RayActorError, rex.ActorUnavailableError, BackPressureError, DeploymentUnavailableError,
+                asyncio.TimeoutError) as e:
+            raise Unavailable(f"the text encoder is unavailable ({type(e).__name__}); retry") from None
+        return np.asarray(vec, np.float32)
+
+    @app.post("/recommend/batch", response_model=S.BatchRecommendResponse)
+    async def recommend_batch(self, req: S.BatchRecommendRequest, authorization: str | None = Header(None)):
+        authed = self._read_auth(authorization)
+        out = await asyncio.gather(*(self._known((u, req.k, req.exclude_seen, req.diversity, None, authed))
+                                     for u in req.user_ids))
+        for r in out:
+            if isinstance(r, Exception):
+                raise r
+        return {"results": out}
+
+    @app.post("/events", response_model=S.EventsResponse)
+    async def events(self, req: S.EventsRequest, authorization: str | None = Header(None)):
+        if not _authorised(self.cfg.token, authorization):
+            raise Unauthorized("POST /events needs 'Authorization: Bearer <token>'")
+        self._check_times(req.events)
+        self.service.validate_events(req.user_id, [e.model_dump() for e in req.events])
+        now = int(time.time())
+        events = [{**e.model_dump(), "timestamp": now if e.timestamp is None else e.timestamp} for e in req.events]
+        key = req.idempotency_key or uuid.uuid4().hex
+        ack = await asyncio.to_thread(self.store.append, req.user_id, events, key)  # durable before the answer
+        return {"user_id": req.user_id, "events": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate,
+                "idempotency_key": key}
+
+    @app.get("/users/{user_id}/interests", response_model=S.InterestsResponse)
+    async def interests(self, user_id: PathInt64, authorization: str | None = Header(None)):
+        self._read_auth(authorization)
+        service = self.service
+        service.user_index(user_id)
+        (state,), _ = await asyncio.to_thread(self._fresh_states, service, [user_id])
+        return service.interests(user_id, state)
+
+    @app.get("/users/{user_id}/similar", response_model=S.SimilarResponse)
+    async def similar(self, user_id: PathInt64, n: int = 10, k: int = 10, authorization: str | None = Header(None)):
+        from interestrec.recommend.service import InvalidRequest
+
+        authed = self._read_auth(authorization)
+        if not 1 <= n <= 100:
+            raise InvalidRequest("n must be in [1, 100]")
+        service = self.service
+        service.user_index(user_id)
+        (state,), _ = await asyncio.to_thread(self._fresh_states, service, [user_id])
+        body = service.similar(user_id, n, k, state)
+        return body if authed else {**body, "users": []}  # other users' ids only to an authorised caller
+
+    @app.get("/clusters", response_model=S.ClustersResponse)
+    async def clusters(self, authorization: str | None = Header(None)):
+        self._read_auth(authorization)
+        return self.service.clusters()
+
+    @app.get("/clusters/{cid}")
+    async def cluster(self, cid: PathInt64, authorization: str | None = Header(None)) -> dict:
+        self._read_auth(authorization)
+        return self.service.cluster(cid)
+
+
+def build_app(args: dict):
+    """Application builder (``serve run interestrec.serving.app:build_app artifacts=DIR …`` or YAML ``args``).
+
+    Args (strings from the CLI are accepted): ``artifacts`` (a pipeline output / publish root; its
+    ``publish/LATEST`` is resolved once here and pinned), ``version`` (pin a version id instead),
+    ``model`` (encoder directory; ``text: false`` deploys no encoder), and any
+    :class:`~interestrec.recommend.config.ServeConfig` field (``store``, ``token``, ``read_token``, …;
+    the tokens default to ``$INTERESTREC_TOKEN`` / ``$INTERESTREC_READ_TOKEN``).
+    A YAML ``deployments[].user_config`` overrides the pinned version without a restart.
+    """
+    args = dict(args)
+    artifacts = args.pop("artifacts", None)
+    version = args.pop("version", None)
+    model = args.pop("model", None)
+    text = str(args.pop("text", True)).lower() not in ("false", "0", "no")
+    encoder_gpus = float(args.pop("encoder_gpus", 0) or 0)
+    for key, env in (("token", "INTERESTREC_TOKEN"), ("read_token", "INTERESTREC_READ_TOKEN")):
+        if not args.get(key) and os.environ.get(env):
+            args[key] = os.environ[env]
+    cfg = ServeConfig.from_args(args)
+    if cfg.token is None or cfg.read_token is None:
+        log.warning("interestrec: %s open to anyone", " and ".join(
+            x for x, t in (("POST /events", cfg.token), ("reads", cfg.read_token)) if t is None))
+    user_config = pin_version(artifacts, version) if artifacts else None
+    opts = {"num_replicas": cfg.recommender_replicas, "max_ongoing_requests": cfg.max_ongoing_requests,
+            "ray_actor_options": {"num_cpus": cfg.recommender_cpus}}
+    if user_config is not None:
+        opts["user_config"] = user_config
+    encoder = None
+    if text:
+        eopts = {"num_replicas": cfg.encoder_replicas, "ray_actor_options": {"num_cpus": 0.25, "num_gpus": encoder_gpus}}
+        if user_config is not None:
+            eopts["user_config"] = user_config
+        encoder = Encoder.options(**eopts).bind(model, cfg.max_tokens)
+    return Recommender.options(**opts).bind(cfg, encoder)

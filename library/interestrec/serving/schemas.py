@@ -1,0 +1,150 @@
+"""Request and response models of the HTTP API (pydantic; OpenAPI shows both).
+
+Every client value is bounded here, so bad input is a 422, never a 500: integers within int64, floats
+finite, text valid UTF-8 (no lone surrogates), list sizes capped. Ranges that depend on the deployment
+(timestamps) are checked by the handlers against :class:`~interestrec.recommend.config.ServeConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from interestrec.serving.idtypes import INT64_MAX, INT64_MIN, ItemIdField, UserIdField
+
+MAX_HISTORY, MAX_TEXT, MAX_K, MAX_BATCH_USERS, MAX_KEY = 1000, 2000, 1000, 100, 200
+EventKind = Literal["view", "click", "rate", "purchase", "tag", "search"]
+Diversity = bool | Literal["none", "round_robin", "mmr"]
+
+
+def _utf8(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid UTF-8 (no lone surrogates)") from None
+    return v
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class HistoryEvent(BaseModel):
+    item_id: ItemIdField
+    timestamp: Int64 | None = Field(None, description="UTC seconds (0 is 1970-01-01); now when omitted")
+    event: EventKind = "view"
+    value: float | None = Field(None, allow_inf_nan=False, description="rating for `rate` events (finite)")
+    text: Text | None = Field(None, max_length=MAX_TEXT)
+
+
+class RecommendRequest(BaseModel):
+    user_id: UserIdField | None = None
+    history: list[HistoryEvent] | None = Field(None, max_length=MAX_HISTORY)
+    text: Text | None = Field(None, max_length=MAX_TEXT)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+    exclude_items: list[ItemIdField] = Field(default_factory=list, max_length=MAX_HISTORY)
+    diversity: Diversity = False
+
+
+class BatchRecommendRequest(BaseModel):
+    user_ids: list[UserIdField] = Field(..., min_length=1, max_length=MAX_BATCH_USERS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+    diversity: Diversity = False
+
+
+class EventsRequest(BaseModel):
+    user_id: UserIdField
+    events: list[HistoryEvent] = Field(..., min_length=1, max_length=MAX_HISTORY)
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY,
+                                         description="client batch id: a retry with the same key applies once")
+
+
+class Item(BaseModel):
+    item_id: int
+    title: str
+
+
+class Explanation(BaseModel):
+    interest: int
+    interest_similarity: float
+    cluster: int
+    cluster_description: str
+    nearest_history_item: Item | None = Field(None, description="only for the caller's own user with read auth")
+
+
+class RecommendedItem(Item):
+    rank: int
+    score: float
+    explanation: Explanation
+
+
+class RecommendResponse(BaseModel):
+    user_id: int | None
+    cluster: int
+    version: str
+    items: list[RecommendedItem]
+    fresh_events: int = 0
+    replica: str = ""
+
+
+class BatchRecommendResponse(BaseModel):
+    results: list[RecommendResponse]
+
+
+class EventsResponse(BaseModel):
+    user_id: int
+    events: int
+    first_seq: int
+    duplicate: bool
+    idempotency_key: str
+
+
+class Interest(BaseModel):
+    interest: int
+    nearest_item: Item
+
+
+class InterestsResponse(BaseModel):
+    user_id: int
+    cluster: int
+    interests: list[Interest]
+    history_size: int
+    fresh_events: int
+
+
+class SimilarUser(BaseModel):
+    user_id: int
+    similarity: float
+
+
+class SimilarItem(Item):
+    users: int
+
+
+class SimilarResponse(BaseModel):
+    user_id: int
+    cluster: int
+    users: list[SimilarUser]
+    items: list[SimilarItem]
+
+
+class ClusterSummary(BaseModel):
+    id: int
+    size: int
+    description: str
+
+
+class ClustersResponse(BaseModel):
+    clusters: list[ClusterSummary]
+
+
+class VersionResponse(BaseModel):
+    version: str
+    replica: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
