@@ -23,13 +23,19 @@ class IngestConfig:
     """How raw data is read, validated, split and windowed.
 
     Attributes:
-        format: ``auto`` (detect MovieLens layouts), ``ml-latest``, ``ml-1m``, ``ml-100k``, ``parquet``,
-            ``csv``, ``jsonl`` or ``synthetic``.
+        format: ``auto`` (detect the layout), ``ml-latest``, ``ml-1m``, ``ml-100k``, ``amazon-2023``,
+            ``recbole``, ``parquet``, ``csv``, ``jsonl`` or ``synthetic``.
         columns: column mapping for the generic formats.
         items_path: optional item-catalog file for the generic formats.
         min_timestamp / max_timestamp: accepted timestamp range (UTC seconds).
         rating_min / rating_max: accepted range of ``value`` for ``rate`` events.
         max_text_chars: longer tag/search text is rejected as oversize.
+        max_field_chars: a record with any longer field is rejected as ``oversize_text`` while parsing.
+        id_type: ``auto`` (integer ids within int64 are kept as they are, any other id makes the column's
+            ids strings with dense indices), ``int`` (non-integers are ``unparsable_number``) or ``string``.
+        timestamp_unit: ``auto`` (epoch s/ms/us/ns told apart by magnitude; stops when values point to more
+            than one unit), ``s``, ``ms``, ``us``, ``ns`` or ``iso`` (ISO 8601 strings are accepted
+            under every setting).
         window_mode: ``equal_count`` (``n_windows`` windows with equal event counts) or ``fixed``
             (``window_days`` long).
         cutoff: optional global time-cutoff split timestamp (events after it are test).
@@ -44,8 +50,17 @@ class IngestConfig:
     rating_min: float = 0.5
     rating_max: float = 5.0
     max_text_chars: int = 512
+    max_field_chars: int = 65536
+    id_type: str = "auto"
+    timestamp_unit: str = "auto"
     window_mode: str = "equal_count"
     n_windows: int = 8
     window_days: int = 365
     cutoff: int | None = None
     read_parallelism: int = -1
+
+    def __post_init__(self) -> None:
+        if self.id_type not in ("auto", "int", "string"):
+            raise ValueError(f"ingest.id_type must be auto, int or string, got '{self.id_type}'")
+        if self.timestamp_unit not in ("auto", "s", "ms", "us", "ns", "iso"):
+            raise ValueError(f"ingest.timestamp_unit must be auto, s, ms, us, ns or iso, got '{self.timestamp_unit}'")

@@ -1,92 +1,209 @@
-"""Readers for generic event logs (Parquet, CSV, JSON lines) and the synthetic generator's shards.
+"""Readers for generic event logs: CSV/TSV, JSON lines and Parquet (files, directories, partition folders, URIs).
 
-Columns are mapped onto the event schema with ``IngestConfig.columns`` (a :class:`ColumnMapping`);
-every value is carried as text into validation, so a bad value becomes a counted reject, not a crash.
-Columnar sources have no line numbers: ``line`` is the row's position within its Ray Data batch
-sequence for that file (stable for a given file and read).
+Columns are mapped onto the event schema with ``IngestConfig.columns`` (a :class:`ColumnMapping`). Every
+value is carried as text into validation (integers exactly, never through float64), so a bad value becomes
+a counted reject, not a crash; the text ``"NA"``/``"null"`` stays text. Every file under a directory is read
+(recursively, ``date=…/`` partitions included) — a file of another kind stops the run naming it — except a
+catalog file named ``items.<ext>`` at the top (or ``ingest.items_path``) and hidden ``.``/``_`` files.
+When a file has no event column, every row takes ``columns.default_event``;
+a present but empty event is a ``missing_field`` reject.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
 import numpy as np
 
-from interestrec.data.config import IngestConfig
-from interestrec.data.readers import Reading
+from interestrec.data.catalog import items_table, parse_catalog
+from interestrec.data.config import ColumnMapping, IngestConfig
+from interestrec.data.readers import Reading, TextFormat, head_fields, read_text_events
+from interestrec.data.sources import SourceFile, list_files
 from interestrec.stages import StageError
 
-
-def _files(path: str, suffixes: tuple[str, ...]) -> list[Path]:
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    files = sorted(q for q in p.iterdir() if q.suffix.lower() in suffixes and not q.name.startswith(("items", "truth")))
-    if not files:
-        raise StageError(f"no {'/'.join(suffixes)} event files in {p}")
-    return files
+EXTS = {"csv": (".csv", ".tsv"), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet", ".pq")}
 
 
-def _to_raw(cfg: IngestConfig, source: str):
-    m = cfg.columns
-
-    def convert(batch):
-        import pandas as pd
-
-        missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in batch.columns]
-        if missing:
-            raise StageError(f"{source}: missing columns {missing}; have {list(batch.columns)} "
-                             f"(set ingest.columns to map them)")
-
-        def col(name, default=None):
-            if name and name in batch.columns:
-                return batch[name].astype(object).where(batch[name].notna(), None).map(lambda v: None if v is None else str(v))
-            return pd.Series([default] * len(batch), dtype=object)
-
-        return pd.DataFrame({
-            "source": source, "line": np.arange(len(batch), dtype=np.int64),
-            "user_id": col(m.user_id), "item_id": col(m.item_id), "timestamp": col(m.timestamp),
-            "event": col(m.event, m.default_event).fillna(m.default_event), "value": col(m.value), "text": col(m.text),
-            "reason": None,
-            "raw": [",".join("" if pd.isna(v) else str(v) for v in row) for row in batch.itertuples(index=False)],
-        })
-
-    return convert
+def scalar_text(v) -> str | None:
+    """A JSON/Arrow scalar as exact text (integral floats as integers); lists and objects are malformed."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int | str):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return str(int(v)) if v.is_integer() and abs(v) < 2**63 else repr(v)
+    raise ValueError(f"not a scalar: {type(v).__name__}")
 
 
-def _read(path: str, cfg: IngestConfig, suffixes: tuple[str, ...], read_fn) -> Reading:
-    import pyarrow.parquet as pq
+def event_mapper(m: ColumnMapping):
+    """``to_event`` for dict records (CSV with a header, JSON lines)."""
 
-    events = {f.name: read_fn(str(f)).map_batches(_to_raw(cfg, f.name), batch_format="pandas") for f in _files(path, suffixes)}
-    items = None
-    items_path = cfg.items_path or (str(Path(path) / "items.parquet") if Path(path).is_dir() and (Path(path) / "items.parquet").exists() else None)
-    if items_path:
-        items = pq.read_table(items_path)
-    return Reading(events=events, items=items)
+    def to_event(fields):
+        obj = fields[0]
+
+        def get(name):
+            return scalar_text(obj.get(name)) if name else None
+
+        event = get(m.event) if m.event and m.event in obj else m.default_event
+        return get(m.user_id), get(m.item_id), get(m.timestamp), event, get(m.value), get(m.text)
+
+    return to_event
 
 
-def read_parquet_log(path: str, cfg: IngestConfig) -> Reading:
-    """Parquet event logs (a file or a directory of ``*.parquet``)."""
-    import ray
+def _split(path: str, cfg: IngestConfig, kind: str) -> tuple[list[SourceFile], SourceFile | None, list[str]]:
+    files, hidden = list_files(path)
+    catalog = None
+    if cfg.items_path:
+        catalog = list_files(cfg.items_path)[0][0]
+    for f in files:
+        if "/" not in f.name and f.name.lower().removesuffix(".gz").rsplit(".", 1)[0] == "items":
+            if catalog is None:
+                catalog = f
+    events = [f for f in files if catalog is None or f.uri != catalog.uri]
+    other = [f.name for f in events if f.kind not in EXTS[kind]]
+    if other:
+        raise StageError(f"{path}: cannot read {other[0]} as {kind} ({len(other)} such file(s)); a directory's "
+                         f"files are all read — move it away or set ingest.format")
+    if not events:
+        raise StageError(f"no {kind} event files in {path}")
+    return events, catalog, hidden
 
-    return _read(path, cfg, (".parquet", ".pq"), ray.data.read_parquet)
+
+def _catalog(src: SourceFile | None, cfg: IngestConfig):
+    if src is None:
+        return None, {}
+    if src.kind in EXTS["parquet"]:  # a typed catalog in the item schema, read as a table (no record checks)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from interestrec.artifacts import read_parquet
+
+        t = read_parquet(src.uri)
+        if "item_id" not in t.column_names:
+            raise StageError(f"{src.uri}: an item catalog needs an item_id column; have {t.column_names}")
+        n = t.num_rows
+        cols: dict = {"item_id": pc.cast(t["item_id"], pa.string())}
+        for c, typ in (("title", pa.string()), ("year", pa.int32()), ("genres", pa.list_(pa.string())),
+                       ("tags", pa.list_(pa.string()))):
+            cols[c] = pc.cast(t[c], typ) if c in t.column_names else pa.nulls(n, typ)
+        return pa.table(cols), {}
+    fmt = TextFormat(json=src.kind in EXTS["jsonl"], delimiter="\t" if src.kind == ".tsv" else ",", as_dict=True)
+
+    def item(fields):
+        obj = fields[0]
+        genres = obj.get("genres") or []
+        genres = [g for g in genres.split("|") if g] if isinstance(genres, str) else [str(g) for g in genres]
+        return scalar_text(obj.get(cfg.columns.item_id, obj.get("item_id"))), scalar_text(obj.get("title")) or "", genres
+
+    n, rows, rejects = parse_catalog(src, fmt, item, cfg.max_field_chars)
+    return items_table(rows, years=False), {src.name: (n, rejects)}
 
 
 def read_csv_log(path: str, cfg: IngestConfig) -> Reading:
-    """CSV event logs with a header row."""
-    import pyarrow.csv as pacsv
-    import ray
-
-    return _read(path, cfg, (".csv",), lambda f: ray.data.read_csv(f, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)))
+    """CSV (or ``.tsv``) event logs with a header row."""
+    events, catalog, hidden = _split(path, cfg, "csv")
+    m = cfg.columns
+    for f in events:
+        fmt = TextFormat(delimiter="\t" if f.kind == ".tsv" else ",")
+        head = head_fields(f, fmt)
+        missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in head]
+        if missing:
+            raise StageError(f"{f.uri}: missing columns {missing}; have {head} (set ingest.columns to map them)")
+    datasets, expected = {}, {}
+    for delim, exts in ((",", (".csv",)), ("\t", (".tsv",))):
+        group = [f for f in events if f.kind in exts]
+        if group:
+            datasets[exts[0]], counts = read_text_events(group, TextFormat(delimiter=delim, as_dict=True), event_mapper(m), cfg)
+            expected.update(counts)
+    items, item_rows = _catalog(catalog, cfg)
+    return Reading(events=datasets, files=[f.name for f in events], items=items, item_rows=item_rows,
+                   expected=expected, ignored=hidden)
 
 
 def read_jsonl_log(path: str, cfg: IngestConfig) -> Reading:
-    """JSON-lines event logs (one object per line)."""
+    """JSON-lines event logs (one object per line; mixed value types per record are fine)."""
+    events, catalog, hidden = _split(path, cfg, "jsonl")
+    ds, expected = read_text_events(events, TextFormat(json=True), event_mapper(cfg.columns), cfg)
+    items, item_rows = _catalog(catalog, cfg)
+    return Reading(events={"jsonl": ds}, files=[f.name for f in events], items=items, item_rows=item_rows,
+                   expected=expected, ignored=hidden)
+
+
+def parse_parquet(batch, m: ColumnMapping) -> dict:
+    """Ray Data batch function: ``{uri, name}`` rows → raw event batches, each column cast to exact text."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from interestrec.data.readers import RECORDS_PER_BATCH
+    from interestrec.data.sources import _fs
+
+    for uri, name in zip(batch["uri"], batch["name"]):
+        fs, p = _fs(str(uri))
+        with fs.open_input_file(p) as fh:
+            pf = pq.ParquetFile(fh)
+            names = pf.schema_arrow.names
+            missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in names]
+            if missing:
+                raise StageError(f"{uri}: missing columns {missing}; have {names} (set ingest.columns to map them)")
+            first = 1
+            for rb in pf.iter_batches(batch_size=RECORDS_PER_BATCH):
+                n = rb.num_rows
+
+                def col(c, rb=rb, n=n):
+                    if not c or c not in rb.schema.names:
+                        return np.full(n, None, dtype=object)
+                    return pc.cast(rb.column(c), "string").to_numpy(zero_copy_only=False).astype(object)
+
+                event = col(m.event) if m.event and m.event in names else np.full(n, m.default_event, dtype=object)
+                rec = np.arange(first, first + n, dtype=np.int64)
+                first += n
+                yield {"record": rec, "line": rec, "user_id": col(m.user_id), "item_id": col(m.item_id),
+                       "timestamp": col(m.timestamp), "event": event, "value": col(m.value), "text": col(m.text),
+                       "reason": np.full(n, None, dtype=object), "raw": np.full(n, None, dtype=object),
+                       "source": np.full(n, str(name), dtype=object)}
+
+
+def read_parquet_log(path: str, cfg: IngestConfig) -> Reading:
+    """Parquet event logs (a file, a directory or partition folders of ``*.parquet``); counts from the footers."""
+    events, catalog, hidden = _split(path, cfg, "parquet")
+    return _parquet_reading(events, catalog, hidden, cfg)
+
+
+def _parquet_reading(events: list[SourceFile], catalog: SourceFile | None, hidden: list[str], cfg: IngestConfig) -> Reading:
+    import pyarrow.parquet as pq
     import ray
 
-    return _read(path, cfg, (".jsonl", ".json", ".ndjson"), ray.data.read_json)
+    from interestrec.data.sources import _fs
+
+    expected = {}
+    for f in events:
+        fs, p = _fs(f.uri)
+        with fs.open_input_file(p) as fh:
+            expected[f.name] = pq.ParquetFile(fh).metadata.num_rows
+    ds = ray.data.from_items([{"uri": f.uri, "name": f.name} for f in events], override_num_blocks=len(events))
+    ds = ds.map_batches(parse_parquet, fn_kwargs={"m": cfg.columns}, batch_size=1, batch_format="numpy")
+    items, item_rows = _catalog(catalog, cfg)
+    return Reading(events={"parquet": ds}, files=[f.name for f in events], items=items, item_rows=item_rows,
+                   expected=expected, ignored=hidden)
 
 
 def read_synthetic(path: str, cfg: IngestConfig) -> Reading:
-    """A directory written by :func:`interestrec.data.synthetic.write_shards`."""
-    return read_parquet_log(path, cfg)
+    """A directory written by :func:`interestrec.data.synthetic.write_shards`: ``events-*.parquet``, the catalog
+    ``items.parquet``; the generator's ground truth (``truth.parquet``, ``item_vectors.npy``) is not input
+    and is listed under ``ignored_files``. Ids are integers by construction."""
+    files, hidden = list_files(path)
+    events = [f for f in files if f.name.startswith("events-") and f.kind == ".parquet"]
+    catalog = next((f for f in files if f.name == "items.parquet"), None)
+    truth = {"truth.parquet", "item_vectors.npy"}
+    other = [f.name for f in files if f not in events and f is not catalog and f.name not in truth]
+    if other:
+        raise StageError(f"{path}: {other[0]} is not part of the synthetic layout (events-*.parquet, items.parquet)")
+    if not events:
+        raise StageError(f"no events-*.parquet files in {path}")
+    reading = _parquet_reading(events, catalog, hidden + sorted(f.name for f in files if f.name in truth), cfg)
+    reading.id_type = "int"
+    return reading

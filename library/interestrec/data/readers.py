@@ -1,23 +1,25 @@
 """The reader interface and the registry of input formats.
 
-A reader turns a dataset location into a :class:`Reading`: one or more raw event sources (Ray Data
-datasets whose rows follow :func:`interestrec.data.schema.raw_event_schema`: every field as text, the
-source file and line, and an early reject ``reason`` such as ``undecodable_bytes``) plus the item
-catalog and the catalog's own rejects. Validation, de-duplication, splitting and windowing are the same
-for every format (``interestrec.data.stage``).
+A reader turns a dataset location into a :class:`Reading`: raw event datasets (Ray Data, rows in
+:func:`interestrec.data.schema.raw_event_schema`: every field as text, the source file, record and line
+numbers and an early reject ``reason`` such as ``undecodable_bytes``), the item catalog (``item_id`` as
+the original id text) and the catalog's own rejects, plus an independent record count per file. Files are
+parsed in Ray tasks, one per file, records numbered continuously within each file; counts run as separate
+tasks. Validation, id mapping, de-duplication, splitting and windowing are the same for every format.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.records import Record
+from interestrec.data.sources import SourceFile, is_dir, list_files, suffix
 from interestrec.stages import StageError
 
-LINES_PER_CHUNK = 200_000
+RECORDS_PER_BATCH = 200_000
+RAW_COLUMNS = ("record", "line", "user_id", "item_id", "timestamp", "event", "value", "text", "reason", "raw")
 
 
 @dataclass
@@ -25,131 +27,194 @@ class Reading:
     """What a reader returns.
 
     Attributes:
-        events: raw event datasets (``ray.data.Dataset``), each keyed by its source file name.
-        items: the item catalog (``pyarrow.Table`` in the item schema) or ``None`` when the format has none.
+        events: raw event datasets (``ray.data.Dataset``) by group name (rows carry their source file).
+        files: every event file read, by source name (so files without records still appear).
+        items: the item catalog (``pyarrow.Table`` in the item schema with ``item_id`` as string) or ``None``.
         item_rows: per catalog file, ``(rows_read, rejected rows as a pyarrow Table with reason)``.
+        expected: per file, the record count of the independent counting pass (int or Ray ObjectRef).
+        id_type: ``int`` when the format's ids are integers by definition (MovieLens), else ``auto``.
+        tags_from_events: fill the catalog's ``tags`` from accepted ``tag`` events.
+        ignored: hidden files passed over (``_SUCCESS``, ``.crc``…).
     """
 
     events: dict[str, object]
+    files: list[str] = field(default_factory=list)
     items: object | None = None
     item_rows: dict[str, tuple[int, object]] = field(default_factory=dict)
+    expected: dict[str, object] = field(default_factory=dict)
+    id_type: str = "auto"
+    tags_from_events: bool = False
+    ignored: list[str] = field(default_factory=list)
 
 
-def require_file(path: Path, expected: str) -> Path:
-    """Stop with one clear message when a required input file is missing or unreadable."""
-    if not path.is_file():
-        raise StageError(f"missing input file {path}: expected {expected}")
-    if not os.access(path, os.R_OK):
-        raise StageError(f"cannot read input file {path}: check its permissions")
-    return path
+@dataclass(frozen=True)
+class TextFormat:
+    """How a text file is split into records (see :func:`interestrec.data.records.parse_records`)."""
 
-
-def check_header(path: Path, expected: list[str], encoding: str = "utf-8") -> None:
-    """Stop with a clear message when a CSV file's header is not ``expected``."""
-    with open(path, "rb") as f:
-        first = f.readline().decode(encoding, errors="replace").strip().lstrip("\ufeff")
-    got = [c.strip() for c in first.split(",")]
-    if got[: len(expected)] != expected:
-        raise StageError(f"{path}: columns {got} do not match the expected header {expected}")
-
-
-def read_lines(path: Path, skip_header: bool, parse: Callable, encoding: str = "utf-8"):
-    """A Ray Data dataset of raw event rows from a line-oriented text file.
-
-    The file is read as bytes (so undecodable lines become counted rejects instead of a crash), split
-    into chunks of lines and each chunk is parsed by ``parse(source, first_line_no, lines: list[bytes])``
-    returning a raw-event batch (dict of lists). Chunks are spread over the cluster by Ray Data.
-    """
-    import ray
-
-    source = path.name
-
-    def split_chunks(batch) -> Iterator[dict]:
-        for data in batch["bytes"]:
-            lines = bytes(data).split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            start = 1 if skip_header else 0
-            for lo in range(start, len(lines), LINES_PER_CHUNK):
-                chunk = [ln.rstrip(b"\r") for ln in lines[lo : lo + LINES_PER_CHUNK]]
-                yield parse(source, lo + 1, chunk, encoding)
-
-    ds = ray.data.read_binary_files(str(path))
-    return ds.map_batches(split_chunks, batch_size=1, batch_format="numpy")
-
-
-def decode(line: bytes, encoding: str) -> str | None:
-    """Decode one line strictly; ``None`` when its bytes are not valid in ``encoding``."""
-    try:
-        return line.decode(encoding)
-    except UnicodeDecodeError:
-        return None
+    delimiter: str = ","
+    quoting: bool = True
+    header: bool = True
+    encoding: str = "utf-8"
+    json: bool = False
+    as_dict: bool = False  # hand ``to_event`` ``[{header: field}]`` instead of the field list
 
 
 def raw_batch(rows: list[tuple], source: str) -> dict:
-    """Columns of a raw event batch from ``(line, user, item, ts, event, value, text, reason, raw)`` tuples."""
+    """Columns of a raw event batch from ``(record, line, user, item, ts, event, value, text, reason, raw)``."""
     import numpy as np
 
-    cols = ("line", "user_id", "item_id", "timestamp", "event", "value", "text", "reason", "raw")
     if not rows:
-        out = {c: np.array([], dtype=object) for c in cols}
-        out["line"] = np.array([], dtype=np.int64)
+        out = {c: np.array([], dtype=object) for c in RAW_COLUMNS}
     else:
-        out = {c: np.array(v, dtype=object) for c, v in zip(cols, zip(*rows))}
-        out["line"] = out["line"].astype(np.int64)
+        out = {c: np.array(v, dtype=object) for c, v in zip(RAW_COLUMNS, zip(*rows))}
+    out["record"] = out["record"].astype(np.int64)
+    out["line"] = out["line"].astype(np.int64)
     out["source"] = np.full(len(out["line"]), source, dtype=object)
     return out
 
 
+def records_of(data: bytes, fmt: TextFormat, max_field_chars: int) -> Iterator[Record]:
+    """Records of one file's bytes in ``fmt`` (with ``as_dict``, each record's fields are ``[{header: field}]``)."""
+    from interestrec.data.records import parse_json_lines, parse_records
+
+    if fmt.json:
+        return parse_json_lines(data, fmt.encoding)
+    head, recs = parse_records(data, delimiter=fmt.delimiter, quoting=fmt.quoting, header=fmt.header,
+                               encoding=fmt.encoding, max_field_chars=max_field_chars)
+    if not fmt.as_dict or head is None:
+        return recs
+
+    def as_dicts():
+        for rec in recs:
+            if rec.fields is not None:
+                rec.fields = [dict(zip(head, rec.fields))] if rec.fields else [{}]
+            yield rec
+
+    return as_dicts()
+
+
+def count_of(data: bytes, fmt: TextFormat) -> int:
+    """The independent record count of one file's bytes in ``fmt``."""
+    from interestrec.data.records import count_json_lines, count_records
+
+    if fmt.json:
+        return count_json_lines(data)
+    return count_records(data, delimiter=fmt.delimiter, quoting=fmt.quoting, header=fmt.header)
+
+
+def _count_task(uri: str, fmt: TextFormat) -> int:
+    from interestrec.data.sources import read_bytes
+
+    return count_of(read_bytes(uri), fmt)
+
+
+def count_later(src: SourceFile, fmt: TextFormat):
+    """Start the independent count of ``src`` as a Ray task; returns its ObjectRef."""
+    import ray
+
+    return ray.remote(num_cpus=0.25)(_count_task).remote(src.uri, fmt)
+
+
+def parse_files(batch, fmt: TextFormat, to_event: Callable, max_field_chars: int) -> Iterator[dict]:
+    """Ray Data batch function: input rows ``{uri, name}`` → raw event batches of those files' records.
+
+    ``to_event(fields) -> (user, item, ts, event, value, text)`` maps a record's fields (for JSON lines:
+    ``[dict]``) onto the event columns; it raises ``ValueError`` for a malformed record.
+    """
+    from interestrec.data.sources import read_bytes
+
+    for uri, name in zip(batch["uri"], batch["name"]):
+        rows = []
+        for rec in records_of(read_bytes(str(uri)), fmt, max_field_chars):
+            if rec.reason is None:
+                try:
+                    rows.append((rec.record, rec.line, *to_event(rec.fields), None, rec.raw))
+                    continue
+                except ValueError:
+                    rec.reason = "malformed_record"
+            rows.append((rec.record, rec.line, None, None, None, None, None, None, rec.reason, rec.raw))
+            if len(rows) >= RECORDS_PER_BATCH:
+                yield raw_batch(rows, str(name))
+                rows = []
+        yield raw_batch(rows, str(name))
+
+
+def read_text_events(files: list[SourceFile], fmt: TextFormat, to_event: Callable, cfg: IngestConfig):
+    """A raw event dataset over ``files`` (one parse task per file) and their independent counts."""
+    import ray
+
+    ds = ray.data.from_items([{"uri": f.uri, "name": f.name} for f in files], override_num_blocks=max(len(files), 1))
+    ds = ds.map_batches(parse_files, fn_kwargs={"fmt": fmt, "to_event": to_event, "max_field_chars": cfg.max_field_chars},
+                        batch_size=1, batch_format="numpy")
+    return ds, {f.name: count_later(f, fmt) for f in files}
+
+
+def head_fields(src: SourceFile, fmt: TextFormat) -> list[str]:
+    """The header row of a delimited file (first line; BOM and quotes handled)."""
+    import csv
+
+    from interestrec.data.sources import read_bytes
+
+    first = read_bytes(src.uri).split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
+    text = first.decode(fmt.encoding, errors="replace")
+    if fmt.quoting and len(fmt.delimiter) == 1:
+        return [c.strip() for c in next(csv.reader([text], delimiter=fmt.delimiter), [])]
+    return [c.strip() for c in text.split(fmt.delimiter)]
+
+
+def check_header(src: SourceFile, expected: list[str], fmt: TextFormat | None = None) -> None:
+    """Stop with a clear message when a delimited file's header is not ``expected``."""
+    got = head_fields(src, fmt or TextFormat())
+    if got[: len(expected)] != expected:
+        raise StageError(f"{src.uri}: columns {got} do not match the expected header {expected}")
+
+
 def detect_format(path: str) -> str:
-    """Guess the dataset layout of ``path`` (a directory or a file)."""
-    p = Path(path)
-    if p.is_dir():
-        names = {q.name for q in p.iterdir()}
+    """Guess the dataset layout of ``path`` (a directory, a file or a URI of either)."""
+    if is_dir(path):
+        files, _ = list_files(path)
+        names = {f.name.removesuffix(".gz") for f in files}
+        kinds = {f.kind for f in files}
         if "ratings.csv" in names:
             return "ml-latest"
         if "ratings.dat" in names:
             return "ml-1m"
         if "u.data" in names:
             return "ml-100k"
+        if ".inter" in kinds:
+            return "recbole"
+        if any(n.startswith("meta_") and suffix(n) in (".jsonl", ".json") for n in names):
+            return "amazon-2023"
         if any(n.startswith("events-") and n.endswith(".parquet") for n in names):
             return "synthetic"
-        if any(n.endswith(".parquet") for n in names):
-            return "parquet"
-        raise StageError(f"cannot tell the format of {p}: expected ratings.csv (ml-latest), ratings.dat (ml-1m), "
-                         "u.data (ml-100k), events-*.parquet (synthetic) or *.parquet; set ingest.format")
-    suffix = p.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return "jsonl"
-    raise StageError(f"cannot tell the format of {p}; set ingest.format")
+        for fmt, exts in (("parquet", (".parquet", ".pq")), ("csv", (".csv", ".tsv")), ("jsonl", (".jsonl", ".json", ".ndjson"))):
+            if kinds and kinds <= set(exts):
+                return fmt
+        raise StageError(f"cannot tell the format of {path} (file kinds {sorted(kinds)}): expected ratings.csv "
+                         "(ml-latest), ratings.dat (ml-1m), u.data (ml-100k), *.inter (recbole), meta_*.jsonl "
+                         "(amazon-2023), events-*.parquet (synthetic) or only *.parquet/*.csv/*.jsonl; set ingest.format")
+    kind = suffix(path)
+    for fmt, exts in (("parquet", (".parquet", ".pq")), ("csv", (".csv", ".tsv")), ("jsonl", (".jsonl", ".json", ".ndjson"))):
+        if kind in exts:
+            return fmt
+    raise StageError(f"cannot tell the format of {path}; set ingest.format")
 
 
 def get_reader(fmt: str) -> Callable[[str, IngestConfig], Reading]:
     """The reader function of format ``fmt``."""
-    from interestrec.data import movielens
+    from interestrec.data import generic, movielens, presets
 
     readers: dict[str, Callable] = {
         "ml-latest": movielens.read_ml_latest,
         "ml-1m": movielens.read_ml_1m,
         "ml-100k": movielens.read_ml_100k,
+        "parquet": generic.read_parquet_log,
+        "csv": generic.read_csv_log,
+        "jsonl": generic.read_jsonl_log,
+        "synthetic": generic.read_synthetic,
+        "amazon-2023": presets.read_amazon_2023,
+        "recbole": presets.read_recbole,
     }
-    try:
-        from interestrec.data import generic
-
-        readers.update(
-            {
-                "parquet": generic.read_parquet_log,
-                "csv": generic.read_csv_log,
-                "jsonl": generic.read_jsonl_log,
-                "synthetic": generic.read_synthetic,
-            }
-        )
-    except ImportError:  # pragma: no cover - generic readers are optional at import time
-        pass
     if fmt not in readers:
         raise StageError(f"unknown ingest.format '{fmt}'; formats: {', '.join(sorted(readers))}, auto")
     return readers[fmt]

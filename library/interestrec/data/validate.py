@@ -1,36 +1,95 @@
 """Row validation: every raw event row is accepted or rejected with exactly one reason.
 
-Pure functions over pandas batches, called from a Ray Data ``map_batches`` so validation shards across
-the cluster. Reasons are checked in a fixed order (the first that applies wins): undecodable_bytes,
-missing_field, unparsable_number, unknown_event, timestamp_out_of_range, rating_out_of_range,
-unknown_item, oversize_text. Exact duplicates need a global view and are found afterwards by
-:func:`mark_duplicates`.
+Per-row checks are pure functions over pandas batches, called from a Ray Data ``map_batches`` so they
+shard across the cluster. Reasons, first that applies wins: the reader's own (``undecodable_bytes``,
+``malformed_record``, ``oversize_text`` for an oversize field), then ``missing_field``,
+``unparsable_number``, ``unknown_event``, ``rating_out_of_range``, ``oversize_text`` (text longer than
+``max_text_chars``). Checks that need the whole dataset run afterwards in :mod:`interestrec.data.resolve`:
+``id_out_of_range``/``unparsable_number`` of ids (once the id type is known), ``timestamp_out_of_range``
+(once the unit is known), ``unknown_item`` and ``duplicate``.
+
+Ids stay text here (never through float64); timestamps are parsed exactly: integer literals as int64,
+decimals as float64, ISO 8601 strings to UTC seconds.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from interestrec.data.config import IngestConfig
 from interestrec.data.schema import EVENT_KINDS
 
+_INT = re.compile(r"[+-]?\d+")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 
-def _blank(s) -> np.ndarray:
-    return s.isna().to_numpy() | (s.astype("string").str.strip() == "").fillna(True).to_numpy()
 
-
-def _to_number(s):
+def _text(s) -> np.ndarray:
+    """Stripped text (``None`` for null/blank) as an object array."""
     import pandas as pd
 
-    return pd.to_numeric(s.astype("string").str.strip(), errors="coerce")
+    out = s.astype(object).to_numpy(dtype=object).copy()
+    for i, v in enumerate(out):
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            out[i] = None
+        else:
+            v = str(v).strip()
+            out[i] = v or None
+    return out
 
 
-def validate_events(batch, cfg: IngestConfig, known_items: np.ndarray | None):
+def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact int64 parse of text: ``(value, is_integer_literal, fits_int64)``.
+
+    Shapes:
+        values: ``(n,)`` object (str or None); returns three ``(n,)`` arrays (int64, bool, bool).
+    """
+    n = len(values)
+    val = np.zeros(n, np.int64)
+    is_int = np.zeros(n, bool)
+    fits = np.zeros(n, bool)
+    for i, v in enumerate(values):
+        if v is not None and _INT.fullmatch(v):
+            is_int[i] = True
+            k = int(v)
+            if -(2**63) <= k < 2**63:
+                fits[i], val[i] = True, k
+    return val, is_int, fits
+
+
+def parse_timestamps(ts: np.ndarray) -> dict[str, np.ndarray]:
+    """Timestamps as text → exact numbers: ``int`` (int64, with ``is_int``), ``float`` (float64, NaN when not a
+    decimal), ``iso`` (UTC seconds, with ``is_iso``).
+
+    Shapes:
+        ts: ``(n,)``; every returned array ``(n,)``.
+    """
+    import pandas as pd
+
+    ival, is_int, fits = parse_int64(ts)
+    is_int &= fits
+    fval = pd.to_numeric(pd.Series(ts, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
+    fval[~np.isfinite(fval)] = np.nan
+    iso_like = np.array([v is not None and np.isnan(f) and bool(_ISO.fullmatch(v)) for v, f in zip(ts, fval)], bool)
+    iso = np.zeros(len(ts), np.int64)
+    is_iso = np.zeros(len(ts), bool)
+    if iso_like.any():
+        parsed = pd.to_datetime(pd.Series(ts[iso_like], dtype=object), format="ISO8601", utc=True, errors="coerce")
+        secs = ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
+        ok = np.isfinite(secs)
+        idx = np.flatnonzero(iso_like)[ok]
+        iso[idx] = secs[ok].astype(np.int64)
+        is_iso[idx] = True
+    return {"int": ival, "is_int": is_int, "float": fval, "iso": iso, "is_iso": is_iso}
+
+
+def validate_events(batch, cfg: IngestConfig):
     """Parse and check a raw event batch (pandas DataFrame in the raw event schema).
 
-    Returns the batch with typed columns ``user_id, item_id, timestamp`` (int64), ``value`` (float32),
-    ``event``/``text`` (str) and ``reason`` (``None`` when accepted). ``raw``/``source``/``line`` are kept
-    so rejects can be written with the original row.
+    Returns ``source, record, line, user_key, item_key`` (id text), ``ts_int, ts_is_int, ts_float, ts_iso,
+    ts_is_iso`` (see :func:`parse_timestamps`), ``event``/``text`` (str), ``value`` (float32), ``reason``
+    (``None`` while accepted) and ``raw``.
     """
     import pandas as pd
 
@@ -40,49 +99,42 @@ def validate_events(batch, cfg: IngestConfig, known_items: np.ndarray | None):
         m = mask & pd.isna(reason)
         reason[m] = why
 
-    event = batch["event"].astype("string").str.strip().str.lower()
-    is_rate = (event == "rate").fillna(False).to_numpy()
-    missing = _blank(batch["user_id"]) | _blank(batch["item_id"]) | _blank(batch["timestamp"]) | _blank(batch["event"])
-    missing |= is_rate & _blank(batch["value"])
-    missing |= (event == "tag").fillna(False).to_numpy() & _blank(batch["text"])
+    user, item, ts_text = _text(batch["user_id"]), _text(batch["item_id"]), _text(batch["timestamp"])
+    ev_text, val_text = _text(batch["event"]), _text(batch["value"])
+    event = np.array([None if e is None else e.lower() for e in ev_text], dtype=object)
+    text = np.array([None if (v is None or (not isinstance(v, str) and pd.isna(v))) else str(v) for v in batch["text"]], dtype=object)
+    blank = lambda a: np.array([v is None for v in a], bool)  # noqa: E731
+    is_rate, is_tag = event == "rate", event == "tag"
+    missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
+    missing |= is_tag & np.array([t is None or not str(t).strip() for t in text], bool)
     flag(missing, "missing_field")
 
-    user = _to_number(batch["user_id"])
-    item = _to_number(batch["item_id"])
-    ts = _to_number(batch["timestamp"])
-    value = _to_number(batch["value"])
-    bad_number = user.isna() | item.isna() | ts.isna()
-    bad_number |= (user % 1 != 0) | (item % 1 != 0)
-    bad_number = bad_number.fillna(True).to_numpy()
-    bad_number |= (~_blank(batch["value"])) & value.isna().to_numpy()
-    flag(bad_number, "unparsable_number")
-    flag(~event.isin(EVENT_KINDS).fillna(False).to_numpy(), "unknown_event")
-    tsv = ts.to_numpy(dtype="float64", na_value=np.nan)
-    flag(~((tsv >= cfg.min_timestamp) & (tsv <= cfg.max_timestamp)), "timestamp_out_of_range")
-    vv = value.to_numpy(dtype="float64", na_value=np.nan)
-    flag(is_rate & ~((vv >= cfg.rating_min) & (vv <= cfg.rating_max)), "rating_out_of_range")
-    iv = item.to_numpy(dtype="float64", na_value=np.nan)
-    if known_items is not None:
-        flag(~np.isin(np.nan_to_num(iv, nan=-1).astype(np.int64), known_items), "unknown_item")
-    text_len = batch["text"].astype("string").str.len().fillna(0).to_numpy()
+    t = parse_timestamps(ts_text)
+    value = pd.to_numeric(pd.Series(val_text, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
+    bad = ~(t["is_int"] | np.isfinite(t["float"]) | t["is_iso"])
+    bad |= ~blank(val_text) & ~np.isfinite(value)
+    flag(bad, "unparsable_number")
+    flag(~np.isin(event.astype(str), EVENT_KINDS), "unknown_event")
+    flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
+    text_len = np.array([0 if x is None else len(x) for x in text])
     flag(text_len > cfg.max_text_chars, "oversize_text")
 
-    ok = pd.isna(reason)
-    out = pd.DataFrame(
-        {
-            "source": batch["source"].astype(str).to_numpy(),
-            "line": batch["line"].astype("int64").to_numpy(),
-            "user_id": np.where(ok, np.nan_to_num(user.to_numpy(dtype="float64", na_value=0)), 0).astype(np.int64),
-            "item_id": np.where(ok, np.nan_to_num(iv), 0).astype(np.int64),
-            "timestamp": np.where(ok, np.nan_to_num(tsv), 0).astype(np.int64),
-            "event": event.fillna("").astype(str).to_numpy(),
-            "value": vv.astype(np.float32),
-            "text": batch["text"].astype(object).where(batch["text"].notna(), None).to_numpy(dtype=object),
-            "reason": reason,
-            "raw": batch["raw"].astype(object).to_numpy(dtype=object),
-        }
-    )
-    return out
+    raw = batch["raw"].astype(object).to_numpy(dtype=object).copy()
+    no_raw = np.flatnonzero(pd.isna(raw) & ~pd.isna(reason))
+    for i in no_raw:  # columnar sources carry no raw text: rebuild it for the rejects only
+        raw[i] = ",".join("" if v is None else str(v) for v in (user[i], item[i], ts_text[i], ev_text[i], val_text[i], text[i]))
+    return pd.DataFrame({
+        "source": batch["source"].astype(str).to_numpy(),
+        "record": batch["record"].astype("int64").to_numpy(),
+        "line": batch["line"].astype("int64").to_numpy(),
+        "user_key": user, "item_key": item,
+        "ts_int": t["int"], "ts_is_int": t["is_int"], "ts_float": t["float"], "ts_iso": t["iso"], "ts_is_iso": t["is_iso"],
+        "event": np.array(["" if e is None else e for e in event], dtype=object),
+        "value": value.astype(np.float32),
+        "text": text,
+        "reason": reason,
+        "raw": raw,
+    })
 
 
 def mark_duplicates(user, item, ts, event, value, text) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""Dataset-wide resolution after per-row validation: id types and indices, the timestamp unit, unknown items.
+
+Ids: with ``id_type=auto`` a column whose every id is an integer literal keeps its integers as indices
+(an identity :class:`~interestrec.ids.IdMap`; integers beyond int64 are ``id_out_of_range`` rejects); any
+other id makes the column's ids strings with dense indices. Timestamps: ``auto`` picks the one epoch unit
+(s/ms/us/ns) under which the numeric values fall in ``[min_timestamp, max_timestamp]`` and stops with a
+clear error when values point to different units; ISO 8601 strings are always accepted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interestrec.data.config import IngestConfig
+from interestrec.data.validate import parse_int64
+from interestrec.ids import IdMap
+from interestrec.stages import StageError
+
+UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _flag(reason: np.ndarray, mask: np.ndarray, why: str) -> None:
+    m = mask & np.array([r is None or r != r for r in reason], bool)
+    reason[m] = why
+
+
+def decide_id_type(keys: list[np.ndarray], id_type: str) -> str:
+    """``int`` or ``string`` for one id column, from all its non-null keys (events and catalog)."""
+    if id_type != "auto":
+        return "int" if id_type == "int" else "string"
+    for k in keys:
+        vals = k[np.array([v is not None for v in k], bool)] if len(k) else k
+        _, is_int, _ = parse_int64(np.unique(vals.astype(str)) if len(vals) else vals)
+        if not is_int.all():
+            return "string"
+    return "int"
+
+
+def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None = None) -> tuple[np.ndarray, IdMap | None]:
+    """Indices of ``keys`` for accepted rows (rejects flagged in ``reason``) and the column's map.
+
+    ``known``: the catalog's map (items) — ids not in it are ``unknown_item``; without it the map is built
+    from the accepted rows' ids.
+
+    Shapes:
+        keys: ``(n,)`` object; returns ``(n,)`` int64 (0 where rejected).
+    """
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    idx = np.zeros(len(keys), np.int64)
+    if kind == "int":
+        val, is_int, fits = parse_int64(np.asarray(uniq, dtype=object))
+        c = np.maximum(codes, 0)
+        has = codes >= 0
+        _flag(reason, has & ~is_int[c], "unparsable_number")
+        _flag(reason, has & is_int[c] & ~fits[c], "id_out_of_range")
+        idx = np.where(has, val[c], 0)
+    ok = np.array([r is None or r != r for r in reason], bool)
+    if known is not None:
+        if kind == "int":
+            pos = np.searchsorted(known.ids, idx)
+            found = (pos < len(known.ids)) & (known.ids[np.minimum(pos, len(known.ids) - 1)] == idx)
+        else:
+            idx = known.to_index(np.where(codes >= 0, keys, ""), missing=-1)
+            found = idx >= 0
+        _flag(reason, ok & ~found, "unknown_item")
+        return np.where(found, idx, 0).astype(np.int64), known
+    if kind == "int":
+        return idx, IdMap.identity(idx[ok])
+    idmap = IdMap.dense(keys[ok])
+    out = np.zeros(len(keys), np.int64)
+    out[ok] = idmap.to_index(keys[ok])
+    return out, idmap
+
+
+def catalog_map(item_keys: np.ndarray, kind: str) -> tuple[IdMap, np.ndarray]:
+    """The item map of a catalog's (already validated) keys and each catalog row's index."""
+    if kind == "int":
+        val, is_int, fits = parse_int64(item_keys)
+        if not (is_int & fits).all():
+            bad = item_keys[~(is_int & fits)][:3]
+            raise StageError(f"item catalog ids {list(bad)} are not integers within int64; set ingest.id_type=string")
+        return IdMap.identity(val), val
+    idmap = IdMap.dense(item_keys)
+    return idmap, idmap.to_index(item_keys)
+
+
+def decide_unit(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> str:
+    """The epoch unit of the numeric timestamps (``cfg.timestamp_unit`` unless ``auto``).
+
+    Shapes:
+        ts_int, ts_float: ``(n,)`` of the numeric timestamps of rows still accepted.
+    """
+    if cfg.timestamp_unit != "auto":
+        return cfg.timestamp_unit
+    vals = np.r_[ts_int.astype(np.float64), ts_float]
+    if not len(vals):
+        return "s"
+    votes = {u: int(((vals / s >= cfg.min_timestamp) & (vals / s <= cfg.max_timestamp)).sum()) for u, s in UNITS.items()}
+    units = [u for u, v in votes.items() if v]
+    if len(units) > 1:
+        seen = ", ".join(f"{votes[u]:,} look like {u}" for u in units)
+        raise StageError(f"cannot tell the timestamp unit: {seen}; set ingest.timestamp_unit (s, ms, us, ns or iso)")
+    return units[0] if units else "s"
+
+
+def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray) -> tuple[np.ndarray, str]:
+    """UTC seconds of every row (0 where rejected) and the unit used; out-of-range rows are flagged."""
+    ok = np.array([r is None or r != r for r in reason], bool)
+    is_int = frame["ts_is_int"].to_numpy(bool)
+    is_iso = frame["ts_is_iso"].to_numpy(bool)
+    fval = frame["ts_float"].to_numpy(np.float64)
+    ival = frame["ts_int"].to_numpy(np.int64)
+    numeric_int, numeric_float = ok & is_int, ok & ~is_int & np.isfinite(fval)
+    unit = decide_unit(ival[numeric_int], fval[numeric_float], cfg)
+    secs = np.zeros(len(frame), np.int64)
+    if unit == "iso":
+        _flag(reason, ok & ~is_iso, "unparsable_number")
+    else:
+        scale = UNITS[unit]
+        secs[numeric_int] = np.floor_divide(ival[numeric_int], scale)
+        secs[numeric_float] = np.floor(np.clip(fval[numeric_float] / scale, -1e15, 1e15)).astype(np.int64)
+    secs[ok & is_iso] = frame["ts_iso"].to_numpy(np.int64)[ok & is_iso]
+    _flag(reason, ok & ~((secs >= cfg.min_timestamp) & (secs <= cfg.max_timestamp)), "timestamp_out_of_range")
+    return secs, unit
