@@ -291,18 +291,100 @@ def test_ray_train_checkpoint_then_resume(tiny, ray_local, tmp_path):
 
     storage = str(tmp_path / "runs")
     first = train_with_ray(GraphJob(dataclasses.replace(TINY, epochs=2), tiny), storage, name="resume")
-    assert first.error is None
     first_curve = result_curve(first)
     assert [m["epoch"] for m in first_curve] == [0, 1]
     assert artifacts.exists(artifacts.join(first.checkpoint.path, "model.safetensors"))
     state = artifacts.read_json(artifacts.join(first.checkpoint.path, "state.json"))
     assert state["epoch"] == 1
     second = train_with_ray(GraphJob(dataclasses.replace(TINY, epochs=4), tiny), storage, name="resume")
-    assert second.error is None
     assert [m["epoch"] for m in result_curve(second)] == [0, 1, 2, 3]
     assert second.metrics["resumed_from"] == 2  # continued after the last finished epoch
     assert result_curve(second)[:2] == first_curve  # the first run's epochs are carried over
     assert artifacts.read_json(artifacts.join(second.checkpoint.path, "state.json"))["epoch"] == 3
+
+
+def _train_workers_alive() -> list[int]:
+    """Pids of live Ray Train worker actors (from the GCS actor table: the tests run Ray without a dashboard)."""
+    import ray
+
+    table = ray._private.state.actors().values()
+    return [a["Pid"] for a in table if a.get("ActorClassName") == "RayTrainWorker" and a.get("State") == "ALIVE"]
+
+
+def test_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(tiny, ray_local, tmp_path):
+    """SIGKILL a Ray Train worker after the first checkpoint: the group restarts from it and finishes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from interestrec.graph.stage import result_curve, train_with_ray
+    from interestrec.graph.train import GraphJob
+
+    storage = (tmp_path / "runs").as_uri()  # a file:// URI: passed to Ray Train unchanged
+    epochs = 10
+    cfg = dataclasses.replace(TINY, epochs=epochs, batch_size=4, negatives=16, companion=False, max_failures=1)
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(result=train_with_ray(GraphJob(cfg, tiny), storage, name="kill")))
+    thread.start()
+    run_dir = tmp_path / "runs" / "kill"
+    deadline = time.time() + 120
+    snapshot = run_dir / "checkpoint_manager_snapshot.json"  # written once a checkpoint is registered
+    while time.time() < deadline and not snapshot.exists():
+        time.sleep(0.05)
+    assert snapshot.exists(), "no checkpoint was registered"
+    pids = _train_workers_alive()
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+    thread.join(300)
+    assert not thread.is_alive()
+    result = box["result"]
+    curve = result_curve(result)
+    assert [m["epoch"] for m in curve] == list(range(epochs))  # same final epoch count, no epoch twice
+    with result.checkpoint.as_directory() as d:
+        starts = artifacts.read_json(os.path.join(d, "state.json"))["starts"]
+    assert starts[0] == 0 and len(starts) == 2 and 1 <= starts[1] < epochs  # resumed after a finished epoch
+    assert result.checkpoint.path.startswith(str(tmp_path / "runs"))
+
+
+def test_worker_error_reaches_the_stage_with_its_message(tiny, ray_local, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+
+    from interestrec.graph.stage import TrainingError, train_with_ray
+    from interestrec.graph.train import GraphJob
+    from interestrec.stages import StageError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny, bad, ignore=shutil.ignore_patterns("graph"))
+    artifacts.write_parquet(str(bad / "encode" / "items.parquet"), pa.table({"item_id": [1000], "embedding": [1.0]}))
+    with pytest.raises(TrainingError, match=r"rank 0: ValueError: item_vectors table needs columns") as err:
+        train_with_ray(GraphJob(dataclasses.replace(TINY, max_failures=0), str(bad)), str(tmp_path / "runs"), name="bad")
+    assert isinstance(err.value, StageError)
+
+
+def test_rerun_on_new_data_or_forced_trains_from_scratch(tmp_path, ray_local):
+    from interestrec.config import PipelineConfig
+    from interestrec.graph.stage import run
+    from interestrec.stages import StageContext
+
+    out = str(tmp_path / "out")
+    write_fixture(out, seed=0)
+    cfg = dataclasses.replace(PipelineConfig(), graph=dataclasses.replace(TINY, epochs=2, companion=False))
+    first = run(StageContext(out=out, config=cfg))
+    assert first["attempt_start_epochs"] == [0] and first["epochs"] == 2
+    write_fixture(out, seed=1)  # new data: a new run, trained from epoch 0 (not the old run's final checkpoint)
+    second = run(StageContext(out=out, config=cfg))
+    assert second["run"] != first["run"]
+    assert second["attempt_start_epochs"] == [0] and second["epochs"] == 2
+    assert second["final_loss"] != first["final_loss"]
+    reseeded = run(StageContext(out=out, config=dataclasses.replace(cfg, seed=7)))
+    assert reseeded["run"] not in (first["run"], second["run"]) and reseeded["attempt_start_epochs"] == [0]
+    # the same inputs and config again (as with --force): trained again from scratch, same result
+    forced = run(StageContext(out=out, config=dataclasses.replace(cfg, seed=7)))
+    assert forced["run"] == reseeded["run"] and forced["attempt_start_epochs"] == [0]
+    assert forced["losses"] == pytest.approx(reseeded["losses"], rel=1e-5)
 
 
 def test_stage_two_workers(tiny, ray_local):

@@ -34,7 +34,11 @@ class GraphConfig:
         companion: the stage also trains the other APR setting in-process, for the robustness comparison.
         num_workers / use_gpu / cpus_per_worker: Ray Train ``ScalingConfig``.
         threads: torch threads per process (1 is fastest on small shared machines).
-        storage_path: Ray Train ``RunConfig.storage_path`` (local dir or pyarrow URI); default ``DIR/graph/ray_train``.
+        storage_path: Ray Train ``RunConfig.storage_path``, passed unchanged (local dir or pyarrow URI such as
+            ``s3://bucket/runs``); default ``<out>/graph/ray_train``, shared on a cluster when the pipeline output
+            is on object storage. Every node must reach it.
+        max_failures: Ray Train ``FailureConfig.max_failures``: worker-group restarts (from the latest
+            checkpoint) after a worker dies or raises, before the stage fails.
     """
 
     conv: str = "sage"
@@ -66,6 +70,7 @@ class GraphConfig:
     cpus_per_worker: float = 1.0
     threads: int = 1
     storage_path: str | None = None
+    max_failures: int = 2
 
     def __post_init__(self) -> None:
         if self.conv not in ("sage", "gat"):
@@ -78,5 +83,7 @@ class GraphConfig:
             raise ValueError("graph.layers, epochs, negatives and batch_size must be >= 1")
         if self.sampling == "neighbor" and len(self.fanout) != self.layers:
             raise ValueError(f"graph.fanout needs one entry per layer ({self.layers}), got {self.fanout}")
+        if self.max_failures < -1:
+            raise ValueError(f"graph.max_failures must be >= -1 (-1 = unlimited), got {self.max_failures}")
         if self.num_workers < 1 or self.cpus_per_worker <= 0:
             raise ValueError("graph.num_workers must be >= 1 and graph.cpus_per_worker > 0")

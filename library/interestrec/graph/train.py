@@ -353,7 +353,7 @@ def train_loop(job: GraphJob) -> None:
     graph = graph_for(data, cfg)
     model = build_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
     opt = make_optimizer(model, cfg)
-    start, history = 0, []
+    start, history, starts = 0, [], []
     ckpt = ray.train.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
@@ -361,6 +361,8 @@ def train_loop(job: GraphJob) -> None:
             with open(os.path.join(d, "state.json")) as f:
                 saved = json.load(f)
             start, history = int(saved["epoch"]) + 1, list(saved.get("curve", []))
+            starts = list(saved.get("starts", []))
+    starts.append(start)  # the first epoch of every attempt of this run (a resume adds one)
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     def report(epoch: int, m: dict) -> None:
@@ -372,7 +374,7 @@ def train_loop(job: GraphJob) -> None:
         with tempfile.TemporaryDirectory() as d:
             artifacts.write_safetensors(os.path.join(d, "model.safetensors"), state_arrays(model, opt))
             # the whole curve travels with the checkpoint (Ray keeps only the last checkpoints' metrics)
-            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, "curve": history, **metrics})
+            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, "curve": history, "starts": starts, **metrics})
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
     train_epochs(model, graph, data, cfg, opt, start_epoch=start, rank=rank, world=world, seed=job.seed, on_epoch=report)
