@@ -29,6 +29,7 @@ from fastapi import FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from interestrec.recommend.config import ServeConfig
 from interestrec.serving import schemas as S
@@ -160,8 +161,10 @@ class Recommender:
         self.encoder = encoder
         self.store = open_store(config.store)
         self.service = None
-        ctx = serve.get_replica_context()
-        self.replica = ctx.replica_id.unique_id if ctx else "local"
+        try:
+            self.replica = serve.get_replica_context().replica_id.unique_id
+        except RayServeException:  # constructed outside Serve (tests, notebooks)
+            self.replica = "local"
         self._known.set_max_batch_size(config.max_batch_size)
         self._known.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         if config.token is None:
