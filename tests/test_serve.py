@@ -416,3 +416,22 @@ def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_f
         assert open_store(f"sqlite://{db}").export()["item_id"].to_pylist() == [30]
     finally:
         serve.delete("open")
+
+
+def test_encoder_dimension_mismatch_fails_start_up(port, tmp_path):
+    """Artifacts of dimension 32 with the 384-d packaged encoder: the deployment fails with a clear message."""
+    from ray import serve
+
+    from interestrec.serving.app import build_app
+
+    small = tmp_path / "small"
+    make_artifacts(small, version=1, d=32)
+    (small / "publish" / "LATEST").write_text("v1")
+    app = build_app({"artifacts": str(small), "store": f"sqlite://{tmp_path}/ev.db", "recommender_cpus": 0.25})
+    try:
+        with pytest.raises(RuntimeError, match="Encoder"):
+            serve.run(app, name="mismatch", route_prefix="/mismatch")
+        msg = serve.status().applications["mismatch"].deployments["Encoder"].message
+        assert "dimension 384 differs from version 1's item vectors (32)" in msg, msg
+    finally:
+        serve.delete("mismatch")

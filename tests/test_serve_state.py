@@ -136,3 +136,18 @@ def test_similar_users_share_the_cluster_and_offer_unseen_items(service):
     assert body["items"] and not seen & {i["item_id"] for i in body["items"]}
     peers_items = {int(service.item_ids[i]) for x in body["users"] for i in service.model.history[service.user_index(x["user_id"])]}
     assert {i["item_id"] for i in body["items"]} <= peers_items
+
+
+def test_recommender_is_unhealthy_until_its_pinned_version_is_loaded(out, tmp_path):
+    from interestrec.recommend.config import ServeConfig
+    from interestrec.serving.app import Recommender
+
+    cls = next(c for c in Recommender.func_or_class.__mro__ if "check_health" in vars(c))  # the class under the ingress
+    rec = cls(ServeConfig(store=f"sqlite://{tmp_path}/ev.db", token="w", read_token="r"))
+    with pytest.raises(RuntimeError, match="not loaded"):
+        rec.check_health()
+    with pytest.raises(ValueError, match="pinned version"):
+        rec.reconfigure({"artifacts": str(out)})
+    rec.reconfigure({"artifacts": str(out), "version": "1"})
+    rec.check_health()
+    assert rec.service.version == "1"

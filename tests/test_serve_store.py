@@ -223,3 +223,20 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_batch(tmp_path):
         assert "last-before-crash" in t["batch"].to_pylist()
     finally:
         srv.stop()
+
+
+def test_export_is_ingested_by_the_generic_parquet_reader(tmp_path, ray_local):
+    from interestrec.data.config import IngestConfig
+    from interestrec.data.generic import read_parquet_log
+    from interestrec.serving.store import export_parquet, open_store
+
+    s = open_store(f"sqlite://{tmp_path}/ev.db")
+    s.append(1, [ev(10, ts=0, kind="rate", value=4.0), ev(11, kind="purchase")], "a")
+    s.append(2, [ev(12, text="great")], "b")
+    out = tmp_path / "export" / "events.parquet"
+    assert export_parquet(s, str(out)) == 3
+    reading = read_parquet_log(str(out.parent), IngestConfig())
+    rows = sorted((r["user_id"], r["item_id"], r["timestamp"], r["event"], r["value"], r["text"])
+                  for ds in reading.events.values() for r in ds.take_all())
+    assert rows == [("1", "10", "0", "rate", "4.0", None), ("1", "11", "1700000000", "purchase", None, None),
+                    ("2", "12", "1700000000", "view", None, "great")]

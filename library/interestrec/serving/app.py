@@ -25,10 +25,11 @@ import time
 import uuid
 from typing import Annotated
 
-from fastapi import FastAPI, Header, Path, Request
+from fastapi import FastAPI, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from interestrec.recommend.config import ServeConfig
 from interestrec.serving import schemas as S
@@ -41,6 +42,13 @@ MAX_BODY = 1 << 20
 
 class Unauthorized(Exception):
     """Missing or wrong bearer token (401)."""
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over ``MAX_BODY`` bytes (413; an HTTPException so body parsing passes it through)."""
+
+    def __init__(self):
+        super().__init__(413, f"request body over {MAX_BODY} bytes")
 
 
 class Unavailable(Exception):
@@ -96,27 +104,47 @@ def _metrics() -> dict:
     return _METRICS
 
 
-@app.middleware("http")
-async def limit_body_and_count(request: Request, call_next):
-    size = request.headers.get("content-length")
-    if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
-    else:
-        if size is None and request.method in ("POST", "PUT", "PATCH"):  # chunked: count while reading
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
-                    break
-            else:
-                request._body = body
-                response = await call_next(request)
+class Guard:
+    """Pure ASGI middleware (no per-request task hand-off): caps the body size, counts requests by route and status.
+
+    A declared ``content-length`` over the cap is refused before reading; a chunked body is counted as it
+    is read and refused once over the cap (:class:`BodyTooLarge`, mapped to 413).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = [0]
+
+        async def counted_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        size = dict(scope["headers"]).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)(scope, receive,
+                                                                                                  counted_send)
         else:
-            response = await call_next(request)
-    route = request.scope.get("route")
-    _metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(response.status_code)})
-    return response
+            seen = [0]
+
+            async def limited_receive():
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen[0] += len(message.get("body", b""))
+                    if seen[0] > MAX_BODY:
+                        raise BodyTooLarge()
+                return message
+
+            await self.app(scope, limited_receive, counted_send)
+        route = scope.get("route")
+        _metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(status[0])})
+
+
+app.add_middleware(Guard)
 
 
 def _authorised(expected: str | None, header: str | None) -> bool:
@@ -160,8 +188,10 @@ class Recommender:
         self.encoder = encoder
         self.store = open_store(config.store)
         self.service = None
-        ctx = serve.get_replica_context()
-        self.replica = ctx.replica_id.unique_id if ctx else "local"
+        try:
+            self.replica = serve.get_replica_context().replica_id.unique_id
+        except RayServeException:  # constructed outside Serve (tests, notebooks)
+            self.replica = "local"
         self._known.set_max_batch_size(config.max_batch_size)
         self._known.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         if config.token is None:

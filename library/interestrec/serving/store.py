@@ -109,3 +109,13 @@ def open_store(url: str) -> EventStore:
     from interestrec.serving.sqlite_store import SQLiteStore
 
     return SQLiteStore(url.removeprefix("sqlite://"))
+
+
+def export_parquet(store: EventStore, path: str) -> int:
+    """Write the store's export as one Parquet event log (atomically) that the pipeline's generic Parquet
+    reader ingests as ordinary events (``ingest.format: parquet``); returns the row count."""
+    from interestrec import artifacts
+
+    table = store.export()
+    artifacts.write_parquet(path, table)
+    return table.num_rows
