@@ -44,6 +44,7 @@ def train_once(args: argparse.Namespace) -> int:
     """One fresh Ray Train run on DIR/adapt's pairs with ``--workers``; prints its curve as json."""
     import dataclasses
 
+    import numpy as np
     import ray
 
     from interestrec import artifacts
@@ -54,9 +55,14 @@ def train_once(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(pipeline.load_config(args.config, args.set).adapt, num_workers=args.workers)
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     adapt = artifacts.join(str(Path(args.out).resolve()), "adapt")
-    job = AdaptJob(adapt=cfg, objective=args.objective, pairs_path=artifacts.join(adapt, f"pairs_{args.objective}.parquet"),
-                   items_path=artifacts.join(adapt, "items.parquet"), model_path=model_path(cfg.base_model))
     with tempfile.TemporaryDirectory() as storage:
+        # the objective's max_pairs caps the stage's pairs (a seeded sample, the same in every process)
+        pairs = artifacts.read_parquet(artifacts.join(adapt, f"pairs_{args.objective}.parquet"))
+        keep = np.sort(np.random.default_rng(0).permutation(len(pairs))[: cfg.schedule(args.objective)[0]])
+        pairs_path = str(Path(storage) / "pairs.parquet")
+        artifacts.write_parquet(pairs_path, pairs.take(keep))
+        job = AdaptJob(adapt=cfg, objective=args.objective, pairs_path=pairs_path,
+                       items_path=artifacts.join(adapt, "items.parquet"), model_path=model_path(cfg.base_model))
         t0 = time.perf_counter()
         result = train_with_ray(job, storage, f"bench-{args.workers}")
         wall = time.perf_counter() - t0
