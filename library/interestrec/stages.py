@@ -22,11 +22,11 @@ from interestrec.config import PipelineConfig
 STAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "ingest": ("interestrec.data.stage", "ingest", ()),
     "adapt": ("interestrec.adapt.stage", "adapt", ("ingest",)),
-    "encode": ("interestrec.encode.stage", "encode", ("ingest",)),
+    "encode": ("interestrec.encode.stage", "encode", ("ingest", "adapt")),  # adapt: when encode.model names its model
     "cluster": ("interestrec.cluster.stage", "cluster", ("encode",)),
     "dynamics": ("interestrec.dynamics.stage", "dynamics", ("ingest", "encode", "cluster")),
     "graph": ("interestrec.graph.stage", "graph", ("ingest", "encode", "cluster")),
-    "evaluate": ("interestrec.evaluate.stage", "evaluate", ("ingest", "encode", "cluster", "graph")),
+    "evaluate": ("interestrec.evaluate.stage", "evaluate", ("ingest", "adapt", "encode", "cluster", "graph")),
     "publish": ("interestrec.publish", None, ("ingest", "encode", "cluster", "dynamics", "graph", "evaluate")),
 }
 
