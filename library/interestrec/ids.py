@@ -26,7 +26,7 @@ class UnknownIdError(KeyError):
     """An original id that the map does not know."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IdMap:
     """Mapping between original ids and ``int64`` indices.
 
@@ -45,6 +45,11 @@ class IdMap:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown IdMap kind '{self.kind}' ({', '.join(KINDS)})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and self.kind == other.kind and np.array_equal(self.ids, other.ids)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -75,8 +75,10 @@ def _fingerprint(ctx: StageContext, name: str) -> dict:
     for up in upstream:
         s = artifacts.join(ctx.stage_dir(up), "summary.json")
         inputs.append(artifacts.read_json(s).get("_run", {}).get("output_hash", "") if artifacts.exists(s) else "")
-    if name == "ingest" and ctx.data and artifacts.is_local(ctx.data):
-        inputs.append(artifacts.hash_files([ctx.data]))
+    if name == "ingest" and ctx.data:  # local or remote (s3://, gs://…): contents, or sizes + mtimes when huge
+        from interestrec.data.sources import fingerprint
+
+        inputs.append(fingerprint(ctx.data))
     return {
         "config_hash": artifacts.hash_config({"stage": cfg, "seed": ctx.config.seed}) if cfg else "",
         "input_hash": artifacts.hash_config(inputs),

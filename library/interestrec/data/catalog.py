@@ -68,7 +68,7 @@ def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field
                 item = to_item(rec.fields)
             except ValueError:
                 reason = "malformed_record"
-        if reason is None and (item is None or not str(item[0]).strip() or not str(item[1]).strip()):
+        if reason is None and (item is None or item[0] is None or not str(item[0]).strip() or not str(item[1] or "").strip()):
             reason = "missing_field"
         if reason is None and int_ids and not _INT.match(str(item[0]).strip()):
             reason = "unparsable_number"

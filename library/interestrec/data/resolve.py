@@ -29,8 +29,8 @@ def decide_id_type(keys: list[np.ndarray], id_type: str) -> str:
     if id_type != "auto":
         return "int" if id_type == "int" else "string"
     for k in keys:
-        vals = k[np.array([v is not None for v in k], bool)] if len(k) else k
-        _, is_int, _ = parse_int64(np.unique(vals.astype(str)) if len(vals) else vals)
+        vals = np.array(list({v for v in k if isinstance(v, str)}), dtype=object)
+        _, is_int, _ = parse_int64(vals)
         if not is_int.all():
             return "string"
     return "int"

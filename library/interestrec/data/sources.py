@@ -116,7 +116,7 @@ def read_bytes(uri: str) -> bytes:
     """A file's bytes, gunzipped when its name ends in ``.gz``; a corrupt archive is a clear error."""
     fs, p = _fs(uri)
     try:
-        with fs.open_input_stream(p) as f:
+        with fs.open_input_stream(p, compression=None) as f:  # gunzipped below, with a clear error
             data = f.read()
     except OSError as e:
         raise StageError(f"cannot read input file {uri}: {e}") from e
@@ -147,7 +147,7 @@ def fingerprint(location: str) -> str:
     for f in infos:
         h.update(f"{f.path}\0{f.size}\0".encode())
         if by_content:
-            with fs.open_input_stream(f.path) as s:
+            with fs.open_input_stream(f.path, compression=None) as s:
                 for chunk in iter(lambda s=s: s.read(1 << 20), b""):
                     h.update(chunk)
         else:

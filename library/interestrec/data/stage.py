@@ -142,7 +142,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     edges = window_edges(ts, cfg.window_mode, cfg.n_windows, cfg.window_days)
     window = assign_windows(ts, edges)
     value = acc["value"].to_numpy(np.float32)
-    text = acc["text"].to_numpy(dtype=object)
+    text = np.array([v if isinstance(v, str) else None for v in acc["text"]], dtype=object)
     events = pa.table(
         [user, item, ts, pa.array(event, pa.string()), pa.array(value, pa.float32(), mask=np.isnan(value)),
          pa.array(text, pa.string()), pa.array(split, pa.string()), pa.array(window, pa.int32())],
