@@ -62,6 +62,7 @@ def test_cluster_yaml_installs_the_dependencies_from_pyproject(tmp_path):
     """The setup command's requirement list is the project's dependency list (the project itself comes with the job)."""
     import subprocess
     import sys
+
     import tomllib
 
     cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
