@@ -135,3 +135,35 @@ def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path, vi
     np.testing.assert_array_equal(r.centroids, ref.centroids)
     np.testing.assert_array_equal(r.labels, ref.labels)
     assert r.inertia == ref.inertia and r.history == ref.history
+
+
+@pytest.mark.parametrize("phase", ["load", "group formation"])
+def test_actor_lost_before_the_loop_is_replaced(ray_local, phase):
+    """An actor that dies while shards load or the gloo group forms is replaced; the result is unchanged."""
+    import ray
+
+    class Flaky(DistributedKMeans):
+        killed = False
+
+        def _kill_once(self, rank: int) -> None:
+            if not self.killed:
+                self.killed = True
+                ray.kill(self.actors[rank])
+
+        def _load(self, ranks, parts, column, metric):
+            if phase == "load":
+                self._kill_once(1)
+            return super()._load(ranks, parts, column, metric)
+
+        def _form_group(self):
+            if phase == "group formation":
+                self._kill_once(0)  # rank 0 hosts the group's store
+            return super()._form_group()
+
+    x = np.random.default_rng(1).random((3000, 8), dtype=np.float32)
+    ref = DistributedKMeans(2, num_cpus=0.5).fit(x, 5, seed=0, max_iter=10)
+    km = Flaky(2, num_cpus=0.5, grace_s=10)
+    r = km.fit(x, 5, seed=0, max_iter=10)
+    assert km.killed and km.restarts == 1
+    np.testing.assert_array_equal(r.centroids, ref.centroids)
+    np.testing.assert_array_equal(r.labels, ref.labels)
