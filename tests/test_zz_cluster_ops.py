@@ -175,3 +175,38 @@ def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subse
     assert len(shard_nodes) == 2, by_class  # k-means shards on both nodes
     embed_nodes = set().union(*[nodes for name, nodes in by_class.items() if "Embed" in name])
     assert embed_nodes, by_class
+
+
+def test_scale_job_runs_the_pipeline_stages(tmp_path):
+    """jobs/bench_scale.py at a small size: every stage's outputs exist and their counts are the generator's."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from interestrec.data.synthetic import generate
+
+    users, per_user, items = 1500, 8, 60
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'library'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    r = subprocess.run([sys.executable, str(ROOT / "jobs/bench_scale.py"), "--users", str(users), "--events-per-user",
+                        str(per_user), "--items", str(items), "--k", "4", "--out", str(out)],
+                       capture_output=True, text=True, timeout=1200, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    truth = generate(users, items, 32, 4, per_user, seed=0).events  # the job's defaults: 32 topics, 4 windows
+    last = r.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"users=(\d+) events=(\d+) seconds=([\d.]+) driver_peak_rss_gib=([\d.]+) "
+                     r"worker_peak_rss_gib=([\d.]+)", last)
+    assert m, last
+    assert int(m.group(1)) == users and int(m.group(2)) == truth.num_rows
+    assert float(m.group(4)) > 0 and float(m.group(5)) > 0
+    ingest = json.loads((out / "ingest" / "summary.json").read_text())
+    assert ingest["rows_read"] == truth.num_rows == ingest["accepted"] + ingest["rejected"]
+    assert pq.read_metadata(out / "ingest" / "events.parquet").num_rows == ingest["accepted"]
+    n_users = len(set(truth.column("user_id").to_pylist()))
+    assert ingest["users"] == n_users
+    assert json.loads((out / "encode" / "summary.json").read_text())["users"] == n_users
+    assert pq.read_metadata(out / "cluster" / "assignments.parquet").num_rows == n_users
+    assert (out / "dynamics" / "summary.json").exists() and (out / "dynamics" / "assignments.parquet").exists()
+    for stage in ("ingest", "encode", "cluster", "dynamics"):
+        assert re.search(rf"^{stage}\s+[\d.]+\s", r.stdout, re.M), stage
