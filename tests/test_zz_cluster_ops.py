@@ -61,12 +61,15 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dash}"
         try:
-            self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
-                         "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
+            self._start_head(head_cpus)
             self.wait_nodes(1)
         except BaseException:
             self.stop()
             raise
+
+    def _start_head(self, head_cpus: int) -> None:
+        self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
+                     "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
 
     def _start(self, args: list[str], name: str) -> None:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -210,3 +213,91 @@ def test_scale_job_runs_the_pipeline_stages(tmp_path):
     assert (out / "dynamics" / "summary.json").exists() and (out / "dynamics" / "assignments.parquet").exists()
     for stage in ("ingest", "encode", "cluster", "dynamics"):
         assert re.search(rf"^{stage}\s+[\d.]+\s", r.stdout, re.M), stage
+
+
+def _yaml_start_command(key: str) -> str:
+    """The ``ray start`` command of cluster.yaml's ``key`` (head_/worker_start_ray_commands), as written."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    (cmd,) = [c for c in cfg[key] if "ray start" in c]
+    return cmd
+
+
+class YamlCluster(LocalCluster):
+    """Head and workers started by cluster.yaml's own start commands (run by bash, token from the environment).
+
+    What a laptop cannot have is adapted, nothing else: the fixed port 6379 becomes a free one, the
+    dashboard binds 127.0.0.1 on this shared machine, there is no autoscaler config, and every node gets
+    ``--block``, its own ``--temp-dir`` and free agent ports (as in :class:`LocalCluster`).
+    """
+
+    def _start_head(self, head_cpus: int) -> None:
+        token = (self.logs / "auth_token").read_text()
+        self.env = {k: v for k, v in self.env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
+        self.env.update({"RAY_AUTH_TOKEN": token, "RAY_HEAD_IP": "127.0.0.1"})
+        head = _yaml_start_command("head_start_ray_commands")
+        head = head.replace("--port=6379", f"--port={self.port}").replace("--dashboard-host=0.0.0.0", "--dashboard-host=127.0.0.1")
+        head = head.replace(" --autoscaling-config=~/ray_bootstrap_config.yaml", "")
+        self._start_shell(head, ["--include-dashboard=true", f"--dashboard-port={self.dash}", f"--num-cpus={head_cpus}"], "head")
+        # `ray` CLI calls below (list nodes, job submit) authenticate like a user: mode + token from the env
+        self.env["RAY_AUTH_MODE"] = "token"
+
+    def _start_shell(self, cmd: str, extra: list[str], name: str) -> None:
+        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                          "runtime-env-agent-port", "metrics-export-port")]
+        temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
+        flags = " ".join(["--block", "--disable-usage-stats", f"--temp-dir={temp}", *ports, *extra])
+        assert cmd.count("ray start") == 1
+        env = {k: v for k, v in self.env.items() if k != "RAY_AUTH_MODE"}  # the command sets it itself
+        self.procs.append(subprocess.Popen(["bash", "-c", f"{cmd} {flags}"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def add_yaml_worker(self, cpus: int) -> None:
+        cmd = _yaml_start_command("worker_start_ray_commands").replace("$RAY_HEAD_IP:6379", f"$RAY_HEAD_IP:{self.port}")
+        self._start_shell(cmd, [f"--num-cpus={cpus}"], f"worker{len(self.procs)}")
+        self.wait_nodes(len(self.procs))
+
+
+def test_yaml_start_command_refuses_to_start_without_a_token(tmp_path):
+    """No RAY_AUTH_TOKEN and no reachable secret: the start command stops before `ray start`."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ray").write_text(f"#!/bin/sh\necho started > {tmp_path / 'started'}\n")
+    (fake / "ray").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update({"PATH": f"{fake}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-west-2", "HOME": str(tmp_path),
+                "RAY_HEAD_IP": "127.0.0.1"})
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        r = subprocess.run(["bash", "-c", _yaml_start_command(key)], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0, key
+        assert not (tmp_path / "started").exists(), key
+    ok = subprocess.run(["bash", "-c", _yaml_start_command("worker_start_ray_commands")],
+                        env={**env, "RAY_AUTH_TOKEN": "x" * 64}, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and (tmp_path / "started").exists(), ok.stderr  # with a token it gets to `ray start`
+
+
+@pytest.mark.multinode
+def test_cluster_yaml_start_commands_run_a_two_node_cluster_and_the_pipeline(tmp_path, ml_subset):
+    """cluster.yaml's head and worker start commands for real (the worker joins with the token), then the
+    pipeline submitted with `ray job submit` (a reduced config). Writing to object storage needs the S3
+    test server of the distributed-ingest work; here the output is a local directory."""
+    c = YamlCluster(tmp_path)
+    try:
+        c.add_yaml_worker(cpus=2)
+        out = tmp_path / "out"
+        r = c.submit("python", "jobs/pipeline.py", "--data", str(ml_subset), "--out", str(out),
+                     "--stages", "ingest,encode,cluster", "--set", "cluster.k=4", "--set", "cluster.num_actors=2",
+                     "--set", "cluster.scheduling=SPREAD", "--set", "encode.also_text=false")
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+        for stage in ("ingest", "encode", "cluster"):
+            summary = json.loads((out / stage / "summary.json").read_text())
+            print(f"two-node yaml cluster: {stage} {summary['_run']['seconds']} s")
+        assert json.loads((out / "cluster" / "summary.json").read_text())["k"] == 4
+        denied = c.submit("python", "-c", "print(1)", env={**{k: v for k, v in c.env.items() if k != "RAY_AUTH_TOKEN"},
+                                                          "HOME": str(tmp_path)})
+        assert denied.returncode != 0
+    finally:
+        c.stop()
