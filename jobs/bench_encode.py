@@ -8,7 +8,8 @@ The same ml-latest-small item texts are encoded (a) by ``TextEncoder.encode`` in
 in steady state (from the first batch's start to the last batch's end inside the replicas; actor
 start-up and model loading are reported apart),
 (a) without model loading; (a) runs the pipeline's batches (``--batch-size``) in order, each sorted by
-length inside, so both do the same padding work. Rounds alternate a, b, a, b; the last line is the
+length inside, so both do the same padding work. (a) runs in its own fresh Python process every round
+(never in the process that drives Ray). Rounds alternate a, b, a, b; the last line is the
 median of the per-round ratios (robust to a busy machine), the best of each is printed too. Then the users of
 ml-latest-small are encoded in ``pool`` and ``text`` mode.
 """
@@ -16,7 +17,9 @@ ml-latest-small are encoded in ``pool`` and ``text`` mode.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="encode only the first N item texts (0 = all)")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of (a) and (b)")
     p.add_argument("--skip-users", action="store_true", help="skip the text vs pool users/s part")
+    p.add_argument("--bare-worker", help=argparse.SUPPRESS)  # internal: run (a) on this texts file, print JSON
+    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--peak-tflops", type=float, default=989.0,
                    help="the accelerator's dense bf16/fp16 peak for the FLOP share on a GPU (H100 SXM: 989)")
     return p.parse_args(argv)
@@ -50,6 +55,34 @@ def bare(texts: list[str], threads: int, batch_size: int, sub_batch: int, device
     t0 = time.perf_counter()
     vec = np.concatenate([enc.encode(texts[lo : lo + batch_size], sub_batch) for lo in range(0, len(texts), batch_size)])
     return len(texts) / (time.perf_counter() - t0), vec
+
+
+def bare_fresh(texts: list[str], tmp: str, args, device: str) -> tuple[float, object]:
+    """:func:`bare` in a new Python process (the anchor never shares the Ray driver's process)."""
+    import numpy as np
+
+    src = os.path.join(tmp, "texts.json")
+    if not os.path.exists(src):
+        with open(src, "w") as f:
+            json.dump(texts, f)
+    cmd = [sys.executable, os.path.abspath(__file__), "--bare-worker", src, "--threads", str(args.threads),
+           "--batch-size", str(args.batch_size), "--sub-batch", str(args.sub_batch), "--device", device]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bare loop failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    rate = json.loads(done.stdout.strip().splitlines()[-1])["texts_per_s"]
+    return rate, np.load(src + ".npy")
+
+
+def bare_worker(args) -> int:
+    import numpy as np
+
+    with open(args.bare_worker) as f:
+        texts = json.load(f)
+    rate, vec = bare(texts, args.threads, args.batch_size, args.sub_batch, args.device)
+    np.save(args.bare_worker + ".npy", vec)
+    print(json.dumps({"texts_per_s": rate}), flush=True)
+    return 0
 
 
 class TimedEmbed(Embed):
@@ -108,6 +141,8 @@ def flops_per_text(texts: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.bare_worker:
+        return bare_worker(args)
     import numpy as np
     import ray
 
@@ -139,12 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EncodeConfig(num_actors=args.actors, num_cpus=per_actor, num_gpus=1.0 if gpu else 0.0,
                        batch_size=args.batch_size, sub_batch=args.sub_batch, device="cuda" if gpu else "cpu")
     print(f"{len(texts)} item texts from {data}; {args.threads} torch threads; {args.actors} replica(s) in (b)")
+    print(f"how it ran: (a) in a fresh process each round, {args.rounds} alternating rounds a, b; medians of ratios")
 
     best_a = best_b = 0.0
     va = vb = None
     ratios = []
     for r in range(args.rounds):
-        a, va = bare(texts, args.threads, args.batch_size, args.sub_batch, cfg.device)
+        a, va = bare_fresh(texts, tmp, args, cfg.device)
         b, startup, vb = pipeline(texts, cfg)
         print(f"round {r}: (a) bare loop {a:.1f} texts/s   (b) Ray Data {b:.1f} texts/s (steady; start-up {startup:.1f}s)"
               f"   ratio {b / a:.3f}")

@@ -5,16 +5,23 @@
     python jobs/bench_kmeans.py --size small         # N=20,000, d=64, K=64 (a quick check)
     python jobs/bench_kmeans.py --n 50000 --d 128 --k 100 --actors 2 --threads 1
 
+Every fit runs in its own fresh Python process (ours starts its own local Ray there; FAISS and
+scikit-learn get a process of their own, never one our actors just ran in), the methods alternate for
+``--rounds`` rounds (the order flips every round) and each method's median ms/iteration is reported.
 Prints ms/iteration, GFLOP/s (2·N·K·d per iteration), the all-reduce share of our iteration and each
 method's final inertia relative to scikit-learn's (all inertias recomputed with the same exact
-assignment). The last line is our GFLOP/s ÷ FAISS's.
+assignment). The last line is our GFLOP/s ÷ FAISS's (medians).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -33,9 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per actor")
     p.add_argument("--faiss-threads", type=int, default=2)
     p.add_argument("--chunk-size", type=int, default=16384)
-    p.add_argument("--repeats", type=int, default=1, help="alternate ours/FAISS this many times, keep the best")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (each fit in a fresh process); medians")
     p.add_argument("--skip-sklearn", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--worker", choices=("ours", "faiss", "sklearn"), help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -49,13 +58,18 @@ def synthetic(n: int, d: int, k: int, seed: int) -> np.ndarray:
 
 
 def run_ours(x, c0, args):
+    import ray
+
     from interestrec.cluster import DistributedKMeans
 
+    ray.init(address="local", num_cpus=args.actors * args.threads, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
     km = DistributedKMeans(args.actors, args.threads, num_cpus=args.threads)
     r = km.fit(x, c0.shape[0], init_centroids=c0, max_iter=args.iters, tol=0, chunk_size=args.chunk_size)
     per_iter = float(np.mean(r.seconds_per_iter))
     share = r.reduce_seconds / float(np.sum(r.seconds_per_iter))
-    return per_iter, r.centroids, share, r.n_iter
+    ray.shutdown()
+    return per_iter, r.centroids, r.n_iter, share
 
 
 def run_faiss(x, c0, args):
@@ -67,7 +81,7 @@ def run_faiss(x, c0, args):
     t = time.perf_counter()
     km.train(x, init_centroids=c0)
     iters = max(len(km.obj), 1)  # FAISS stops early when the objective stops changing
-    return (time.perf_counter() - t) / iters, np.asarray(km.centroids, dtype=np.float32), iters
+    return (time.perf_counter() - t) / iters, np.asarray(km.centroids, dtype=np.float32), iters, None
 
 
 def run_sklearn(x, c0, args):
@@ -79,46 +93,69 @@ def run_sklearn(x, c0, args):
         t = time.perf_counter()
         km.fit(x)
         dt = time.perf_counter() - t
-    return dt / max(km.n_iter_, 1), km.cluster_centers_.astype(np.float32), km.n_iter_
+    return dt / max(km.n_iter_, 1), km.cluster_centers_.astype(np.float32), km.n_iter_, None
+
+
+RUNNERS = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
+
+
+def worker(args) -> int:
+    """One fit in this (fresh) process: reads ``--data`` (x then c0), writes centroids next to it, prints JSON."""
+    with np.load(args.data) as z:
+        x, c0 = z["x"], z["c0"]
+    per_iter, c, iters, share = RUNNERS[args.worker](x, c0, args)
+    np.save(f"{args.data}.{args.worker}.npy", c)
+    print(json.dumps({"per_iter": per_iter, "iters": int(iters), "share": share}), flush=True)
+    return 0
+
+
+def fresh_process(method: str, data: str, argv: list[str]) -> dict:
+    """Run one fit of ``method`` in a new Python process and return its JSON line."""
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", method, "--data", data]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{method} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
-    import ray
-
     from interestrec.cluster.metrics import inertia
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.worker:
+        return worker(args)
     n, d, k = SIZES[args.size]
     n, d, k = args.n or n, args.d or d, args.k or k
     x = synthetic(n, d, k, args.seed)
     c0 = x[np.sort(np.random.default_rng(args.seed + 1).choice(n, k, replace=False))].copy()
     gflop = 2.0 * n * k * d / 1e9
+    methods = ["ours", "faiss"] + ([] if args.skip_sklearn else ["sklearn"])
     print(f"N={n} d={d} K={k} iters={args.iters}; ours {args.actors} actors x {args.threads} thread(s), "
           f"FAISS/sklearn {args.faiss_threads} threads; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-
-    ray.init(address="local", num_cpus=args.actors * args.threads, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
-    best_ours, best_faiss = float("inf"), float("inf")
-    for _ in range(args.repeats):
-        t_ours, c_ours, share, it_ours = run_ours(x, c0, args)
-        best_ours = min(best_ours, t_ours)
-        t_faiss, c_faiss, it_faiss = run_faiss(x, c0, args)
-        best_faiss = min(best_faiss, t_faiss)
-    ray.shutdown()
-
-    rows = [("ours", best_ours, c_ours), ("faiss", best_faiss, c_faiss)]
-    if not args.skip_sklearn:
-        t_sk, c_sk, it_sk = run_sklearn(x, c0, args)
-        rows.append(("sklearn", t_sk, c_sk))
-    inert = {name: inertia(x, c) for name, _, c in rows}
-    base = inert.get("sklearn", inert["faiss"])
+    print(f"how it ran: every fit in its own fresh process, {args.rounds} alternating rounds "
+          f"(order flips each round: {', '.join(methods)} / reversed), median ms/iter per method", flush=True)
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data.npz")
+        np.savez(data, x=x, c0=c0)
+        for r in range(args.rounds):
+            for m in (methods if r % 2 == 0 else methods[::-1]):
+                runs[m].append(fresh_process(m, data, argv))
+                print(f"round {r + 1} {m}: {1000 * runs[m][-1]['per_iter']:.1f} ms/iter, load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+        cents = {m: np.load(f"{data}.{m}.npy") for m in methods}
+    med = {m: statistics.median(o["per_iter"] for o in runs[m]) for m in methods}
+    inert = {m: inertia(x, c) for m, c in cents.items()}
     base_name = "sklearn" if "sklearn" in inert else "faiss"
-    print(f"{'method':8s} {'ms/iter':>10s} {'GFLOP/s':>9s} {'inertia/' + base_name:>16s}")
-    for name, t, _ in rows:
-        print(f"{name:8s} {1000 * t:10.1f} {gflop / t:9.2f} {inert[name] / base:16.6f}")
-    its = f"iterations: ours {it_ours}, faiss {it_faiss}" + ("" if args.skip_sklearn else f", sklearn {it_sk}")
-    print(f"{its}; all-reduce share of our iteration {100 * share:.1f}%")
-    print(f"ours GFLOP/s / FAISS GFLOP/s = {best_faiss / best_ours:.3f}")
+    print(f"{'method':8s} {'ms/iter':>10s} {'GFLOP/s':>9s} {'inertia/' + base_name:>16s} {'rounds (ms/iter)':>s}")
+    for m in methods:
+        each = ", ".join(f"{1000 * o['per_iter']:.0f}" for o in runs[m])
+        print(f"{m:8s} {1000 * med[m]:10.1f} {gflop / med[m]:9.2f} {inert[m] / inert[base_name]:16.6f}  {each}")
+    share = statistics.median(o["share"] for o in runs["ours"])
+    print("iterations: " + ", ".join(f"{m} {runs[m][-1]['iters']}" for m in methods)
+          + f"; all-reduce share of our iteration {100 * share:.1f}% (median)")
+    print(f"ours GFLOP/s / FAISS GFLOP/s = {med['faiss'] / med['ours']:.3f}")
     return 0
 
 

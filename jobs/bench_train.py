@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="pipeline output with ingest/ (encode/ and cluster/ optional)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per timing run")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds (order flips each round); medians")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--models", nargs="+", default=["graphsage", "graphsage_apr", "gat", "mostpop", "ease"])
     p.add_argument("--eps", type=float, default=0.5, help="test-time perturbation size (relative to the norm)")
@@ -36,23 +37,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def time_workers(out: str, workers: list[int], epochs: int, cpus: float) -> dict[int, float]:
+def time_workers(out: str, workers: list[int], epochs: int, cpus: float, rounds: int = 1) -> dict[int, float]:
+    """Median seconds per training epoch for each worker count; every fit is a new Ray Train run (fresh
+    worker processes) and the counts alternate, the order flipping every round."""
     from interestrec.graph.config import GraphConfig
     from interestrec.graph.stage import result_curve, train_with_ray
     from interestrec.graph.train import GraphJob
 
-    per_epoch = {}
+    per_epoch: dict[int, list[float]] = {w: [] for w in workers}
     with tempfile.TemporaryDirectory() as storage:
-        for w in workers:
+        order = [(i, w) for i in range(rounds) for w in (workers if i % 2 == 0 else workers[::-1])]
+        for r, w in order:
             cfg = GraphConfig(epochs=epochs, num_workers=w, cpus_per_worker=cpus, companion=False)
             t0 = time.perf_counter()
-            result = train_with_ray(GraphJob(cfg, os.path.abspath(out)), storage, name=f"bench-{w}")
+            result = train_with_ray(GraphJob(cfg, os.path.abspath(out)), storage, name=f"bench-{w}-{r}")
             curve = result_curve(result)
-            per_epoch[w] = float(np.mean([m["seconds"] for m in curve]))
-            print(f"workers={w}: {per_epoch[w]:.2f} s/epoch (train only), {time.perf_counter() - t0:.1f} s wall "
+            per_epoch[w].append(float(np.mean([m["seconds"] for m in curve])))
+            print(f"round {r + 1} workers={w}: {per_epoch[w][-1]:.2f} s/epoch (train only), {time.perf_counter() - t0:.1f} s wall "
                   f"for {epochs} epochs incl. start-up and validation; losses {[round(m['loss'], 4) for m in curve]}",
                   flush=True)
-    return per_epoch
+    return {w: float(np.median(v)) for w, v in per_epoch.items()}
 
 
 def quality(out: str, models: list[str], eps: float) -> None:
@@ -85,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     import pipeline
 
     pipeline.init_ray(False)
-    per_epoch = {} if args.skip_timing else time_workers(args.out, args.workers, args.epochs, args.cpus_per_worker)
+    per_epoch = {} if args.skip_timing else time_workers(args.out, args.workers, args.epochs, args.cpus_per_worker,
+                                                              args.rounds)
     if not args.skip_quality:
         quality(args.out, args.models, args.eps)
     if len(per_epoch) >= 2:
         a, b = sorted(per_epoch)[:2]
-        print(f"epoch time {a} worker(s) / {b} workers: {per_epoch[a] / per_epoch[b]:.2f}x")
+        print(f"epoch time {a} worker(s) / {b} workers: {per_epoch[a] / per_epoch[b]:.2f}x "
+              f"(medians of {args.rounds} alternating rounds, each a fresh Ray Train run)")
     return 0
 
 

@@ -435,3 +435,14 @@ def test_inductive_users_have_no_id_embedding(tiny):
         GraphRecommender(graph.metadata(), {t: graph[t].num_nodes for t in graph.node_types}, {"user": 8}, no_id=("genre",))
     # without features the option falls back to ID embeddings instead of failing
     assert "user" in build_model(graph_for(load_interactions(tiny, "valid"), dataclasses.replace(cfg, use_features=False)), cfg).emb
+
+
+def test_storage_path_is_passed_unchanged_and_defaults_to_the_output():
+    from interestrec.config import PipelineConfig
+    from interestrec.graph.stage import storage_for
+    from interestrec.stages import StageContext
+
+    given = dataclasses.replace(PipelineConfig(), graph=dataclasses.replace(TINY, storage_path="s3://bucket/runs"))
+    assert storage_for(StageContext(out="/tmp/x", config=given)) == "s3://bucket/runs"
+    default = StageContext(out="s3://bucket/out", config=PipelineConfig())
+    assert storage_for(default) == "s3://bucket/out/graph/ray_train"

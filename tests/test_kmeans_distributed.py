@@ -97,9 +97,15 @@ def test_bad_input_is_rejected_before_actors_start(ray_local):
         km.fit([ray.put(x), ray.put(np.ones((10, 4), np.float32))], 2)
     with pytest.raises(ValueError, match="nccl"):
         DistributedKMeans(backend="nccl")
+    from interestrec.cluster.config import ClusterConfig
+
+    with pytest.raises(ValueError, match="cluster.backend"):
+        ClusterConfig(backend="nccl")
 
 
-def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path):
+@pytest.mark.parametrize("victim", [1, 0])
+def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path, victim):
+    """Kill a shard actor mid-fit (rank 0 also hosts the group's store and writes the checkpoints)."""
     import ray
 
     rng = np.random.default_rng(0)
@@ -107,7 +113,7 @@ def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path):
     kw = dict(seed=0, tol=0, max_iter=40)
     ref = DistributedKMeans(2, num_cpus=0.5).fit(x, 64, **kw)
     ckpt = str(tmp_path / "ckpt")
-    km = DistributedKMeans(2, num_cpus=0.5, checkpoint_dir=ckpt)
+    km = DistributedKMeans(2, num_cpus=0.5, checkpoint_dir=(tmp_path / "ckpt").as_uri(), grace_s=20)  # any pyarrow URI
     out: dict = {}
     th = threading.Thread(target=lambda: out.update(r=km.fit(x, 64, **kw)))
     th.start()
@@ -121,7 +127,7 @@ def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path):
             pass
         time.sleep(0.002)
     killed_at = json.load(open(state))["n_iter"]
-    ray.kill(km.actors[1])
+    ray.kill(km.actors[victim])
     th.join(timeout=300)
     r = out["r"]
     assert killed_at < ref.n_iter and km.restarts == 1
@@ -129,3 +135,35 @@ def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path):
     np.testing.assert_array_equal(r.centroids, ref.centroids)
     np.testing.assert_array_equal(r.labels, ref.labels)
     assert r.inertia == ref.inertia and r.history == ref.history
+
+
+@pytest.mark.parametrize("phase", ["load", "group formation"])
+def test_actor_lost_before_the_loop_is_replaced(ray_local, phase):
+    """An actor that dies while shards load or the gloo group forms is replaced; the result is unchanged."""
+    import ray
+
+    class Flaky(DistributedKMeans):
+        killed = False
+
+        def _kill_once(self, rank: int) -> None:
+            if not self.killed:
+                self.killed = True
+                ray.kill(self.actors[rank])
+
+        def _load(self, ranks, parts, column, metric):
+            if phase == "load":
+                self._kill_once(1)
+            return super()._load(ranks, parts, column, metric)
+
+        def _form_group(self):
+            if phase == "group formation":
+                self._kill_once(0)  # rank 0 hosts the group's store
+            return super()._form_group()
+
+    x = np.random.default_rng(1).random((3000, 8), dtype=np.float32)
+    ref = DistributedKMeans(2, num_cpus=0.5).fit(x, 5, seed=0, max_iter=10)
+    km = Flaky(2, num_cpus=0.5, grace_s=10)
+    r = km.fit(x, 5, seed=0, max_iter=10)
+    assert km.killed and km.restarts == 1
+    np.testing.assert_array_equal(r.centroids, ref.centroids)
+    np.testing.assert_array_equal(r.labels, ref.labels)

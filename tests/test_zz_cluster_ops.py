@@ -61,12 +61,15 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dash}"
         try:
-            self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
-                         "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
+            self._start_head(head_cpus)
             self.wait_nodes(1)
         except BaseException:
             self.stop()
             raise
+
+    def _start_head(self, head_cpus: int) -> None:
+        self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
+                     "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
 
     def _start(self, args: list[str], name: str) -> None:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -175,3 +178,126 @@ def test_pipeline_on_two_nodes_places_actors_on_both(cluster, tmp_path, ml_subse
     assert len(shard_nodes) == 2, by_class  # k-means shards on both nodes
     embed_nodes = set().union(*[nodes for name, nodes in by_class.items() if "Embed" in name])
     assert embed_nodes, by_class
+
+
+def test_scale_job_runs_the_pipeline_stages(tmp_path):
+    """jobs/bench_scale.py at a small size: every stage's outputs exist and their counts are the generator's."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from interestrec.data.synthetic import generate
+
+    users, per_user, items = 1500, 8, 60
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'library'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    r = subprocess.run([sys.executable, str(ROOT / "jobs/bench_scale.py"), "--users", str(users), "--events-per-user",
+                        str(per_user), "--items", str(items), "--k", "4", "--out", str(out)],
+                       capture_output=True, text=True, timeout=1200, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    truth = generate(users, items, 32, 4, per_user, seed=0).events  # the job's defaults: 32 topics, 4 windows
+    last = r.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"users=(\d+) events=(\d+) seconds=([\d.]+) driver_peak_rss_gib=([\d.]+) "
+                     r"worker_peak_rss_gib=([\d.]+)", last)
+    assert m, last
+    assert int(m.group(1)) == users and int(m.group(2)) == truth.num_rows
+    assert float(m.group(4)) > 0 and float(m.group(5)) > 0
+    ingest = json.loads((out / "ingest" / "summary.json").read_text())
+    assert ingest["rows_read"] == truth.num_rows == ingest["accepted"] + ingest["rejected"]
+    assert pq.read_metadata(out / "ingest" / "events.parquet").num_rows == ingest["accepted"]
+    n_users = len(set(truth.column("user_id").to_pylist()))
+    assert ingest["users"] == n_users
+    assert json.loads((out / "encode" / "summary.json").read_text())["users"] == n_users
+    assert pq.read_metadata(out / "cluster" / "assignments.parquet").num_rows == n_users
+    assert (out / "dynamics" / "summary.json").exists() and (out / "dynamics" / "assignments.parquet").exists()
+    for stage in ("ingest", "encode", "cluster", "dynamics"):
+        assert re.search(rf"^{stage}\s+[\d.]+\s", r.stdout, re.M), stage
+
+
+def _yaml_start_command(key: str) -> str:
+    """The ``ray start`` command of cluster.yaml's ``key`` (head_/worker_start_ray_commands), as written."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    (cmd,) = [c for c in cfg[key] if "ray start" in c]
+    return cmd
+
+
+class YamlCluster(LocalCluster):
+    """Head and workers started by cluster.yaml's own start commands (run by bash, token from the environment).
+
+    What a laptop cannot have is adapted, nothing else: the fixed port 6379 becomes a free one, the
+    dashboard binds 127.0.0.1 on this shared machine, there is no autoscaler config, and every node gets
+    ``--block``, its own ``--temp-dir`` and free agent ports (as in :class:`LocalCluster`).
+    """
+
+    def _start_head(self, head_cpus: int) -> None:
+        token = (self.logs / "auth_token").read_text()
+        self.env = {k: v for k, v in self.env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
+        self.env.update({"RAY_AUTH_TOKEN": token, "RAY_HEAD_IP": "127.0.0.1"})
+        head = _yaml_start_command("head_start_ray_commands")
+        head = head.replace("--port=6379", f"--port={self.port}").replace("--dashboard-host=0.0.0.0", "--dashboard-host=127.0.0.1")
+        head = head.replace(" --autoscaling-config=~/ray_bootstrap_config.yaml", "")
+        self._start_shell(head, ["--include-dashboard=true", f"--dashboard-port={self.dash}", f"--num-cpus={head_cpus}"], "head")
+        # `ray` CLI calls below (list nodes, job submit) authenticate like a user: mode + token from the env
+        self.env["RAY_AUTH_MODE"] = "token"
+
+    def _start_shell(self, cmd: str, extra: list[str], name: str) -> None:
+        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                          "runtime-env-agent-port", "metrics-export-port")]
+        temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
+        flags = " ".join(["--block", "--disable-usage-stats", f"--temp-dir={temp}", *ports, *extra])
+        assert cmd.count("ray start") == 1
+        env = {k: v for k, v in self.env.items() if k != "RAY_AUTH_MODE"}  # the command sets it itself
+        self.procs.append(subprocess.Popen(["bash", "-c", f"{cmd} {flags}"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def add_yaml_worker(self, cpus: int) -> None:
+        cmd = _yaml_start_command("worker_start_ray_commands").replace("$RAY_HEAD_IP:6379", f"$RAY_HEAD_IP:{self.port}")
+        self._start_shell(cmd, [f"--num-cpus={cpus}"], f"worker{len(self.procs)}")
+        self.wait_nodes(len(self.procs))
+
+
+def test_yaml_start_command_refuses_to_start_without_a_token(tmp_path):
+    """No RAY_AUTH_TOKEN and no reachable secret: the start command stops before `ray start`."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ray").write_text(f"#!/bin/sh\necho started > {tmp_path / 'started'}\n")
+    (fake / "ray").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update({"PATH": f"{fake}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-west-2", "HOME": str(tmp_path),
+                "RAY_HEAD_IP": "127.0.0.1"})
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        r = subprocess.run(["bash", "-c", _yaml_start_command(key)], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0, key
+        assert not (tmp_path / "started").exists(), key
+    ok = subprocess.run(["bash", "-c", _yaml_start_command("worker_start_ray_commands")],
+                        env={**env, "RAY_AUTH_TOKEN": "x" * 64}, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and (tmp_path / "started").exists(), ok.stderr  # with a token it gets to `ray start`
+
+
+@pytest.mark.multinode
+def test_cluster_yaml_start_commands_run_a_two_node_cluster_and_the_pipeline(tmp_path, ml_subset):
+    """cluster.yaml's head and worker start commands for real (the worker joins with the token), then the
+    pipeline submitted with `ray job submit` (a reduced config). Writing to object storage needs the S3
+    test server of the distributed-ingest work; here the output is a local directory."""
+    c = YamlCluster(tmp_path)
+    try:
+        c.add_yaml_worker(cpus=2)
+        out = tmp_path / "out"
+        r = c.submit("python", "jobs/pipeline.py", "--data", str(ml_subset), "--out", str(out),
+                     "--stages", "ingest,encode,cluster", "--set", "cluster.k=4", "--set", "cluster.num_actors=2",
+                     "--set", "cluster.scheduling=SPREAD", "--set", "encode.also_text=false")
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+        for stage in ("ingest", "encode", "cluster"):
+            summary = json.loads((out / stage / "summary.json").read_text())
+            print(f"two-node yaml cluster: {stage} {summary['_run']['seconds']} s")
+        assert json.loads((out / "cluster" / "summary.json").read_text())["k"] == 4
+        denied = c.submit("python", "-c", "print(1)", env={**{k: v for k, v in c.env.items() if k != "RAY_AUTH_TOKEN"},
+                                                          "HOME": str(tmp_path)})
+        assert denied.returncode != 0
+    finally:
+        c.stop()

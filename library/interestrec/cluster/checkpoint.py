@@ -1,7 +1,8 @@
 """Per-iteration k-means checkpoints: ``centroids_<iter>.npy`` + ``state.json`` (no pickle).
 
 ``state.json`` is written after the npy it names, both atomically, so a crash at any point leaves a
-consistent pair; older npy files are removed afterwards.
+consistent pair; older npy files are removed afterwards. ``directory`` is a local path or any pyarrow
+URI (``s3://…``), so a driver on another node reads what rank 0 wrote.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ def write_checkpoint(directory: str, state: LoopState, meta: dict | None = None)
         artifacts.join(directory, STATE),
         {"file": name, "n_iter": state.n_iter, "history": state.history, "done": state.done, **(meta or {})},
     )
-    if artifacts.is_local(directory):
-        for f in os.listdir(directory):
-            if f.startswith("centroids_") and f.endswith(".npy") and f != name:
-                try:
-                    os.remove(os.path.join(directory, f))
-                except FileNotFoundError:
-                    pass
+    import pyarrow.fs as pafs
+
+    fs, root = (pafs.FileSystem.from_uri(directory) if "://" in directory
+                else (pafs.LocalFileSystem(), os.path.abspath(directory)))
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if info.base_name.startswith("centroids_") and info.base_name.endswith(".npy") and info.base_name != name:
+            try:
+                fs.delete_file(info.path)
+            except FileNotFoundError:
+                pass
 
 
 def read_checkpoint(directory: str, meta: dict | None = None) -> LoopState | None:

@@ -19,7 +19,7 @@ class ClusterConfig:
         num_actors: k-means shard actors.
         threads_per_actor: BLAS threads per actor.
         chunk_size: rows per assignment GEMM.
-        backend: all-reduce backend, ``gloo`` (CPU) or ``nccl`` (GPU; not implemented).
+        backend: all-reduce backend; ``gloo`` (CPU) is the only one.
         silhouette_sample: rows (seeded sample) used for K selection, silhouette and the other metrics.
         scheduling: Ray scheduling strategy for the actors (``""`` = default, ``"SPREAD"`` = all nodes).
         alternatives: comparison methods fitted on a sample: any of ``ward``, ``dbscan``, ``gmm``.
@@ -48,6 +48,8 @@ class ClusterConfig:
             raise ValueError(f"cluster.metric must be 'euclidean' or 'spherical', got {self.metric!r}")
         if self.init not in ("k-means++", "k-means||"):
             raise ValueError(f"cluster.init must be 'k-means++' or 'k-means||', got {self.init!r}")
+        if self.backend != "gloo":
+            raise ValueError(f"cluster.backend must be 'gloo', got {self.backend!r}")
         bad = sorted(set(self.alternatives) - {"ward", "dbscan", "gmm"})
         if bad:
             raise ValueError(f"cluster.alternatives has unknown method(s) {bad}; choose from ward, dbscan, gmm")

@@ -7,21 +7,25 @@ every actor computes the same new centroids. Vectors go from the object store (n
 blocks of a ``ray.data.Dataset``, or the caller's object refs) straight into the actors; the driver
 only sees counts, the final centroids and the labels.
 
-Fault tolerance: rank 0 checkpoints the centroids after every iteration. When an actor dies the
-survivors' collective fails; the driver waits for every call to end, recreates the dead actors (which
-reload their shard from the same object refs), destroys the gloo group in every survivor, forms a new
-one (fresh TCP store port) and resumes from the checkpoint. The loop is deterministic given the
-centroids, so the result equals an uninterrupted run.
+Fault tolerance: rank 0 checkpoints the centroids after every iteration under ``checkpoint_dir`` (a
+local directory or any pyarrow URI — on a cluster, the run's output storage, so the driver finds it
+whichever node rank 0 ran on). Every phase — shard load, group formation, the Lloyd loop and the
+final labels — is retried after an actor death: the driver recreates the dead actors (which reload
+their shard from the same object refs), destroys the gloo group in every survivor (a survivor that
+does not answer in time is replaced too), forms a new one on a fresh TCP store port and resumes from
+the checkpoint. The loop is deterministic given the centroids, so the result equals an uninterrupted
+run. Every wait on the actors has a deadline.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import os
 import shutil
 import socket
 import tempfile
+import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -199,14 +203,17 @@ class DistributedKMeans:
     Args:
         num_actors: shard actors (one gloo rank each).
         threads_per_actor: BLAS threads per actor.
-        backend: ``gloo`` (CPU; the only backend implemented — ``nccl`` raises).
-        checkpoint_dir: where rank 0 checkpoints every iteration (default: a temporary directory on the
-            driver's node, removed after the fit; it must be reachable by rank 0 and the driver).
+        backend: ``gloo`` (CPU all-reduce; the only backend).
+        checkpoint_dir: where rank 0 checkpoints every iteration: a local directory or any pyarrow URI
+            that both rank 0 and the driver reach (on a cluster: object storage). Default: a temporary
+            directory, removed after the fit — enough on one node only.
         num_cpus: Ray CPUs reserved per actor (default ``threads_per_actor``; fractions let more actors
             share a small machine).
         scheduling: Ray scheduling strategy for the actors, e.g. ``"SPREAD"`` to use every node.
         max_restarts: actor failures tolerated per fit.
-        group_timeout_s: gloo collective timeout.
+        group_timeout_s: gloo collective timeout (also the deadline for load, group formation and labels).
+        fit_timeout_s: deadline for the whole Lloyd loop of one attempt.
+        grace_s: after an actor died, how long the survivors get to return before they are replaced.
 
     Attributes:
         actors: the live actors during a fit (tests kill one of them).
@@ -223,9 +230,11 @@ class DistributedKMeans:
         scheduling: Any = None,
         max_restarts: int = 3,
         group_timeout_s: float = 120.0,
+        fit_timeout_s: float = 3600.0,
+        grace_s: float = 30.0,
     ) -> None:
         if backend != "gloo":
-            raise ValueError(f"backend '{backend}' is not supported here; use 'gloo' (CPU)")
+            raise ValueError(f"backend '{backend}' is not supported; use 'gloo'")
         if num_actors < 1 or threads_per_actor < 1:
             raise ValueError(f"num_actors and threads_per_actor must be ≥ 1, got {num_actors}, {threads_per_actor}")
         self.num_actors = int(num_actors)
@@ -236,6 +245,8 @@ class DistributedKMeans:
         self.scheduling = scheduling
         self.max_restarts = int(max_restarts)
         self.group_timeout_s = float(group_timeout_s)
+        self.fit_timeout_s = float(fit_timeout_s)
+        self.grace_s = float(grace_s)
         self.actors: list = []
         self.restarts = 0
 
@@ -270,13 +281,95 @@ class DistributedKMeans:
         cls = ray.remote(ShardActor).options(**opts)
         return cls.remote(rank, self.threads_per_actor)
 
-    def _form_group(self) -> None:
+    def _gather(self, refs: list, timeout_s: float) -> list:
+        """Each call's value, or the exception it raised (``TimeoutError`` for a call still running at the
+        deadline). Once an actor is seen dead the others get at most ``grace_s`` more."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        deadline = time.monotonic() + timeout_s
+        pending = list(refs)
+        while pending and time.monotonic() < deadline:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+            for r in ready:
+                try:
+                    ray.get(r, timeout=self.grace_s)
+                except RayActorError:
+                    deadline = min(deadline, time.monotonic() + self.grace_s)
+                except Exception:  # noqa: S110 — reported to the caller below
+                    pass
+        out: list = []
+        for r in refs:
+            if r in pending:
+                out.append(TimeoutError(f"no answer within {timeout_s:.0f} s"))
+                continue
+            try:
+                out.append(ray.get(r, timeout=self.grace_s))
+            except Exception as e:  # returned, not swallowed: the caller decides
+                out.append(e)
+        return out
+
+    def _lost(self, outcomes: list) -> list[int]:
+        """Ranks whose actor died or did not answer in time."""
+        from ray.exceptions import RayActorError
+
+        return [i for i, o in enumerate(outcomes) if isinstance(o, (RayActorError, TimeoutError))]
+
+    def _replace(self, ranks: list[int]) -> None:
         import ray
 
+        for i in ranks:
+            try:
+                ray.kill(self.actors[i], no_restart=True)
+            except Exception as e:  # already gone
+                log.debug("k-means: kill of rank %d: %s", i, e)
+            self.actors[i] = self._make_actor(i)
+
+    def _load(self, ranks: list[int], parts: list, column: str, metric: str) -> dict[int, dict]:
+        """Load the shards of ``ranks``, replacing actors that die while loading."""
+        loads: dict[int, dict] = {}
+        todo = list(ranks)
+        while todo:
+            outs = self._gather([self.actors[i].load.remote(parts[i], column, metric) for i in todo], self.group_timeout_s)
+            lost = [todo[j] for j in self._lost(outs)]
+            for i, o in zip(todo, outs):
+                if i in lost:
+                    continue
+                if isinstance(o, Exception):
+                    raise o
+                loads[i] = o
+            if lost:
+                self._recovered(lost, "load", outs)
+                self._replace(lost)
+            todo = lost
+        return loads
+
+    def _recovered(self, lost: list[int], phase: str, outs: list) -> None:
+        self.restarts += 1
+        if self.restarts > self.max_restarts:
+            errs = [o for o in outs if isinstance(o, Exception)]
+            raise RuntimeError(f"k-means actors failed {self.restarts} times (last in {phase}); giving up") from (
+                errs[0] if errs else None)
+        log.warning("k-means: actor(s) %s lost during %s; replacing them and resuming", lost, phase)
+
+    def _form_group(self) -> list[int]:
+        """A fresh gloo group over the current actors; the ranks lost meanwhile (empty on success)."""
         if self.num_actors == 1:
-            return
-        addr, port = ray.get(self.actors[0].address.remote())
-        ray.get([a.init_group.remote(addr, port, self.num_actors, self.group_timeout_s) for a in self.actors])
+            return []
+        got = self._gather([self.actors[0].address.remote()], self.group_timeout_s)
+        if self._lost(got):
+            return [0]
+        if isinstance(got[0], Exception):
+            raise got[0]
+        addr, port = got[0]
+        outs = self._gather([a.init_group.remote(addr, port, self.num_actors, self.group_timeout_s)
+                             for a in self.actors], self.group_timeout_s + self.grace_s)
+        lost = self._lost(outs)
+        errs = [o for o in outs if isinstance(o, Exception)]
+        if errs and not lost:
+            # a rank could not join (e.g. the store host went away): replace every rank that failed
+            lost = [i for i, o in enumerate(outs) if isinstance(o, Exception)]
+        return lost
 
     # -- fit --------------------------------------------------------------------------------------
     def fit(
@@ -312,13 +405,16 @@ class DistributedKMeans:
                 raise ValueError(f"k={k} is larger than the number of rows n={n}")
             if init_centroids is not None:
                 c0 = check_init_centroids(init_centroids, k, d, metric)
+        from interestrec import artifacts
+
         own_ckpt = self.checkpoint_dir is None
         ckpt = tempfile.mkdtemp(prefix="kmeans-ckpt-") if own_ckpt else self.checkpoint_dir
-        os.makedirs(ckpt, exist_ok=True)
+        artifacts.makedirs(ckpt)
         self.restarts = 0
         self.actors = [self._make_actor(r) for r in range(self.num_actors)]
         try:
-            loads = ray.get([a.load.remote(p, column, metric) for a, p in zip(self.actors, parts)])
+            loaded = self._load(list(range(self.num_actors)), parts, column, metric)
+            loads = [loaded[i] for i in range(self.num_actors)]
             problems = [lo["problem"] for lo in loads if lo["problem"]]
             if problems:
                 raise ValueError("; ".join(problems))
@@ -336,16 +432,19 @@ class DistributedKMeans:
             offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
             params = {"k": int(k), "metric": metric, "init": init, "max_iter": int(max_iter), "tol": float(tol),
                       "seed": int(seed), "chunk_size": int(chunk_size)}
-            meta = {"k": int(k), "d": int(d), "n": int(n), "seed": int(seed), "metric": metric}
-            self._form_group()
-            outs = self._run(parts, column, offsets, d, params, c0, ckpt, meta)
-            got = ray.get([a.labels.remote() for a in self.actors])
+            # fit_id: a checkpoint left by another fit in the same directory is never resumed
+            meta = {"k": int(k), "d": int(d), "n": int(n), "seed": int(seed), "metric": metric,
+                    "fit_id": uuid.uuid4().hex}
+            outs, got = self._run(parts, column, offsets, d, params, c0, ckpt, meta)
         finally:
             for a in self.actors:
-                ray.kill(a)
+                try:
+                    ray.kill(a)
+                except Exception as e:  # already gone
+                    log.debug("k-means: kill: %s", e)
             self.actors = []
             if own_ckpt:
-                shutil.rmtree(ckpt, ignore_errors=True)
+                shutil.rmtree(ckpt, ignore_errors=True)  # a temporary local directory we made
         r0 = outs[0]
         ids = [g[2] for g in got]
         return KMeansResult(
@@ -356,41 +455,39 @@ class DistributedKMeans:
             ids=np.concatenate(ids) if all(i is not None for i in ids) else None,
         )
 
-    def _run(self, parts, column, offsets, d, params, c0, ckpt, meta) -> list[dict]:
-        import ray
-        from ray.exceptions import RayActorError
-
-        resume = None
+    def _run(self, parts, column, offsets, d, params, c0, ckpt, meta) -> tuple[list[dict], list]:
+        """Group formation, the Lloyd loop and the labels; after a lost actor, all three again from the checkpoint."""
+        resume, phase = None, "group formation"
         while True:
-            refs = [a.fit.remote(off, self.num_actors, d, params, c0, resume, ckpt, meta)
-                    for a, off in zip(self.actors, offsets)]
-            ray.wait(refs, num_returns=len(refs))
-            outs, errors, dead = [], [], []
-            for i, ref in enumerate(refs):
-                try:
-                    outs.append(ray.get(ref))
-                except RayActorError as e:
-                    dead.append(i)
-                    errors.append(e)
-                except Exception as e:  # a survivor's collective failed, or a real error
-                    errors.append(e)
-            if not errors:
-                return outs
-            if not dead:
-                cause = errors[0]
-                inner = getattr(cause, "cause", None)
-                raise inner if isinstance(inner, ValueError) else cause
-            self.restarts += 1
-            if self.restarts > self.max_restarts:
-                raise RuntimeError(f"k-means actors failed {self.restarts} times; giving up") from errors[0]
-            log.warning("k-means: actor(s) %s died; recreating and resuming from the checkpoint", dead)
-            for i in dead:
-                self.actors[i] = self._make_actor(i)
-            loads = ray.get([self.actors[i].load.remote(parts[i], column, params["metric"]) for i in dead])
-            if any(lo["problem"] for lo in loads):
-                raise RuntimeError(f"reloading shards failed: {[lo['problem'] for lo in loads]}")
-            ray.get([a.destroy_group.remote() for j, a in enumerate(self.actors) if j not in dead])
-            self._form_group()
+            lost = self._form_group()
+            outs: list = []
+            if not lost:
+                phase = "fit"
+                refs = [a.fit.remote(off, self.num_actors, d, params, c0, resume, ckpt, meta)
+                        for a, off in zip(self.actors, offsets)]
+                outs = self._gather(refs, self.fit_timeout_s)
+                lost = self._lost(outs)
+                if not lost:
+                    errors = [o for o in outs if isinstance(o, Exception)]
+                    if errors:
+                        inner = getattr(errors[0], "cause", None)
+                        raise inner if isinstance(inner, ValueError) else errors[0]
+                    phase = "labels"
+                    got = self._gather([a.labels.remote() for a in self.actors], self.group_timeout_s)
+                    lost = self._lost(got)
+                    if not lost:
+                        bad = [g for g in got if isinstance(g, Exception)]
+                        if bad:
+                            raise bad[0]
+                        return outs, got
+                    outs = got
+            self._recovered(lost, phase, outs)
+            survivors = [i for i in range(self.num_actors) if i not in lost]
+            done = self._gather([self.actors[i].destroy_group.remote() for i in survivors], self.grace_s)
+            stuck = [survivors[j] for j, o in enumerate(done) if isinstance(o, Exception)]
+            replaced = sorted(set(lost) | set(stuck))
+            self._replace(replaced)
+            self._load(replaced, parts, column, params["metric"])
             st = read_checkpoint(ckpt, meta)
             resume = None if st is None else {"centroids": st.centroids, "n_iter": st.n_iter,
                                               "history": st.history, "done": st.done}

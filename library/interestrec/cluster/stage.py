@@ -73,6 +73,7 @@ def run(ctx: StageContext) -> dict:
     km = DistributedKMeans(
         cfg.num_actors, cfg.threads_per_actor, cfg.backend,
         scheduling=cfg.scheduling or None,
+        checkpoint_dir=artifacts.join(ctx.stage_dir("cluster"), "kmeans_checkpoint"),  # shared when the output is
     )
     res = km.fit(ds, k, metric=cfg.metric, init=cfg.init, max_iter=cfg.max_iter, tol=cfg.tol, seed=seed,
                  chunk_size=cfg.chunk_size)
