@@ -95,7 +95,7 @@ def _write_item_table(ctx: StageContext, fs, tmp: str) -> str:
     arts = ra.load(ctx.out)
     params = FusedParams.from_params(arts.fused_params)
     table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                              params.lam, params.neighbours)
+                              params.lam, params.neighbours, item_vecs=arts.item_vecs, beta=params.table_beta)
     write_table(artifacts.join(ctx.stage_dir("publish"), tmp.rsplit("/", 1)[1], TABLE_FILE), table, arts.item_ids)
     ctx.log(f"publish: item–item table, {table.nnz} entries over {len(arts.item_ids)} items")
     return TABLE_FILE

@@ -52,6 +52,10 @@ class FusedParams:
         seq_half_life: history positions; the item ``k`` steps before the last weighs ``0.5^(k / this)``.
         lam / neighbours: EASE^R strength and entries kept per item of the seq term's item–item table.
         pop_half_life_days: decay of the evaluation's per-user time-aware popularity.
+        table_beta: > 0 makes the seq term's table L3AE (EASE pulled towards the LLM item-text model,
+            :mod:`interestrec.evaluate.models.l3ae`); 0 is EASE^R.
+        llm_mode / llm_last / llm_half_life: the LLM term's form (:mod:`interestrec.recommend.llm_term`):
+            ``interest`` (max over interest vectors) or item level over the last ``llm_last`` history items.
     """
 
     weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
@@ -59,6 +63,18 @@ class FusedParams:
     lam: float = 100.0
     neighbours: int = 256
     pop_half_life_days: float = 90.0
+    table_beta: float = 0.0
+    llm_mode: str = "interest"
+    llm_last: int = 20
+    llm_half_life: float = 5.0
+
+    def __post_init__(self) -> None:
+        from interestrec.recommend.llm_term import LLM_MODES
+
+        if self.llm_mode not in LLM_MODES:
+            raise ValueError(f"fused llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
+        if self.table_beta < 0:
+            raise ValueError(f"fused table_beta must be >= 0, got {self.table_beta}")
 
     @classmethod
     def from_params(cls, params: dict | None) -> FusedParams:
@@ -102,6 +118,9 @@ class FusedModel:
     user_pop: np.ndarray | None = None  # (n_users, n_items): popularity as of each user's own last event
     item_table: object | None = None  # sparse (n_items, n_items) item–item table of the seq term
     seq_half_life: float = FusedParams.seq_half_life  # history positions (see FusedParams)
+    llm_mode: str = FusedParams.llm_mode  # the LLM term's form (see FusedParams)
+    llm_last: int = FusedParams.llm_last
+    llm_half_life: float = FusedParams.llm_half_life
 
     def pop_rows(self, clusters: np.ndarray) -> np.ndarray:
         """Popularity rows for cluster ids (``-1`` or out of range → global). Shapes: returns ``(b, n_items)``."""
@@ -121,9 +140,11 @@ class FusedModel:
         Shapes:
             users: ``(b,)``; returns four ``(b, n_items)`` arrays (graph and seq may be ``None``).
         """
+        from interestrec.recommend.llm_term import llm_scores
+
         its = interests if interests is not None else [self.user_interests[u] for u in users]
-        n = len(self.item_ids)
-        llm = np.stack([(m @ self.item_vecs.T).max(0) if len(m) else np.zeros(n, np.float32) for m in its])
+        hist = histories if histories is not None else [self.history[u] for u in users] if self.history else []
+        llm = llm_scores(self.llm_mode, self.item_vecs, its, hist, self.llm_last, self.llm_half_life)
         if clusters is None and self.user_pop is not None:
             pop = self.user_pop[users]
         else:
@@ -135,7 +156,6 @@ class FusedModel:
         if self.item_table is not None:
             from interestrec.recommend.itemitem import item_item_scores
 
-            hist = histories if histories is not None else [self.history[u] for u in users]
             seq = item_item_scores(self.item_table, hist, self.seq_half_life)
         return llm, graph, pop, seq
 
@@ -159,7 +179,13 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
         return (values[j] - mu) / sd if sd > 0 else 0.0
 
     its = model.user_interests[u]
-    llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
+    if model.llm_mode == "interest":
+        llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
+    else:
+        from interestrec.recommend.llm_term import item_level_reference
+
+        llm = [item_level_reference(model.item_vecs, model.history[u], j, model.llm_mode, model.llm_last,
+                                    model.llm_half_life) for j in range(n)]
     c = int(model.user_cluster[u])
     row = model.cluster_pop[c if 0 <= c < len(model.cluster_pop) - 1 else -1] if model.user_pop is None else model.user_pop[u]
     s = model.weights[0] * z(llm, i) + model.weights[2] * z([float(x) for x in row], i)
@@ -269,7 +295,8 @@ def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_u
                 graph_items: np.ndarray | None = None, half_life_days: float = 180.0,
                 weights: tuple[float, ...] = DEFAULT_WEIGHTS,
                 interests: list[np.ndarray | None] | None = None, item_table=None,
-                seq_half_life: float = FusedParams.seq_half_life) -> FusedModel:
+                seq_half_life: float = FusedParams.seq_half_life, llm_mode: str = FusedParams.llm_mode,
+                llm_last: int = FusedParams.llm_last, llm_half_life: float = FusedParams.llm_half_life) -> FusedModel:
     """Assemble a :class:`FusedModel` from index-space arrays (``interests``: precomputed ones, see
     :func:`history_interests`; ``item_table``: the seq term's item–item table, see
     :func:`interestrec.recommend.itemitem.fit_item_item`).
@@ -282,7 +309,8 @@ def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_u
                                            given=interests)
     pop = cluster_popularity(seq_user, seq_item, seq_time, user_cluster, k, len(item_ids), half_life_days)
     return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, as_weights(weights),
-                      history, item_table=item_table, seq_half_life=float(seq_half_life))
+                      history, item_table=item_table, seq_half_life=float(seq_half_life), llm_mode=llm_mode,
+                      llm_last=int(llm_last), llm_half_life=float(llm_half_life))
 
 
 def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 180.0) -> FusedModel:
@@ -290,7 +318,7 @@ def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 
     from interestrec.recommend import artifacts as ra
 
     root = ra.resolve_root(artifacts_dir)
-    item_vecs = ra.load_item_vectors(root, data.item_ids)
+    item_vecs = ra.load_item_vectors(root, data.item_ids, data.phase)  # the phase's leak-free vectors
     user_cluster = ra.load_assignments(root, data.user_ids)
     from interestrec import artifacts
 
@@ -413,7 +441,7 @@ class Fused(Recommender):
     (:func:`user_time_popularity`); serving uses the present for everyone. The interests and the
     item–item table (EASE ``lam``, ``neighbours`` per item) are built once per evaluation phase and
     shared by the grid points, which vary the weights (:data:`COMPONENTS` order) and the seq term's
-    half-life in history positions: 24 points.
+    half-life in history positions: 24 points, plus 6 with the LLM term at item level (``llm_mode``).
     """
 
     name = "fused"
@@ -421,7 +449,9 @@ class Fused(Recommender):
     grid = [{"weights": w, "seq_half_life": h} for h in (3.0, 5.0, 10.0) for w in (
         (0.0, 0.0, 0.0, 1.0), (0.25, 0.25, 0.1, 1.0), (0.1, 0.25, 0.1, 1.0), (0.25, 0.0, 0.1, 1.0),
         (0.25, 0.25, 0.0, 1.0), (0.1, 0.1, 0.25, 1.0), (0.5, 0.5, 0.25, 1.0), (0.25, 0.25, 0.25, 1.0),
-    )]
+    )] + [{"weights": w, "seq_half_life": h, "llm_mode": "item_max"} for h in (3.0, 5.0) for w in (
+        (0.1, 0.25, 0.1, 1.0), (0.25, 0.25, 0.1, 1.0), (0.5, 0.5, 0.25, 1.0),
+    )]  # the LLM term at item level (recommend.llm_term)
 
     def fit(self, data: Interactions) -> Fused:
         if data.artifacts is None:
@@ -435,11 +465,12 @@ class Fused(Recommender):
             _BASE_CACHE[key] = build_fused(data, data.artifacts)
         base = _BASE_CACHE[key]
         fp = FusedParams.from_params(self.params)
-        lam, neighbours = float(fp.lam), int(fp.neighbours)
-        if (key, lam, neighbours) not in _TABLE_CACHE:
+        lam, neighbours, beta = float(fp.lam), int(fp.neighbours), float(fp.table_beta)
+        if (key, lam, neighbours, beta) not in _TABLE_CACHE:
             from interestrec.recommend.itemitem import fit_item_item
 
-            _TABLE_CACHE[(key, lam, neighbours)] = fit_item_item(data.train, lam, neighbours)
+            _TABLE_CACHE[(key, lam, neighbours, beta)] = fit_item_item(data.train, lam, neighbours,
+                                                                       item_vecs=base.item_vecs, beta=beta)
         hl = float(fp.pop_half_life_days)
         user_pop = None
         if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
@@ -448,7 +479,8 @@ class Fused(Recommender):
                                                              base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
             user_pop = _POP_CACHE[(key, hl)]
         self.model = dataclasses.replace(base, weights=fp.weights, user_pop=user_pop,
-                                         item_table=_TABLE_CACHE[(key, lam, neighbours)], seq_half_life=fp.seq_half_life)
+                                         item_table=_TABLE_CACHE[(key, lam, neighbours, beta)], seq_half_life=fp.seq_half_life,
+                                         llm_mode=fp.llm_mode, llm_last=fp.llm_last, llm_half_life=fp.llm_half_life)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
