@@ -48,7 +48,7 @@ def item_level_scores(item_vecs: np.ndarray, histories: list[np.ndarray], mode: 
         real = np.zeros((len(part), width), bool)
         for r, (h, w) in enumerate(part):
             idx[r, : len(h)], wt[r, : len(h)], real[r, : len(h)] = h, w, True
-        sims = np.einsum("bld,nd->bln", iv[idx], iv) * wt[:, :, None]
+        sims = (iv[idx].reshape(-1, iv.shape[1]) @ iv.T).reshape(len(part), width, len(iv)) * wt[:, :, None]
         sims[~real] = -np.inf
         best = sims.max(1)
         out[lo : lo + len(part)] = np.where(np.isfinite(best), best, 0.0)
