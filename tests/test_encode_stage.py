@@ -10,14 +10,15 @@ from interestrec import artifacts
 from interestrec.config import PipelineConfig
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.pooling import event_weights
+from interestrec.graph.config import GraphConfig
 from interestrec.stages import StageContext, StageError
 
 DAY = 86400
 LONG_TITLE = " ".join(["Supercalifragilistic extravaganza"] * 6)
 
 
-def write_ingest(out):
-    """events / items / windows parquet in the ingest layout (docs/artifacts.md)."""
+def write_ingest(out, extra_rows=()):
+    """events / items / windows parquet in the ingest layout (docs/artifacts.md); ``extra_rows`` are added events."""
     d = artifacts.join(str(out), "ingest")
     items = pa.table({
         "item_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
@@ -35,6 +36,7 @@ def write_ingest(out):
         (2, 4, 50, "rate", 3.0, None, "train", 0),
         (2, 5, 150, "rate", 4.5, None, "train", 1),
         (3, 2, 160, "rate", 1.0, None, "test", 1),
+        *extra_rows,
     ]
     u, i, t, e, v, x, s, w = zip(*rows)
     events = pa.table({
@@ -49,10 +51,10 @@ def write_ingest(out):
         artifacts.write_parquet(artifacts.join(d, f"{name}.parquet"), table)
 
 
-def run_encode(tmp_path, **kw):
+def run_encode(tmp_path, extra_rows=(), **kw):
     from interestrec.encode.stage import run
 
-    write_ingest(tmp_path)
+    write_ingest(tmp_path, extra_rows)
     cfg = EncodeConfig(batch_size=4, num_cpus=1, device="cpu", **kw)
     return run(StageContext(out=str(tmp_path), config=dataclasses.replace(PipelineConfig(), encode=cfg)))
 
@@ -65,15 +67,22 @@ def users_table(tmp_path):
 
 def test_pool_mode_train_only_vectors_items_and_counts(ray_local, tmp_path):
     from interestrec.encode.encoder import TextEncoder
-    from interestrec.encode.stage import item_texts
+    from interestrec.encode.phases import phase_item_texts
 
     s = run_encode(tmp_path, user_mode="pool", also_text=True, half_life_days=10.0)
     items = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", "items.parquet"))
     assert items["item_id"].to_pylist() == [1, 2, 3, 4, 5]
     iv = artifacts.arrow_to_vectors(items["vector"])
-    ids, texts = item_texts(artifacts.read_parquet(artifacts.join(str(tmp_path), "ingest", "items.parquet")))
-    assert texts[0] == "Toy Story (1995). Genres: Animation, Children. Tags: pixar."
+    ing = artifacts.join(str(tmp_path), "ingest")
+    ids, texts = phase_item_texts(artifacts.read_parquet(artifacts.join(ing, "items.parquet")),
+                                  artifacts.read_parquet(artifacts.join(ing, "events.parquet")), "serve")
+    # tags come from tag events (the catalog's aggregated "pixar" is ignored once tag events exist)
+    assert texts[0] == "Toy Story (1995). Genres: Animation, Children. Tags: cozy."
     np.testing.assert_allclose(iv, TextEncoder(device="cpu").encode(texts), atol=1e-5)
+    for phase in ("valid", "test"):  # no tag event falls in valid/test here: every phase has the same vectors
+        pv = artifacts.read_parquet(artifacts.join(str(tmp_path), "encode", f"items_{phase}.parquet"))
+        np.testing.assert_allclose(artifacts.arrow_to_vectors(pv["vector"]), iv, atol=1e-6)
+    assert s["item_texts_encoded"] == 5 and s["item_texts_changed"] == {"valid": 0, "test": 0}
 
     t = users_table(tmp_path)
     rows = {(u, w): r for r, (u, w) in enumerate(zip(t["user_id"].to_pylist(), t["window"].to_pylist()))}
@@ -115,7 +124,7 @@ def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(uv, axis=1), 1.0, atol=1e-5)
     # user 1's window -1 vector is the encoding of its newest-first train history that fits 28 tokens
     enc = TextEncoder(device="cpu")
-    expected = "tagged 'cozy': Toy Story (1995). Genres: Animation, Children. Tags: pixar."
+    expected = "tagged 'cozy': Toy Story (1995). Genres: Animation, Children. Tags: cozy."
     assert enc.count_tokens(expected) <= 28
     np.testing.assert_allclose(uv[keys.index((1, -1))], enc.encode([expected])[0], atol=1e-5)
 
@@ -123,3 +132,45 @@ def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
 def test_bad_mode_is_a_clear_error(tmp_path):
     with pytest.raises(StageError, match="user_mode"):
         run_encode(tmp_path, user_mode="llm")
+
+
+def test_a_test_period_tag_changes_no_evaluation_text_vector_graph_or_score(ray_local, tmp_path):
+    """A tag that exists only in a test event: the serving text sees it, no evaluation phase does."""
+    from interestrec.evaluate.data import build_interactions
+    from interestrec.evaluate.models.llm import LLMVectors
+    from interestrec.graph.train import graph_for
+
+    leak = [(3, 2, 161, "tag", None, "spoiler ending", "test", 1)]
+    runs = {}
+    for name, rows in (("clean", ()), ("leak", leak)):
+        d = tmp_path / name
+        runs[name] = (str(d), run_encode(d, extra_rows=rows, user_mode="pool", also_text=False))
+
+    def vectors(name, file):
+        t = artifacts.read_parquet(artifacts.join(runs[name][0], "encode", file))
+        return artifacts.arrow_to_vectors(t["vector"])
+
+    # item 2's serving text gains the tag (its vector moves); valid and test vectors are untouched
+    assert runs["leak"][1]["item_texts_changed"] == {"valid": 1, "test": 1}
+    assert runs["leak"][1]["item_texts_encoded"] == 6  # the 5 shared texts once, plus item 2's serving text
+    assert np.abs(vectors("leak", "items.parquet")[1] - vectors("clean", "items.parquet")[1]).max() > 1e-3
+    # (the same texts; only float rounding of a differently composed encoder batch may differ)
+    for file in ("items_valid.parquet", "items_test.parquet"):
+        np.testing.assert_allclose(vectors("leak", file), vectors("clean", file), atol=1e-6)
+    for name in runs:  # the train-history user rows (window -1) use the train-only item vectors
+        u = artifacts.read_parquet(artifacts.join(runs[name][0], "encode", "users.parquet"))
+        runs[name] += (artifacts.arrow_to_vectors(u["vector"])[u["window"].to_numpy() == -1],)
+    np.testing.assert_allclose(runs["leak"][2], runs["clean"][2], atol=1e-6)
+
+    graphs, scores = {}, {}
+    for name, (root, _, _) in runs.items():
+        ing = artifacts.join(root, "ingest")
+        events = artifacts.read_parquet(artifacts.join(ing, "events.parquet"))
+        data = build_interactions(events, np.arange(1, 6), "test", root)
+        graphs[name] = graph_for(data, GraphConfig(use_features=True))
+        scores[name] = LLMVectors(half_life_days=180.0).fit(data).score(np.arange(data.n_users))
+    assert graphs["leak"]["tag"].names == graphs["clean"]["tag"].names == ["cozy"]
+    np.testing.assert_allclose(graphs["leak"]["item"].x.numpy(), graphs["clean"]["item"].x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(scores["leak"], scores["clean"], atol=1e-6)
+    # the serving vectors do see the tag: reading them instead would have changed the score
+    assert runs["leak"][1]["item_texts_changed"]["valid"] == 1

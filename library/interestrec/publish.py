@@ -97,7 +97,7 @@ def _write_item_table(ctx: StageContext, tmp: str, fused_params: dict) -> str:
     arts = ra.load(version_dir)  # no manifest and no publish/ inside it yet: reads exactly the files being published
     params = FusedParams.from_params(fused_params)
     table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                              params.lam, params.neighbours)
+                              params.lam, params.neighbours, item_vecs=arts.item_vecs, beta=params.table_beta)
     write_table(artifacts.join(version_dir, TABLE_FILE), table, arts.item_ids)
     ctx.log(f"publish: item–item table, {table.nnz} entries over {len(arts.item_ids)} items")
     return TABLE_FILE

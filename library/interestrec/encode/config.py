@@ -24,6 +24,10 @@ class EncodeConfig:
         sub_batch: texts per forward pass inside a batch (sorted by length to cut padding).
         tokenize_cpus: CPUs reserved by the tokeniser actor (its own stage, overlapping inference).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        whiten: item-vector geometry fitted on each phase's catalogue (``encode.geometry``): ``none``,
+            ``center``, ``whiten`` or ``remove_pcs``.
+        whiten_pcs: principal directions removed by ``remove_pcs``.
+        max_tags: event-derived tags per item text (``encode.phases``).
     """
 
     model: str | None = None
@@ -41,3 +45,16 @@ class EncodeConfig:
     sub_batch: int = 64
     tokenize_cpus: float = 0.25
     device: str = "auto"
+    whiten: str = "none"
+    whiten_pcs: int = 2
+    max_tags: int = 5
+
+    def __post_init__(self) -> None:
+        from interestrec.encode.geometry import MODES
+
+        if self.whiten not in MODES:
+            raise ValueError(f"encode.whiten must be one of {MODES}, got {self.whiten!r}")
+        if not isinstance(self.whiten_pcs, int) or self.whiten_pcs < 1:
+            raise ValueError(f"encode.whiten_pcs must be an integer ≥ 1, got {self.whiten_pcs!r}")
+        if not isinstance(self.max_tags, int) or self.max_tags < 0:
+            raise ValueError(f"encode.max_tags must be an integer ≥ 0, got {self.max_tags!r}")

@@ -6,6 +6,11 @@ rendered history text. ``window = -1`` rows use the user's *train* events only (
 sees its held-out items); per-window rows use the ``lookback_days`` before each window's end.
 With ``also_text`` the train-history texts are encoded in pool mode too (``users_text.parquet``) so
 both modes are measured and comparable.
+
+Item vectors are written per phase (``encode.phases``): ``items_valid.parquet`` and
+``items_test.parquet`` from item texts whose event-derived parts (tags) come only from the phase's
+training events, ``items.parquet`` from every event (serving). The ``window = -1`` user rows describe
+train histories and use the ``valid`` phase's items; per-window rows use the serving ones.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from interestrec import artifacts
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.interests import user_interests
+from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts
 from interestrec.encode.pooling import decay, event_weights, pool_user_vectors, window_user_vectors
 from interestrec.encode.text import SEP, budget_histories, event_text, item_text
 from interestrec.stages import StageContext, StageError
@@ -33,7 +39,8 @@ def interest_type():
 
 
 def item_texts(items) -> tuple[np.ndarray, list[str]]:
-    """Item ids (sorted) and their rendered texts from an ingest ``items`` table."""
+    """Item ids (sorted) and their texts from the catalog's own columns, ``tags`` included (throughput
+    benchmarks; the stage itself uses :func:`interestrec.encode.phases.phase_item_texts`)."""
     d = items.select(["item_id", "title", "year", "genres", "tags"]).to_pydict()
     ids = np.asarray(d["item_id"], np.int64)
     if len(np.unique(ids)) != len(ids):
@@ -144,36 +151,68 @@ def window_events(ev, windows, lookback_days: float) -> list[tuple[int, object]]
             for w, end in zip(windows["window"].to_pylist(), windows["end"].to_pylist())]
 
 
+def encode_phase_items(items, events, cfg: EncodeConfig):
+    """Item vectors of every phase (``encode.phases``), each distinct text encoded once.
+
+    With ``cfg.whiten`` each phase's vectors are transformed by a whitening fitted on that phase's
+    catalogue (``encode.geometry``).
+
+    Returns:
+        ``(ids, {phase: texts}, {phase: vectors (n_items, d)}, geometry summary, distinct texts encoded)``.
+    """
+    from interestrec.encode.geometry import fit_whitening, mean_pairwise_cosine
+    from interestrec.encode.ray_encode import encode_texts
+
+    per_phase, ids = {}, None
+    for phase in PHASE_FILES:
+        try:
+            pid, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags)
+        except ValueError as e:
+            raise StageError(f"encode: {e}") from None
+        ids = pid
+    if not len(ids):
+        raise StageError("encode: the ingest item catalog is empty")
+    unique, rows = distinct_texts(per_phase)
+    _, vecs = encode_texts(np.arange(len(unique)), unique, cfg)
+    out, geometry = {}, {"whiten": cfg.whiten}
+    for phase, r in rows.items():
+        raw = vecs[r]
+        w = fit_whitening(raw, cfg.whiten, cfg.whiten_pcs)
+        out[phase] = w.transform(raw)
+        geometry[phase] = {"mean_cosine_before": round(mean_pairwise_cosine(raw), 4),
+                           "mean_cosine_after": round(mean_pairwise_cosine(out[phase]), 4)}
+    return ids, per_phase, out, geometry, len(unique)
+
+
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     import pyarrow as pa
 
     from interestrec.data import load_ingest
     from interestrec.encode.encoder import TextEncoder
-    from interestrec.encode.ray_encode import encode_texts
 
     cfg = ctx.config.encode
     if cfg.user_mode not in USER_MODES:
         raise StageError(f"encode.user_mode must be one of {USER_MODES}, got '{cfg.user_mode}'")
     out = ctx.stage_dir("encode")
     art = load_ingest(ctx.stage_dir("ingest"))
-    ids, texts = item_texts(art.items)
-    if not len(ids):
-        raise StageError("encode: the ingest item catalog is empty")
     t0 = time.perf_counter()
-    _, item_vecs = encode_texts(ids, texts, cfg)
+    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(art.items, art.events, cfg)
     item_s = time.perf_counter() - t0
+    texts, item_vecs = phase_texts["serve"], phase_vecs["serve"]
     dim = int(item_vecs.shape[1])
-    artifacts.write_parquet(artifacts.join(out, "items.parquet"),
-                            pa.table({"item_id": ids, "vector": artifacts.vectors_to_arrow(item_vecs)}))
-    ctx.log(f"encode: {len(ids)} items in {item_s:.1f}s ({len(ids) / item_s:.0f} texts/s)")
+    for phase, name in PHASE_FILES.items():
+        artifacts.write_parquet(artifacts.join(out, name), pa.table({
+            "item_id": ids, "vector": artifacts.vectors_to_arrow(phase_vecs[phase])}))
+    ctx.log(f"encode: {len(ids)} items × {len(PHASE_FILES)} phases, {n_encoded} distinct texts in {item_s:.1f}s "
+            f"({n_encoded / item_s:.0f} texts/s)")
 
     ev_all, unknown = known_events(art.events, ids)
     train = ev_all[ev_all.split == "train"]
     all_users = np.unique(art.events["user_id"].to_numpy())
 
     t1 = time.perf_counter()
-    users, pool_vec, n_ev, interests = train_user_vectors(train, ids, item_vecs, cfg)
+    users, pool_vec, n_ev, interests = train_user_vectors(train, ids, phase_vecs["valid"], cfg)
     pool_windows = window_user_vectors(art.events, ids, item_vecs, art.windows, cfg.lookback_days, cfg.half_life_days)
     pool_s = time.perf_counter() - t1
     modes = {"pool": {"users": int(len(users)), "window_rows": int(pool_windows.num_rows), "seconds": round(pool_s, 3),
@@ -183,11 +222,11 @@ def run(ctx: StageContext) -> dict:
     vec, windows, empty = pool_vec, pool_windows, 0
     if cfg.user_mode == "text" or cfg.also_text:
         tok = TextEncoder(cfg.model, device="cpu", max_length=cfg.max_tokens)
-        groups = [(-1, train)]
-        if cfg.user_mode == "text":
-            groups += window_events(ev_all, art.windows, cfg.lookback_days)
         t2 = time.perf_counter()
-        rows = text_user_vectors(groups, texts, tok, cfg)
+        rows = text_user_vectors([(-1, train)], phase_texts["valid"], tok, cfg)
+        win_groups = window_events(ev_all, art.windows, cfg.lookback_days) if cfg.user_mode == "text" else []
+        if win_groups:
+            rows = pa.concat_tables([rows, text_user_vectors(win_groups, texts, tok, cfg)])
         text_s = time.perf_counter() - t2
         is_train = rows["window"].to_numpy() == -1
         tusers, kept = rows["user_id"].to_numpy()[is_train], rows["kept"].to_numpy()[is_train]
@@ -224,7 +263,10 @@ def run(ctx: StageContext) -> dict:
         "model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
         "dim": dim,
         "items": int(len(ids)),
-        "texts_per_s": round(len(ids) / max(item_s, 1e-9), 1),
+        "texts_per_s": round(n_encoded / max(item_s, 1e-9), 1),
+        "item_texts_encoded": n_encoded,
+        "item_texts_changed": {p: int(sum(a != b for a, b in zip(phase_texts[p], texts))) for p in ("valid", "test")},
+        "geometry": geometry,
         "user_mode": cfg.user_mode,
         "users": int(keep.sum()),
         "users_per_s": used["users_per_s"],

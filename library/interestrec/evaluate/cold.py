@@ -72,7 +72,7 @@ def content_only_vectors(artifacts_dir: str, items, item_ids: np.ndarray, cold: 
     from interestrec.encode.encoder import TextEncoder
     from interestrec.recommend import artifacts as ra
 
-    vecs = ra.load_item_vectors(ra.resolve_root(artifacts_dir), item_ids).copy()
+    vecs = ra.load_item_vectors(ra.resolve_root(artifacts_dir), item_ids, "test").copy()  # leak-free test phase
     if len(cold):
         enc = TextEncoder(model, device="cpu")
         if enc.dim != vecs.shape[1]:

@@ -77,7 +77,9 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
             events = art.events if events is None else events
             items = art.items if items is None else items
         if item_vectors is None and cfg.use_features and artifacts.exists(artifacts.join(out, "encode", "items.parquet")):
-            item_vectors = artifacts.read_parquet(artifacts.join(out, "encode", "items.parquet"))
+            from interestrec.encode.phases import item_vectors_path
+
+            item_vectors = artifacts.read_parquet(item_vectors_path(out, data.phase))  # the phase's leak-free vectors
         if clusters is None and artifacts.exists(artifacts.join(out, "cluster", "assignments.parquet")):
             clusters = artifacts.read_parquet(artifacts.join(out, "cluster", "assignments.parquet"))
     if not cfg.use_features:

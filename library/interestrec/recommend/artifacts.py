@@ -129,9 +129,17 @@ def _need(root: str, rel: str) -> str:
     return p
 
 
-def load_item_vectors(root: str, item_ids: np.ndarray) -> np.ndarray:
-    """Encode-stage item vectors aligned with sorted ``item_ids``. Shapes: returns ``(n_items, d)`` float32."""
-    t = artifacts.read_parquet(_need(root, "encode/items.parquet"))
+def load_item_vectors(root: str, item_ids: np.ndarray, phase: str | None = None) -> np.ndarray:
+    """Encode-stage item vectors aligned with sorted ``item_ids``; ``phase`` (``valid``/``test``) picks the
+    evaluation phase's leak-free vectors (``encode.phases``), ``None`` the serving ones.
+
+    Shapes:
+        returns ``(n_items, d)`` float32.
+    """
+    from interestrec.encode.phases import item_vectors_path
+
+    _need(root, "encode/items.parquet")
+    t = artifacts.read_parquet(item_vectors_path(root, phase))
     return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
 
 

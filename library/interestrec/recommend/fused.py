@@ -74,6 +74,10 @@ class FusedParams:
         seq_half_life: history positions; the item ``k`` steps before the last weighs ``0.5^(k / this)``.
         lam / neighbours: EASE^R strength and entries kept per item of the seq term's item–item table.
         pop_half_life_days: decay of the evaluation's per-user time-aware popularity.
+        table_beta: > 0 makes the seq term's table L3AE (EASE pulled towards the LLM item-text model,
+            :mod:`interestrec.evaluate.models.l3ae`); 0 is EASE^R.
+        llm_mode / llm_last / llm_half_life: the LLM term's form (:mod:`interestrec.recommend.llm_term`):
+            ``interest`` (max over interest vectors) or item level over the last ``llm_last`` history items.
     """
 
     weights: Terms[float] = DEFAULT_WEIGHTS
@@ -81,9 +85,19 @@ class FusedParams:
     lam: float = 100.0
     neighbours: int = 256
     pop_half_life_days: float = 90.0
+    table_beta: float = 0.0
+    llm_mode: str = "interest"
+    llm_last: int = 20
+    llm_half_life: float = 5.0
 
     def __post_init__(self) -> None:
+        from interestrec.recommend.llm_term import LLM_MODES
+
         object.__setattr__(self, "weights", as_weights(self.weights))
+        if self.llm_mode not in LLM_MODES:
+            raise ValueError(f"fused llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
+        if self.table_beta < 0:
+            raise ValueError(f"fused table_beta must be >= 0, got {self.table_beta}")
 
     @classmethod
     def from_params(cls, params: dict | None) -> FusedParams:
@@ -158,9 +172,12 @@ class FusedModel:
         Shapes:
             users: ``(b,)``; returns four ``(b, n_items)`` arrays (graph and seq may be ``None``).
         """
+        from interestrec.recommend.llm_term import llm_scores
+
         its = interests if interests is not None else [self.user_interests[u] for u in users]
-        n = len(self.item_ids)
-        llm = np.stack([(m @ self.item_vecs.T).max(0) if len(m) else np.zeros(n, np.float32) for m in its])
+        hist = histories if histories is not None else [self.history[u] for u in users] if self.history else []
+        p = self.params
+        llm = llm_scores(p.llm_mode, self.item_vecs, its, hist, p.llm_last, p.llm_half_life)
         if clusters is None and self.user_pop is not None:
             pop = self.user_pop[users]
         else:
@@ -172,8 +189,7 @@ class FusedModel:
         if self.item_table is not None:
             from interestrec.recommend.itemitem import item_item_scores
 
-            hist = histories if histories is not None else [self.history[u] for u in users]
-            seq = item_item_scores(self.item_table, hist, self.params.seq_half_life)
+            seq = item_item_scores(self.item_table, hist, p.seq_half_life)
         return Terms(llm=llm, graph=graph, pop=pop, seq=seq)
 
     def score(self, users: np.ndarray, interests: list[np.ndarray] | None = None,
@@ -197,7 +213,14 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
         return (values[j] - mu) / sd if sd > 0 else 0.0
 
     its = model.user_interests[u]
-    llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
+    p = model.params
+    if p.llm_mode == "interest":
+        llm = [max(float(np.dot(m, model.item_vecs[j])) for m in its) if len(its) else 0.0 for j in range(n)]
+    else:
+        from interestrec.recommend.llm_term import item_level_reference
+
+        llm = [item_level_reference(model.item_vecs, model.history[u], j, p.llm_mode, p.llm_last, p.llm_half_life)
+               for j in range(n)]
     c = int(model.user_cluster[u])
     row = model.cluster_pop[c if 0 <= c < len(model.cluster_pop) - 1 else -1] if model.user_pop is None else model.user_pop[u]
     s = w.llm * z(llm, i) + w.pop * z([float(x) for x in row], i)

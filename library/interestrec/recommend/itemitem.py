@@ -3,7 +3,8 @@
 ``seq(u, j) = Σ_p 0.5^(p / half_life) · T[h_u(-1-p), j]`` — the user's history read from the newest item
 backwards (``p`` = steps from the end), each item voting for its neighbours in the item–item table ``T``.
 
-``T`` is EASE^R (Steck, WWW 2019; :func:`interestrec.evaluate.models.ease.ease_weights`) fitted on the
+``T`` is EASE^R (Steck, WWW 2019; :func:`interestrec.evaluate.models.ease.ease_weights`) — or, with
+``beta > 0``, its LLM-text-regularised form (:mod:`interestrec.evaluate.models.l3ae`) — fitted on the
 interaction matrix of the ``max_items`` most popular items and pruned to each item's ``neighbours``
 largest weights, so it is sparse (``n_items × neighbours`` entries) for any catalogue. Reading the history
 with a recency weight is what makes the term sequential: on leave-last-out MovieLens the next item is
@@ -21,13 +22,17 @@ import numpy as np
 TABLE_FILE = "recommend/item_item.parquet"
 
 
-def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int = 20_000):
-    """EASE^R item–item weights, pruned to the ``neighbours`` largest per source item.
+def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int = 20_000,
+                  item_vecs: np.ndarray | None = None, beta: float = 0.0, lam_text: float = 1.0):
+    """EASE^R item–item weights (or L3AE's text-regularised ones), pruned to the ``neighbours`` largest per source item.
 
     Args:
         x: interactions ``(n_users, n_items)`` (sparse; values are used as given, usually 1).
         lam: EASE's L2 strength. neighbours: entries kept per row (by absolute weight).
         max_items: only the most popular items take part (bounds the dense ``m × m`` solve).
+        item_vecs / beta / lam_text: with ``beta > 0`` the table is
+            :func:`interestrec.evaluate.models.l3ae.l3ae_weights` over the LLM item vectors ``(n_items, d)``
+            (``beta = 0``: plain EASE^R).
 
     Shapes:
         returns a ``scipy.sparse.csr_matrix`` ``(n_items, n_items)`` float32; row ``i`` holds the items
@@ -45,7 +50,14 @@ def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int =
         active = np.sort(active[np.argsort(-counts[active], kind="stable")[:max_items]])
     if len(active) < 2:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    b = ease_weights(x[:, active], lam)
+    if beta > 0:
+        from interestrec.evaluate.models.l3ae import l3ae_weights
+
+        if item_vecs is None:
+            raise ValueError("fit_item_item: beta > 0 needs the item vectors")
+        b = l3ae_weights(x[:, active], np.asarray(item_vecs)[active], lam, beta, lam_text)
+    else:
+        b = ease_weights(x[:, active], lam)
     k = min(neighbours, len(active) - 1)
     keep = np.argpartition(-np.abs(b), k - 1, axis=1)[:, :k]
     rows = np.repeat(np.arange(len(active)), k)
@@ -57,7 +69,8 @@ def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int =
 
 
 def table_from_events(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, lam: float = 100.0,
-                      neighbours: int = 256, max_items: int = 20_000):
+                      neighbours: int = 256, max_items: int = 20_000, item_vecs: np.ndarray | None = None,
+                      beta: float = 0.0, lam_text: float = 1.0):
     """:func:`fit_item_item` over an event list (index space; repeated pairs count once).
 
     Shapes:
@@ -68,7 +81,7 @@ def table_from_events(user: np.ndarray, item: np.ndarray, n_users: int, n_items:
     x = sp.csr_matrix((np.ones(len(user), np.float32), (user, item)), shape=(n_users, n_items))
     x.sum_duplicates()
     x.data[:] = 1.0
-    return fit_item_item(x, lam, neighbours, max_items)
+    return fit_item_item(x, lam, neighbours, max_items, item_vecs, beta, lam_text)
 
 
 def recency_weights(length: int, half_life: float) -> np.ndarray:

@@ -70,11 +70,11 @@ class RecommenderService:
         table = arts.item_table
         if table is None:  # an unpublished output: fit the seq term's table here, as publish would
             table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                                      params.lam, params.neighbours)
+                                      params.lam, params.neighbours, item_vecs=arts.item_vecs, beta=params.table_beta)
         self.model: FusedModel = build_model(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
                                              arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users,
-                                             arts.graph_items, half_life_days, params.weights,
-                                             arts.user_interests, table, params.seq_half_life)
+                                             arts.graph_items, half_life_days,
+                                             interests=arts.user_interests, item_table=table, params=params)
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)

@@ -45,7 +45,7 @@ def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 
     root = ra.resolve_root(artifacts_dir)
     item_vecs = data.extras.get("item_vectors")
     if item_vecs is None:
-        item_vecs = ra.load_item_vectors(root, data.item_ids)
+        item_vecs = ra.load_item_vectors(root, data.item_ids, data.phase)  # the phase's leak-free vectors
     user_cluster = ra.load_assignments(root, data.user_ids)
     k = len(artifacts.read_npy(artifacts.join(root, "cluster", "centroids.npy")))
     gu, gi = (None, None) if data.extras.get("no_graph") else ra.load_graph(root, data.user_ids, data.item_ids)
@@ -66,7 +66,7 @@ class PhaseCache:
 
     key: tuple | None = None
     base: FusedModel | None = None
-    tables: dict[tuple[float, int], object] = field(default_factory=dict)
+    tables: dict[tuple[float, int, float], object] = field(default_factory=dict)
     user_pops: dict[float, np.ndarray] = field(default_factory=dict)
 
     def model(self, data: Interactions, params: FusedParams) -> FusedModel:
@@ -80,9 +80,9 @@ class PhaseCache:
             self.base = build_fused(data, data.artifacts)
             self.key = key
         base = self.base
-        tk = (float(params.lam), int(params.neighbours))
+        tk = (float(params.lam), int(params.neighbours), float(params.table_beta))
         if tk not in self.tables:
-            self.tables[tk] = fit_item_item(data.train, *tk)
+            self.tables[tk] = fit_item_item(data.train, tk[0], tk[1], item_vecs=base.item_vecs, beta=tk[2])
         hl = float(params.pop_half_life_days)
         user_pop = None
         if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
@@ -105,7 +105,8 @@ class Fused(Recommender):
     In evaluation each user's popularity term is taken as of their own last training event
     (:func:`~interestrec.recommend.popularity.user_time_popularity`); serving uses the present for everyone.
     The grid varies the weights (:data:`~interestrec.recommend.fused.COMPONENTS` order) and the seq term's
-    half-life in history positions: 24 points, sharing one :class:`PhaseCache`.
+    half-life in history positions: 24 points, plus 6 with the LLM term at item level (``llm_mode``,
+    :mod:`interestrec.recommend.llm_term`), sharing one :class:`PhaseCache`.
     """
 
     name = "fused"
@@ -114,6 +115,8 @@ class Fused(Recommender):
     grid = [{"weights": w, "seq_half_life": h} for h in (3.0, 5.0, 10.0) for w in (
         (0.0, 0.0, 0.0, 1.0), (0.25, 0.25, 0.1, 1.0), (0.1, 0.25, 0.1, 1.0), (0.25, 0.0, 0.1, 1.0),
         (0.25, 0.25, 0.0, 1.0), (0.1, 0.1, 0.25, 1.0), (0.5, 0.5, 0.25, 1.0), (0.25, 0.25, 0.25, 1.0),
+    )] + [{"weights": w, "seq_half_life": h, "llm_mode": "item_max"} for h in (3.0, 5.0) for w in (
+        (0.1, 0.25, 0.1, 1.0), (0.25, 0.25, 0.1, 1.0), (0.5, 0.5, 0.25, 1.0),
     )]
 
     def fit(self, data: Interactions) -> Fused:

@@ -1,6 +1,7 @@
 """The pure LLM-vector model: user interest vector · item vector.
 
-Item vectors come from the encode stage (``encode/items.parquet``). The user vector is pooled the same
+Item vectors come from the encode stage, the evaluation phase's leak-free ones (``encode/items_valid.parquet``
+/ ``items_test.parquet``, see ``encode.phases``). The user vector is pooled the same
 way the encode stage pools (recency-decayed mean of the user's item vectors, ``encode.pooling``) over
 exactly the interactions this evaluation phase may learn from, so the test phase includes the
 validation item like every other model's history.
@@ -13,15 +14,17 @@ import numpy as np
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 
-def load_item_vectors(artifacts_dir: str, item_ids: np.ndarray) -> np.ndarray:
-    """Encode-stage item vectors aligned with ``item_ids`` (zeros for items without one).
+def load_item_vectors(artifacts_dir: str, item_ids: np.ndarray, phase: str | None = None) -> np.ndarray:
+    """Encode-stage item vectors aligned with ``item_ids`` (zeros for items without one); ``phase``
+    (``valid``/``test``) picks that evaluation phase's leak-free vectors, ``None`` the serving ones.
 
     Shapes:
         returns ``(len(item_ids), d)`` float32.
     """
     from interestrec import artifacts
+    from interestrec.encode.phases import item_vectors_path
 
-    path = artifacts.join(artifacts_dir, "encode", "items.parquet")
+    path = item_vectors_path(artifacts_dir, phase)
     if not artifacts.exists(path):
         raise FileNotFoundError(path)
     t = artifacts.read_parquet(path)
@@ -45,7 +48,7 @@ class LLMVectors(Recommender):
 
         if data.artifacts is None:
             raise FileNotFoundError("no pipeline artifacts directory")
-        self.items = load_item_vectors(data.artifacts, data.item_ids)
+        self.items = load_item_vectors(data.artifacts, data.item_ids, data.phase)
         last = np.zeros(data.n_users, np.int64)
         np.maximum.at(last, data.seq_user, data.seq_time)
         self.users, _ = pool_user_vectors(data.seq_user, data.seq_item, data.seq_time, np.ones(len(data.seq_user)),

@@ -242,6 +242,10 @@ class SASRecRecommender(Recommender):
         with _seeded(int(c["seed"]), c["threads"]):
             net = _network_class()(data.n_items, int(c["dim"]), int(c["blocks"]), int(c["heads"]),
                                    float(c["dropout"]), max_len)
+            init = self.initial_item_embeddings(data)
+            if init is not None:
+                with torch.no_grad():
+                    net.item.weight[1:] = torch.as_tensor(init, dtype=torch.float32)
             opt = torch.optim.Adam(net.parameters(), lr=float(c["lr"]), betas=(0.9, 0.98),
                                    weight_decay=float(c["weight_decay"]))
             x_all, y_all = torch.as_tensor(inputs), torch.as_tensor(targets)
@@ -266,6 +270,10 @@ class SASRecRecommender(Recommender):
             net.eval()
         self.net = net
         return self
+
+    def initial_item_embeddings(self, data: Interactions) -> np.ndarray | None:
+        """Starting item embeddings ``(n_items, dim)``, or ``None`` for the random initialisation."""
+        return None
 
     def score(self, users: np.ndarray, chunk: int = 256) -> np.ndarray:
         """Last real hidden state of each user's most recent window · every item embedding.

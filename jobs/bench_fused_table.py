@@ -1,0 +1,54 @@
+"""The fused row with an L3AE seq-term table against the EASE^R table, at the evaluation's tuned params.
+
+    python jobs/bench_fused_table.py --out out/demo --betas 0,25,100,400
+
+Reads the ``fused`` row's tuned params from ``<out>/evaluate/summary.json`` and, for each ``table_beta``
+(0 = the EASE^R table), fits the fused row on the validation phase and on the test phase and prints
+NDCG@10 of both. The choice of ``table_beta`` is made on validation only; test is printed for every
+value so the chosen one can be read off without tuning on it. Needs the ``ingest``, ``encode``,
+``cluster`` and ``evaluate`` stages' outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="pipeline output directory")
+    p.add_argument("--betas", default="0,25,100,400", help="comma-separated table_beta values (0 = EASE^R)")
+    args = p.parse_args(argv)
+
+    import numpy as np
+
+    from interestrec import artifacts
+    from interestrec.data import load_ingest
+    from interestrec.evaluate.data import build_interactions
+    from interestrec.evaluate.protocol import evaluate_model
+    from interestrec.recommend.fused import Fused
+
+    summary = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))
+    params = dict(summary["models"]["fused"]["params"])
+    art = load_ingest(artifacts.join(args.out, "ingest"))
+    item_ids = np.unique(np.r_[art.items["item_id"].to_numpy(), art.events["item_id"].to_numpy()])
+    phases = {ph: build_interactions(art.events, item_ids, ph, args.out) for ph in ("valid", "test")}
+    rows = []
+    for beta in (float(b) for b in args.betas.split(",")):
+        row = {"table_beta": beta}
+        for ph, data in phases.items():
+            t0 = time.perf_counter()
+            m = Fused(**params, table_beta=beta).fit(data)
+            row[f"{ph}_ndcg@10"] = round(evaluate_model(m, data, (10,))["ndcg@10"], 5)
+            row[f"{ph}_seconds"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    best = max(rows, key=lambda r: r["valid_ndcg@10"])
+    print(json.dumps({"params": params, "chosen_on_valid": best}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
