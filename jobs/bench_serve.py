@@ -140,7 +140,15 @@ async def open_loop(url: str, paths: dict[str, tuple[float, list[dict]]], warmup
 
 
 def in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
-    """The same calls on the library service directly, one caller, no Serve or HTTP."""
+    """The same calls on the library service directly, one caller, no Serve or HTTP, one BLAS thread (as
+    in a replica; on two shared cores a multi-threaded BLAS is several times slower for these products)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _in_process(service, encoder, bodies, seconds)
+
+
+def _in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
     lat: list[float] = []
     t_end = time.perf_counter() + seconds
     j = 0
