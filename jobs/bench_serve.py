@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                     best = rate
                 else:
                     break
-            extra_lines.append(f"capacity (highest offered known-user rate with p99 < 100 ms, 0 errors): {best:.0f} QPS; "
+            found = f"{best:.0f} QPS" if best else "below the first step (50 QPS)"
+            extra_lines.append(f"capacity (highest offered known-user rate with p99 < 100 ms, 0 errors): {found}; "
                                f"in-process single caller {local['known']['qps']:.0f} QPS "
                                f"(ratio {best / local['known']['qps']:.2f})")
         if args.kill_replica:
