@@ -55,8 +55,9 @@ def serve_check(ctx: StageContext) -> None:
         for it in body["items"]:
             ex = it["explanation"]
             near = (ex["nearest_history_item"] or {}).get("title", "")
+            like = f"; like '{near}'" if near else ""  # history items are shown only to authorised readers
             print(f"   {it['rank']}. {it['title']}  (interest {ex['interest']}, cluster {ex['cluster']}: "
-                  f"{ex['cluster_description']}; like '{near}')", flush=True)
+                  f"{ex['cluster_description']}{like})", flush=True)
         print(json.dumps({"version": body["version"], "cluster": body["cluster"],
                           "items": [it["item_id"] for it in body["items"]]}), flush=True)
     finally:

@@ -36,7 +36,6 @@ class ServeConfig:
     min_timestamp: int = 0
     max_timestamp: int = 4_102_444_800  # 2100-01-01
     recommender_replicas: int = 1
-    max_recommender_replicas: int = 2
     encoder_replicas: int = 1
     max_ongoing_requests: int = 64
     max_batch_size: int = 16

@@ -182,8 +182,12 @@ class Recommender:
     """The model holder: answers HTTP itself, reads fresh state from the store, scores batches together."""
 
     def __init__(self, config: ServeConfig, encoder=None, model_dim: int | None = None):
+        from threadpoolctl import threadpool_limits
+
         from interestrec.serving.store import open_store
 
+        # one BLAS thread per replica CPU: small products on shared cores are far slower multi-threaded
+        threadpool_limits(max(1, int(config.recommender_cpus)))
         self.cfg = config
         self.encoder = encoder
         self.store = open_store(config.store)
