@@ -159,3 +159,22 @@ def test_recbole_atomic_files(ray_local, tmp_path):
     assert list(items.genres[0]) == ["Comedy", "Drama"]
     _, imap = load_id_maps(str(tmp_path / "out"))
     assert isinstance(imap, IdMap) and imap.to_original(items.item_id) == ["i1", "i2"]
+
+
+def test_parquet_parts_whose_types_change_between_files(ray_local, tmp_path):
+    import pyarrow as pa
+
+    root = tmp_path / "pq"
+    (root / "day=1").mkdir(parents=True)
+    (root / "day=2").mkdir()
+    pq.write_table(pa.table({"user_id": [1, 2], "item_id": [10, 11], "timestamp": [1_600_000_000, 1_600_000_001],
+                             "event": ["view", "click"]}), root / "day=1" / "part.parquet")
+    pq.write_table(pa.table({"user_id": ["u3", None], "item_id": ["10", "12"],
+                             "timestamp": ["2020-09-13T12:26:42Z", "2020-09-13T12:26:43Z"], "event": ["view", "view"]}),
+                   root / "day=2" / "part.parquet")
+    s = ingest(str(root), IngestConfig(format="parquet"), str(tmp_path / "out"))
+    assert counts(s, "day=1/part.parquet") == (2, 2, 0) and counts(s, "day=2/part.parquet") == (2, 1, 1)
+    assert s["rejected_by_reason"] == {"missing_field": 1}
+    assert s["ids"]["users"] == "dense" and s["ids"]["items"] == "identity"
+    users, _ = load_id_maps(str(tmp_path / "out"))
+    assert sorted(users.ids.tolist()) == ["1", "2", "u3"]
