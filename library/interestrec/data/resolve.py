@@ -2,7 +2,7 @@
 
 Ids: with ``id_type=auto`` a column whose every id is an integer literal is an integer column (integers
 beyond int64 are ``id_out_of_range`` rejects); any other id makes the column's ids strings with dense
-indices. An integer column whose ids all lie in ``[0, 2**31)`` keeps them as indices (an identity
+indices. An integer column of compact non-negative ids (below ``max(2**20, 8 × distinct ids)``) keeps them as indices (an identity
 :class:`~interestrec.ids.IdMap`, so MovieLens ids are unchanged); larger or negative integers (64-bit log
 ids) get dense indices over their exact decimal text, so no later stage sizes an array by a huge id. Timestamps: ``auto`` picks the one epoch unit
 (s/ms/us/ns) under which the numeric values fall in ``[min_timestamp, max_timestamp]`` and stops with a
@@ -19,14 +19,16 @@ from interestrec.ids import IdMap
 from interestrec.stages import StageError
 
 UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
-IDENTITY_LIMIT = 2**31  # integer ids in [0, IDENTITY_LIMIT) are their own index
+IDENTITY_FLOOR = 2**20  # integer ids below max(IDENTITY_FLOOR, 8 × distinct ids) are their own index
 
 
 def int_map(values: np.ndarray) -> IdMap:
-    """The map of an integer id column: identity when every id is in ``[0, 2**31)``, else dense over the text."""
-    if not len(values) or (values.min() >= 0 and values.max() < IDENTITY_LIMIT):
-        return IdMap.identity(values)
-    return IdMap.dense([str(int(v)) for v in np.unique(values)])
+    """The map of an integer id column: identity when the ids are non-negative and compact (below
+    ``max(2**20, 8 × distinct ids)``, so arrays indexed by id stay small), else dense over the exact text."""
+    uniq = np.unique(values)
+    if not len(uniq) or (uniq[0] >= 0 and uniq[-1] < max(IDENTITY_FLOOR, 8 * len(uniq))):
+        return IdMap.identity(uniq)
+    return IdMap.dense([str(int(v)) for v in uniq])
 
 
 def int_index(idmap: IdMap, values: np.ndarray, missing: int = -1) -> np.ndarray:
