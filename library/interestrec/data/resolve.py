@@ -42,7 +42,9 @@ def int_index(idmap: IdMap, values: np.ndarray, missing: int = -1) -> np.ndarray
 
 
 def _flag(reason: np.ndarray, mask: np.ndarray, why: str) -> None:
-    m = mask & np.array([r is None or r != r for r in reason], bool)
+    import pandas as pd
+
+    m = mask & pd.isna(reason)
     reason[m] = why
 
 
@@ -51,7 +53,9 @@ def decide_id_type(keys: list[np.ndarray], id_type: str) -> str:
     if id_type != "auto":
         return "int" if id_type == "int" else "string"
     for k in keys:
-        vals = np.array(list({v for v in k if isinstance(v, str)}), dtype=object)
+        import pandas as pd
+
+        vals = np.array([v for v in pd.unique(k) if isinstance(v, str)], dtype=object)
         _, is_int, _ = parse_int64(vals)
         if not is_int.all():
             return "string"
@@ -78,7 +82,7 @@ def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None
         _flag(reason, has & ~is_int[c], "unparsable_number")
         _flag(reason, has & is_int[c] & ~fits[c], "id_out_of_range")
         idx = np.where(has, val[c], 0)
-    ok = np.array([r is None or r != r for r in reason], bool)
+    ok = pd.isna(reason)
     if known is not None:
         if kind == "int":
             idx = int_index(known, idx)
@@ -130,7 +134,9 @@ def decide_unit(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> 
 
 def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray) -> tuple[np.ndarray, str]:
     """UTC seconds of every row (0 where rejected) and the unit used; out-of-range rows are flagged."""
-    ok = np.array([r is None or r != r for r in reason], bool)
+    import pandas as pd
+
+    ok = pd.isna(reason)
     is_int = frame["ts_is_int"].to_numpy(bool)
     is_iso = frame["ts_is_iso"].to_numpy(bool)
     fval = frame["ts_float"].to_numpy(np.float64)
