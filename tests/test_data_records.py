@@ -68,7 +68,10 @@ def test_int64_ids_are_exact_and_beyond_is_flagged():
     reason = np.full(5, None, dtype=object)
     idx, idmap = map_ids(vals, "int", reason)
     assert reason.tolist() == [None, None, "id_out_of_range", "unparsable_number", None]
-    assert idx[0] == 9007199254740993 and idmap.kind == "identity"
+    # 64-bit ids get dense indices over their exact text (no array sized by a huge id); small ones stay themselves
+    assert idmap.kind == "dense" and idmap.to_original(idx[:2]) == ["9007199254740993", "-9223372036854775808"]
+    idx, idmap = map_ids(np.array(["3", "007", None], dtype=object), "int", np.full(3, None, dtype=object))
+    assert idmap.kind == "identity" and idx.tolist() == [3, 7, 0]
 
 
 def test_idmap_dense_and_identity_round_trip(tmp_path):

@@ -5,9 +5,10 @@ after ingest works on ``int64`` indices; an :class:`IdMap` per id column (writte
 ``ingest/ids/{users,items}.parquet``) translates in both directions, for the report and the Serve API.
 
 Two kinds:
-    ``identity``: every original id is an integer within int64 and is its own index (MovieLens, the
+    ``identity``: every original id is a compact non-negative integer and is its own index (MovieLens, the
         synthetic generator): the index space is unchanged and ``to_original`` gives the integer back.
-    ``dense``: string ids; index ``i`` is the ``i``-th id in sorted order.
+    ``dense``: string ids (and 64-bit integer ids, by their exact decimal text); index ``i`` is the
+        ``i``-th id in sorted order.
 """
 
 from __future__ import annotations

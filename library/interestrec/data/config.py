@@ -31,8 +31,9 @@ class IngestConfig:
         rating_min / rating_max: accepted range of ``value`` for ``rate`` events.
         max_text_chars: longer tag/search text is rejected as oversize.
         max_field_chars: a record with any longer field is rejected as ``oversize_text`` while parsing.
-        id_type: ``auto`` (integer ids within int64 are kept as they are, any other id makes the column's
-            ids strings with dense indices), ``int`` (non-integers are ``unparsable_number``) or ``string``.
+        id_type: ``auto`` (a column of integer ids is read exactly as int64 — beyond is ``id_out_of_range`` —
+            and compact non-negative ids (below ``max(2**20, 8 × distinct ids)``) stay their own index; any other id makes the column's ids strings with
+            dense indices), ``int`` (non-integers are ``unparsable_number``) or ``string``.
         timestamp_unit: ``auto`` (epoch s/ms/us/ns told apart by magnitude; stops when values point to more
             than one unit), ``s``, ``ms``, ``us``, ``ns`` or ``iso`` (ISO 8601 strings are accepted
             under every setting).

@@ -153,9 +153,9 @@ def head_fields(src: SourceFile, fmt: TextFormat) -> list[str]:
     """The header row of a delimited file (first line; BOM and quotes handled)."""
     import csv
 
-    from interestrec.data.sources import read_bytes
+    from interestrec.data.sources import read_first_line
 
-    first = read_bytes(src.uri).split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
+    first = read_first_line(src.uri).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
     text = first.decode(fmt.encoding, errors="replace")
     if fmt.quoting and len(fmt.delimiter) == 1:
         return [c.strip() for c in next(csv.reader([text], delimiter=fmt.delimiter), [])]

@@ -1,8 +1,10 @@
 """Dataset-wide resolution after per-row validation: id types and indices, the timestamp unit, unknown items.
 
-Ids: with ``id_type=auto`` a column whose every id is an integer literal keeps its integers as indices
-(an identity :class:`~interestrec.ids.IdMap`; integers beyond int64 are ``id_out_of_range`` rejects); any
-other id makes the column's ids strings with dense indices. Timestamps: ``auto`` picks the one epoch unit
+Ids: with ``id_type=auto`` a column whose every id is an integer literal is an integer column (integers
+beyond int64 are ``id_out_of_range`` rejects); any other id makes the column's ids strings with dense
+indices. An integer column of compact non-negative ids (below ``max(2**20, 8 × distinct ids)``) keeps them as indices (an identity
+:class:`~interestrec.ids.IdMap`, so MovieLens ids are unchanged); larger or negative integers (64-bit log
+ids) get dense indices over their exact decimal text, so no later stage sizes an array by a huge id. Timestamps: ``auto`` picks the one epoch unit
 (s/ms/us/ns) under which the numeric values fall in ``[min_timestamp, max_timestamp]`` and stops with a
 clear error when values point to different units; ISO 8601 strings are always accepted.
 """
@@ -17,10 +19,32 @@ from interestrec.ids import IdMap
 from interestrec.stages import StageError
 
 UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+IDENTITY_FLOOR = 2**20  # integer ids below max(IDENTITY_FLOOR, 8 × distinct ids) are their own index
+
+
+def int_map(values: np.ndarray) -> IdMap:
+    """The map of an integer id column: identity when the ids are non-negative and compact (below
+    ``max(2**20, 8 × distinct ids)``, so arrays indexed by id stay small), else dense over the exact text."""
+    uniq = np.unique(values)
+    if not len(uniq) or (uniq[0] >= 0 and uniq[-1] < max(IDENTITY_FLOOR, 8 * len(uniq))):
+        return IdMap.identity(uniq)
+    return IdMap.dense([str(int(v)) for v in uniq])
+
+
+def int_index(idmap: IdMap, values: np.ndarray, missing: int = -1) -> np.ndarray:
+    """Indices of integer ids under ``idmap`` (identity or dense over decimal text); ``missing`` when unknown."""
+    if idmap.kind == "identity":
+        if not len(idmap.ids):
+            return np.full(len(values), missing, np.int64)
+        pos = np.minimum(np.searchsorted(idmap.ids, values), len(idmap.ids) - 1)
+        return np.where(idmap.ids[pos] == values, values, missing).astype(np.int64)
+    return idmap.to_index([str(int(v)) for v in values], missing=missing)
 
 
 def _flag(reason: np.ndarray, mask: np.ndarray, why: str) -> None:
-    m = mask & np.array([r is None or r != r for r in reason], bool)
+    import pandas as pd
+
+    m = mask & pd.isna(reason)
     reason[m] = why
 
 
@@ -29,7 +53,9 @@ def decide_id_type(keys: list[np.ndarray], id_type: str) -> str:
     if id_type != "auto":
         return "int" if id_type == "int" else "string"
     for k in keys:
-        vals = np.array(list({v for v in k if isinstance(v, str)}), dtype=object)
+        import pandas as pd
+
+        vals = np.array([v for v in pd.unique(k) if isinstance(v, str)], dtype=object)
         _, is_int, _ = parse_int64(vals)
         if not is_int.all():
             return "string"
@@ -56,18 +82,18 @@ def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None
         _flag(reason, has & ~is_int[c], "unparsable_number")
         _flag(reason, has & is_int[c] & ~fits[c], "id_out_of_range")
         idx = np.where(has, val[c], 0)
-    ok = np.array([r is None or r != r for r in reason], bool)
+    ok = pd.isna(reason)
     if known is not None:
         if kind == "int":
-            pos = np.searchsorted(known.ids, idx)
-            found = (pos < len(known.ids)) & (known.ids[np.minimum(pos, len(known.ids) - 1)] == idx)
+            idx = int_index(known, idx)
         else:
             idx = known.to_index(np.where(codes >= 0, keys, ""), missing=-1)
-            found = idx >= 0
+        found = idx >= 0
         _flag(reason, ok & ~found, "unknown_item")
         return np.where(found, idx, 0).astype(np.int64), known
     if kind == "int":
-        return idx, IdMap.identity(idx[ok])
+        idmap = int_map(idx[ok])
+        return (idx if idmap.kind == "identity" else np.where(ok, int_index(idmap, idx), 0)).astype(np.int64), idmap
     idmap = IdMap.dense(keys[ok])
     out = np.zeros(len(keys), np.int64)
     out[ok] = idmap.to_index(keys[ok])
@@ -81,7 +107,8 @@ def catalog_map(item_keys: np.ndarray, kind: str) -> tuple[IdMap, np.ndarray]:
         if not (is_int & fits).all():
             bad = item_keys[~(is_int & fits)][:3]
             raise StageError(f"item catalog ids {list(bad)} are not integers within int64; set ingest.id_type=string")
-        return IdMap.identity(val), val
+        idmap = int_map(val)
+        return idmap, int_index(idmap, val)
     idmap = IdMap.dense(item_keys)
     return idmap, idmap.to_index(item_keys)
 
@@ -107,7 +134,9 @@ def decide_unit(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> 
 
 def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray) -> tuple[np.ndarray, str]:
     """UTC seconds of every row (0 where rejected) and the unit used; out-of-range rows are flagged."""
-    ok = np.array([r is None or r != r for r in reason], bool)
+    import pandas as pd
+
+    ok = pd.isna(reason)
     is_int = frame["ts_is_int"].to_numpy(bool)
     is_iso = frame["ts_is_iso"].to_numpy(bool)
     fval = frame["ts_float"].to_numpy(np.float64)

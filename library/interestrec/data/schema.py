@@ -19,6 +19,8 @@ REJECT_REASONS: tuple[str, ...] = (
     "undecodable_bytes",
     "oversize_text",
     "unknown_event",
+    "malformed_record",
+    "id_out_of_range",
 )
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -60,7 +62,7 @@ def raw_event_schema():
     import pyarrow as pa
 
     return pa.schema(
-        [("source", pa.string()), ("line", pa.int64())]
+        [("source", pa.string()), ("record", pa.int64()), ("line", pa.int64())]
         + [(c, pa.string()) for c in EVENT_COLUMNS]
         + [("reason", pa.string()), ("raw", pa.string())]
     )

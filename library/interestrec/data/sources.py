@@ -128,6 +128,17 @@ def read_bytes(uri: str) -> bytes:
     return data
 
 
+def read_first_line(uri: str, limit: int = 1 << 20) -> bytes:
+    """The first line of a file (at most ``limit`` bytes), gunzipped when its name ends in ``.gz``."""
+    fs, p = _fs(uri)
+    try:
+        with fs.open_input_stream(p, compression="gzip" if uri.lower().endswith(".gz") else None) as f:
+            head = f.read(limit)
+    except OSError as e:
+        raise StageError(f"cannot read input file {uri}: {e}") from e
+    return head.split(b"\n", 1)[0]
+
+
 def fingerprint(location: str) -> str:
     """Hash of the input data at ``location``: contents for local files and remote data up to 1 GiB,
     else every file's name, size and modification time (object stores change both on a rewrite)."""

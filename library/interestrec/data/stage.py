@@ -120,9 +120,9 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         artifacts.write_parquet(artifacts.join(out_dir, "rejects", f"{source}.parquet"), table)
 
     # identity maps list exactly the accepted ids; dense maps keep the indices already given out
-    if user_kind == "int":
+    if user_map.kind == "identity":
         user_map = IdMap.identity(allrows["user_id"].to_numpy()[ok])
-    if item_kind == "int" and cat_keys is None:
+    if item_map.kind == "identity" and cat_keys is None:
         item_map = IdMap.identity(allrows["item_id"].to_numpy()[ok])
     user_map.to_parquet(artifacts.join(out_dir, "ids", "users.parquet"))
     item_map.to_parquet(artifacts.join(out_dir, "ids", "items.parquet"))

@@ -25,36 +25,47 @@ _INT = re.compile(r"[+-]?\d+")
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 
 
-def _text(s) -> np.ndarray:
-    """Stripped text (``None`` for null/blank) as an object array."""
-    import pandas as pd
+def _arrow_text(values):
+    import pyarrow as pa
 
-    out = s.astype(object).to_numpy(dtype=object).copy()
-    for i, v in enumerate(out):
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            out[i] = None
-        else:
-            v = str(v).strip()
-            out[i] = v or None
-    return out
+    return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+
+
+def _text(s) -> np.ndarray:
+    """Stripped text (``None`` for null/blank) as an object array (vectorised in Arrow)."""
+    import pyarrow.compute as pc
+
+    arr = pc.utf8_trim_whitespace(_arrow_text(s.to_numpy(dtype=object) if hasattr(s, "to_numpy") else s))
+    arr = pc.if_else(pc.equal(arr, ""), None, arr)
+    return arr.to_numpy(zero_copy_only=False).astype(object)
 
 
 def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact int64 parse of text: ``(value, is_integer_literal, fits_int64)``.
 
+    Literals of up to 18 digits are cast in Arrow (exact); longer ones are checked one by one.
+
     Shapes:
         values: ``(n,)`` object (str or None); returns three ``(n,)`` arrays (int64, bool, bool).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = len(values)
     val = np.zeros(n, np.int64)
-    is_int = np.zeros(n, bool)
-    fits = np.zeros(n, bool)
-    for i, v in enumerate(values):
-        if v is not None and _INT.fullmatch(v):
-            is_int[i] = True
-            k = int(v)
-            if -(2**63) <= k < 2**63:
-                fits[i], val[i] = True, k
+    if n == 0:
+        return val, np.zeros(0, bool), np.zeros(0, bool)
+    arr = _arrow_text(values)
+    is_int = pc.fill_null(pc.match_substring_regex(arr, r"^[+-]?[0-9]+$"), False).to_numpy(zero_copy_only=False)
+    length = pc.fill_null(pc.utf8_length(arr), 0).to_numpy(zero_copy_only=False)
+    short = is_int & (length <= 18)
+    fits = short.copy()
+    if short.any():
+        val[short] = pc.cast(arr.filter(pa.array(short)), pa.int64()).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(is_int & ~short):
+        k = int(values[i])
+        if -(2**63) <= k < 2**63:
+            fits[i], val[i] = True, k
     return val, is_int, fits
 
 
@@ -69,9 +80,14 @@ def parse_timestamps(ts: np.ndarray) -> dict[str, np.ndarray]:
 
     ival, is_int, fits = parse_int64(ts)
     is_int &= fits
-    fval = pd.to_numeric(pd.Series(ts, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
-    fval[~np.isfinite(fval)] = np.nan
-    iso_like = np.array([v is not None and np.isnan(f) and bool(_ISO.fullmatch(v)) for v, f in zip(ts, fval)], bool)
+    fval = np.where(is_int, ival, np.nan).astype(np.float64)
+    rest = ~is_int & pd.notna(ts)
+    if rest.any():  # only non-integer text needs the decimal parse
+        parsed = pd.to_numeric(pd.Series(ts[rest], dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        fval[rest] = np.where(np.isfinite(parsed), parsed, np.nan)
+    iso_like = np.isnan(fval) & pd.notna(ts)
+    if iso_like.any():
+        iso_like[iso_like] = [bool(_ISO.fullmatch(v)) for v in ts[iso_like]]
     iso = np.zeros(len(ts), np.int64)
     is_iso = np.zeros(len(ts), bool)
     if iso_like.any():
@@ -101,12 +117,15 @@ def validate_events(batch, cfg: IngestConfig):
 
     user, item, ts_text = _text(batch["user_id"]), _text(batch["item_id"]), _text(batch["timestamp"])
     ev_text, val_text = _text(batch["event"]), _text(batch["value"])
-    event = np.array([None if e is None else e.lower() for e in ev_text], dtype=object)
-    text = np.array([None if (v is None or (not isinstance(v, str) and pd.isna(v))) else str(v) for v in batch["text"]], dtype=object)
-    blank = lambda a: np.array([v is None for v in a], bool)  # noqa: E731
+    import pyarrow.compute as pc
+
+    event = pc.utf8_lower(_arrow_text(ev_text)).to_numpy(zero_copy_only=False).astype(object)
+    text_arr = _arrow_text(batch["text"].to_numpy(dtype=object))
+    text = text_arr.to_numpy(zero_copy_only=False).astype(object)
+    blank = pd.isna
     is_rate, is_tag = event == "rate", event == "tag"
     missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
-    missing |= is_tag & np.array([t is None or not str(t).strip() for t in text], bool)
+    missing |= is_tag & pd.isna(_text(text))
     flag(missing, "missing_field")
 
     t = parse_timestamps(ts_text)
@@ -116,7 +135,7 @@ def validate_events(batch, cfg: IngestConfig):
     flag(bad, "unparsable_number")
     flag(~np.isin(event.astype(str), EVENT_KINDS), "unknown_event")
     flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
-    text_len = np.array([0 if x is None else len(x) for x in text])
+    text_len = pc.fill_null(pc.utf8_length(text_arr), 0).to_numpy(zero_copy_only=False)
     flag(text_len > cfg.max_text_chars, "oversize_text")
 
     raw = batch["raw"].astype(object).to_numpy(dtype=object).copy()
@@ -129,7 +148,7 @@ def validate_events(batch, cfg: IngestConfig):
         "line": batch["line"].astype("int64").to_numpy(),
         "user_key": user, "item_key": item,
         "ts_int": t["int"], "ts_is_int": t["is_int"], "ts_float": t["float"], "ts_iso": t["iso"], "ts_is_iso": t["is_iso"],
-        "event": np.array(["" if e is None else e for e in event], dtype=object),
+        "event": np.where(pd.isna(event), "", event).astype(object),
         "value": value.astype(np.float32),
         "text": text,
         "reason": reason,
