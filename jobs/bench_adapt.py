@@ -2,7 +2,8 @@
 
     # quality: ingest + adapt + evaluate the LLM-only rows next to EASE^R (registers interestrec.adapt.rows)
     python jobs/bench_adapt.py quality --out DIR [--config configs/adapt-bench.yaml] [--set KEY=VALUE ...]
-    # time per epoch, 1 vs 2 workers, on DIR/adapt's pairs (run `quality` or the adapt stage first)
+    # time per epoch, 1 vs 2 workers, on DIR/adapt's pairs (run `prepare`, `quality` or the adapt stage first)
+    python jobs/bench_adapt.py prepare --out DIR --data PATH
     python jobs/bench_adapt.py timing --out DIR [--config ...] [--objective contrastive] [--rounds 2]
 
 ``timing`` runs every measurement in its own fresh Python process (its own local Ray), alternating
@@ -66,6 +67,27 @@ def cold_targets(out: str, models: dict) -> None:
         print(f"{name} | {metrics.recall(r.rank[sel], 20):.4f} | {metrics.ndcg(r.rank[sel], 20):.4f}")
 
 
+def prepare(args: argparse.Namespace, rest: list[str]) -> int:
+    """Ingest, then write the adapt stage's contrastive training inputs (pairs, item texts) without encoding."""
+    import pyarrow as pa
+
+    from interestrec import artifacts
+    from interestrec.adapt.pairs import leak_free_texts, pairs_from_ingest, to_table
+    from interestrec.data import load_ingest
+
+    rc = pipeline.main(["--out", args.out, "--config", args.config, "--stages", "ingest", *rest])
+    if rc:
+        return rc
+    cfg = pipeline.load_config(args.config, args.set).adapt
+    art = load_ingest(artifacts.join(args.out, "ingest"))
+    ids, texts = leak_free_texts(art.items)
+    pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.max_pairs, cfg.seed)
+    artifacts.write_parquet(artifacts.join(args.out, "adapt", "items.parquet"), pa.table({"item_id": ids, "text": texts}))
+    artifacts.write_parquet(artifacts.join(args.out, "adapt", "pairs_contrastive.parquet"), to_table(pairs))
+    print(f"prepared {len(pairs)} contrastive pairs over {len(ids)} items")
+    return 0
+
+
 def train_once(args: argparse.Namespace) -> int:
     """One fresh Ray Train run on DIR/adapt's pairs with ``--workers``; prints its curve as json."""
     import dataclasses
@@ -122,7 +144,7 @@ def timing(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("quality", "timing", "train-once"))
+    p.add_argument("mode", choices=("quality", "timing", "train-once", "prepare"))
     p.add_argument("--out", required=True)
     p.add_argument("--config", default=str(pipeline.ROOT / "configs/adapt-bench.yaml"))
     p.add_argument("--set", action="append", default=[])
@@ -130,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
     args, rest = p.parse_known_args(argv)
-    if args.mode == "quality":
-        return quality(args, [*rest, *sum((["--set", s] for s in args.set), [])])
+    if args.mode in ("quality", "prepare"):
+        return (quality if args.mode == "quality" else prepare)(args, [*rest, *sum((["--set", s] for s in args.set), [])])
     return train_once(args) if args.mode == "train-once" else timing(args)
 
 

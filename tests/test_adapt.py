@@ -288,6 +288,8 @@ def test_rerun_on_changed_data_trains_from_scratch(tmp_path, ray_local):
     write_fixture(out)
     ctx = StageContext(out=out, config=PipelineConfig(adapt=_cfg(objective="projection")))
     first = run(ctx)["projection"]
+    again = run(ctx)["projection"]  # same inputs and config: the finished run is found, nothing retrained
+    assert again["run_name"] == first["run_name"] and again["checkpoint"] == first["checkpoint"]
     write_fixture(out, extra_user=True)
     second = run(ctx)["projection"]
     assert second["run_name"] != first["run_name"]
