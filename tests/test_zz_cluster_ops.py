@@ -61,15 +61,12 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dash}"
         try:
-            self._start_head(head_cpus)
+            self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
+                         "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
             self.wait_nodes(1)
         except BaseException:
             self.stop()
             raise
-
-    def _start_head(self, head_cpus: int) -> None:
-        self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
-                     "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
 
     def _start(self, args: list[str], name: str) -> None:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -224,42 +221,6 @@ def _yaml_start_command(key: str) -> str:
     return cmd
 
 
-class YamlCluster(LocalCluster):
-    """Head and workers started by cluster.yaml's own start commands (run by bash, token from the environment).
-
-    What a laptop cannot have is adapted, nothing else: the fixed port 6379 becomes a free one, the
-    dashboard binds 127.0.0.1 on this shared machine, there is no autoscaler config, and every node gets
-    ``--block``, its own ``--temp-dir`` and free agent ports (as in :class:`LocalCluster`).
-    """
-
-    def _start_head(self, head_cpus: int) -> None:
-        token = (self.logs / "auth_token").read_text()
-        self.env = {k: v for k, v in self.env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
-        self.env.update({"RAY_AUTH_TOKEN": token, "RAY_HEAD_IP": "127.0.0.1"})
-        head = _yaml_start_command("head_start_ray_commands")
-        head = head.replace("--port=6379", f"--port={self.port}").replace("--dashboard-host=0.0.0.0", "--dashboard-host=127.0.0.1")
-        head = head.replace(" --autoscaling-config=~/ray_bootstrap_config.yaml", "")
-        self._start_shell(head, ["--include-dashboard=true", f"--dashboard-port={self.dash}", f"--num-cpus={head_cpus}"], "head")
-        # `ray` CLI calls below (list nodes, job submit) authenticate like a user: mode + token from the env
-        self.env["RAY_AUTH_MODE"] = "token"
-
-    def _start_shell(self, cmd: str, extra: list[str], name: str) -> None:
-        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                          "runtime-env-agent-port", "metrics-export-port")]
-        temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
-        flags = " ".join(["--block", "--disable-usage-stats", f"--temp-dir={temp}", *ports, *extra])
-        assert cmd.count("ray start") == 1
-        env = {k: v for k, v in self.env.items() if k != "RAY_AUTH_MODE"}  # the command sets it itself
-        self.procs.append(subprocess.Popen(["bash", "-c", f"{cmd} {flags}"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
-
-    def add_yaml_worker(self, cpus: int) -> None:
-        cmd = _yaml_start_command("worker_start_ray_commands").replace("$RAY_HEAD_IP:6379", f"$RAY_HEAD_IP:{self.port}")
-        self._start_shell(cmd, [f"--num-cpus={cpus}"], f"worker{len(self.procs)}")
-        self.wait_nodes(len(self.procs))
-
-
 def test_yaml_start_command_refuses_to_start_without_a_token(tmp_path):
     """No RAY_AUTH_TOKEN and no reachable secret: the start command stops before `ray start`."""
     fake = tmp_path / "bin"
@@ -277,27 +238,3 @@ def test_yaml_start_command_refuses_to_start_without_a_token(tmp_path):
     ok = subprocess.run(["bash", "-c", _yaml_start_command("worker_start_ray_commands")],
                         env={**env, "RAY_AUTH_TOKEN": "x" * 64}, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and (tmp_path / "started").exists(), ok.stderr  # with a token it gets to `ray start`
-
-
-@pytest.mark.multinode
-def test_cluster_yaml_start_commands_run_a_two_node_cluster_and_the_pipeline(tmp_path, ml_subset):
-    """cluster.yaml's head and worker start commands for real (the worker joins with the token), then the
-    pipeline submitted with `ray job submit` (a reduced config). Writing to object storage needs the S3
-    test server of the distributed-ingest work; here the output is a local directory."""
-    c = YamlCluster(tmp_path)
-    try:
-        c.add_yaml_worker(cpus=2)
-        out = tmp_path / "out"
-        r = c.submit("python", "jobs/pipeline.py", "--data", str(ml_subset), "--out", str(out),
-                     "--stages", "ingest,encode,cluster", "--set", "cluster.k=4", "--set", "cluster.num_actors=2",
-                     "--set", "cluster.scheduling=SPREAD", "--set", "encode.also_text=false")
-        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-        for stage in ("ingest", "encode", "cluster"):
-            summary = json.loads((out / stage / "summary.json").read_text())
-            print(f"two-node yaml cluster: {stage} {summary['_run']['seconds']} s")
-        assert json.loads((out / "cluster" / "summary.json").read_text())["k"] == 4
-        denied = c.submit("python", "-c", "print(1)", env={**{k: v for k, v in c.env.items() if k != "RAY_AUTH_TOKEN"},
-                                                          "HOME": str(tmp_path)})
-        assert denied.returncode != 0
-    finally:
-        c.stop()
