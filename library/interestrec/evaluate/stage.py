@@ -14,7 +14,8 @@ from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
 from interestrec.stages import StageContext
 
 # modules that register models of ours (rows with baseline = False), imported when present
-EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.evaluate.models.fused")
+EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.evaluate.models.fused",
+                       "interestrec.adapt.rows")
 
 
 def load_models() -> None:
