@@ -51,9 +51,9 @@ class AdaptConfig:
     max_pairs: int = 20000
     lr: float = 5e-4
     projection_lr: float = 1e-3
-    projection_epochs: int = 10
+    projection_epochs: int = 5
     projection_batch_size: int = 1024
-    projection_max_pairs: int = 200_000
+    projection_max_pairs: int = 50_000
     epochs: int = 3
     batch_size: int = 256
     max_tokens: int = 128
