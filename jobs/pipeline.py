@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STAGES = ("ingest", "encode", "cluster", "dynamics", "graph", "evaluate", "publish")
+DEFAULT_STAGES = ("ingest", "adapt", "encode", "cluster", "dynamics", "graph", "evaluate", "publish")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,7 +22,8 @@ class EvaluateConfig:
         cold_user_max_events: the cold-user slice holds users with at most this many training events.
     """
 
-    models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "lightgcn", "sasrec", "llm", "graphsage", "graphsage_apr", "fused")
+    models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "l3ae", "lightgcn", "sasrec", "llm", "llm_frozen",
+                               "llm_projection", "graphsage", "graphsage_apr", "fused")
     ks: tuple[int, ...] = (10, 20)
     user_chunk: int = 1024
     tune: bool = True
