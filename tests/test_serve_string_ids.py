@@ -172,3 +172,11 @@ def test_events_with_string_ids_change_recommendations(server):
     assert not set(before[-3:]) & {i["item_id"] for i in after["items"]}  # now seen -> filtered
     bad = server.post("/events", json={"user_id": u, "events": [{"item_id": "B0nope"}]}, headers=AUTH)
     assert bad.status_code == 404 and "unknown item B0nope" in bad.text
+
+
+def test_fuzz_with_string_ids_never_answers_5xx(server):
+    from fuzz_openapi import fuzz
+
+    counts = fuzz(server, server.get("/openapi.json").json(), examples=25,
+                  headers=lambda path: AUTH if path == "/events" else None)
+    assert counts[">=500"] == 0 and counts["4xx"] > 0 and counts["2xx"] > 0, counts
