@@ -86,3 +86,22 @@ def test_sqlite_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
     t = s.export()
     assert t["user_id"].to_pylist() == ["007", "7", "7"] and t["item_id"].to_pylist() == ["B0a", "30", "0030"]
     s.close()
+
+
+def test_redis_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
+    from interestrec.serving.redis_store import RedisStore
+    from redis_server import RedisServer
+
+    srv = RedisServer(tmp_path).start()
+    try:
+        s = RedisStore(srv.url)
+        s.append("007", [{"item_id": "B0a", "timestamp": 1, "event": "view"}], "k1")
+        s.append(7, [{"item_id": 30, "timestamp": 2, "event": "view"}], "k2")
+        assert s.append("007", [{"item_id": "B0a", "timestamp": 1, "event": "view"}], "k1").duplicate
+        assert [(e.user_id, e.item_id) for e in s.fresh("007", 10)] == [("007", "B0a")]
+        assert [(e.user_id, e.item_id) for e in s.fresh(7, 10)] == [(7, 30)]
+        assert s.fresh("7", 10) == []
+        assert s.export()["user_id"].to_pylist() == ["007", "7"]
+        s.close()
+    finally:
+        srv.stop()
