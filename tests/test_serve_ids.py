@@ -105,3 +105,24 @@ def test_redis_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
         s.close()
     finally:
         srv.stop()
+
+
+def test_publish_carries_the_id_maps_and_the_loader_reads_them(tmp_path):
+    from interestrec import artifacts
+    from interestrec.publish import publish
+    from interestrec.recommend import artifacts as ra
+    from interestrec.stages import StageContext
+    from test_recommend import make_artifacts
+
+    out = make_artifacts(tmp_path / "out", graph=False, n_users=12, n_items=40)
+    for stage in ("ingest", "encode", "cluster"):
+        artifacts.write_json(out / stage / "summary.json", {"_run": {"output_hash": stage}})
+    plain = ra.load(str(out))  # an output without id maps: identity over the ids it holds
+    assert plain.user_map.kind == "identity" and plain.user_map.to_original(plain.user_ids[:2]) == [1000, 1001]
+    users = IdMap.dense([f"AE{i:02d}" for i in range(12)])
+    users.to_parquet(str(out / "ingest" / "ids" / "users.parquet"))
+    IdMap.identity(plain.item_ids).to_parquet(str(out / "ingest" / "ids" / "items.parquet"))
+    v = publish(StageContext(out=str(out)))["path"]
+    a = ra.load(v)
+    assert a.user_map == users and a.item_map == IdMap.identity(plain.item_ids)
+    assert artifacts.exists(artifacts.join(v, "ingest", "ids", "users.parquet"))
