@@ -126,3 +126,15 @@ def test_publish_carries_the_id_maps_and_the_loader_reads_them(tmp_path):
     a = ra.load(v)
     assert a.user_map == users and a.item_map == IdMap.identity(plain.item_ids)
     assert artifacts.exists(artifacts.join(v, "ingest", "ids", "users.parquet"))
+
+
+def test_cached_dense_lookup_equals_the_id_map():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    names = [f"AE{x}" for x in rng.integers(0, 10**6, 500)]
+    codec = IdCodec(IdMap.dense(names), IdMap.dense(names[:50])).prepared()
+    probe = names[::7] + ["nope", "AE-1"]
+    assert codec.item_list(probe, skip_unknown=True) == [int(i) for i in IdMap.dense(names[:50]).to_index(probe, missing=-1)
+                                                          if i >= 0]
+    assert [codec.user(n) for n in names[::7]] == IdMap.dense(names).to_index(names[::7]).tolist()

@@ -219,7 +219,7 @@ class Recommender:
         if service.version != version:
             raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
         old = self.service.version if self.service is not None else None
-        codec = IdCodec(service.arts.user_map, service.arts.item_map)
+        codec = IdCodec(service.arts.user_map, service.arts.item_map).prepared()
         self.codecs = {**{v: c for v, c in self.codecs.items() if v == old}, version: codec}  # in-flight: old
         self.service = service
 

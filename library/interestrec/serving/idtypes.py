@@ -14,8 +14,10 @@ into the serving version's index space on read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Annotated
 
+import numpy as np
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from interestrec.ids import IdMap, UnknownIdError
@@ -76,22 +78,40 @@ class IdCodec:
         if not originals:
             return []
         if skip_unknown:
-            return [int(i) for i in self.items.to_index(originals, missing=MISSING) if i != MISSING]
+            return [int(i) for i in self._to_index(self.items, originals, missing=MISSING) if i != MISSING]
         return [int(i) for i in self._in(self.items, originals, "item")]
 
     def event_indices(self, events: list) -> list:
         """Stored events (original ids) with ``item_id`` as this version's index (:data:`MISSING` when unknown)."""
         if not events:
             return events
-        idx = self.items.to_index([e.item_id for e in events], missing=MISSING)
+        idx = self._to_index(self.items, [e.item_id for e in events], missing=MISSING)
         return [dataclasses.replace(e, item_id=int(i)) for e, i in zip(events, idx)]
 
-    @staticmethod
-    def _in(idmap: IdMap, originals: list, what: str):
+    def prepared(self) -> IdCodec:
+        """This codec with its lookup tables built (call at load time, not on a request)."""
+        _ = self._dense_pos
+        return self
+
+    @functools.cached_property
+    def _dense_pos(self) -> dict[int, dict[str, int]]:
+        """Per dense map (by ``id``): original id → index, built once (``IdMap.to_index`` hashes per call)."""
+        return {id(m): {str(v): i for i, v in enumerate(m.ids)} for m in (self.users, self.items) if m.kind == "dense"}
+
+    def _to_index(self, idmap: IdMap, originals: list, missing: int | None = None) -> np.ndarray:
+        if idmap.kind != "dense":
+            return idmap.to_index(originals, missing=missing)
+        pos = self._dense_pos[id(idmap)]
+        out = np.array([pos.get(str(v), MISSING) for v in originals], np.int64)
+        if missing is None and (out == MISSING).any():
+            raise UnknownIdError("unknown id(s)")
+        return out if missing is None or missing == MISSING else np.where(out == MISSING, missing, out)
+
+    def _in(self, idmap: IdMap, originals: list, what: str):
         try:
-            return idmap.to_index(originals)
+            return self._to_index(idmap, originals)
         except UnknownIdError:
-            bad = idmap.to_index(originals, missing=MISSING)
+            bad = self._to_index(idmap, originals, missing=MISSING)
             first = next(o for o, i in zip(originals, bad) if i == MISSING)
             if idmap.kind == "identity" and _as_int64(first) is None:
                 raise InvalidId(f"{what}_id {first!r}: this dataset's {what} ids are int64 numbers") from None
