@@ -73,8 +73,8 @@ def _install_error_handlers(api: FastAPI) -> None:
     from interestrec.recommend.service import InvalidRequest, NotFound
     from interestrec.serving.store import KeyConflict, StoreError
 
-    codes = [(NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422), (StoreError, 503), (Unavailable, 503),
-             (Unauthorized, 401)]
+    codes = [(NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
+             (StoreError, 503), (Unavailable, 503), (Unauthorized, 401)]
     for exc, code in codes:
         def handler(request: Request, e: Exception, code=code):
             headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
