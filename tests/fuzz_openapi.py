@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,7 +93,8 @@ def _fuzz_one(client, spec: dict, path: str, method: str, op: dict, examples: in
     def run(case):
         url = path
         for k, v in case["path"].items():
-            url = url.replace("{" + k + "}", str(v) if not isinstance(v, str) else v.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+            text = str(v) if not isinstance(v, str) else v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            url = url.replace("{" + k + "}", quote(text, safe=""))  # a path segment: control chars, '/' escaped
         query = {k: json.dumps(v) if not isinstance(v, str) else v.encode("utf-8", "replace").decode()
                  for k, v in case["query"].items()}
         content = json.dumps(case["body"], allow_nan=True).encode() if body else None

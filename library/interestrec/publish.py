@@ -18,7 +18,7 @@ from interestrec.stages import StageContext
 
 # stage -> files (relative to the stage dir) the serving side needs; missing optional ones are skipped
 SERVED_FILES: dict[str, tuple[str, ...]] = {
-    "ingest": ("events.parquet", "items.parquet", "windows.parquet"),
+    "ingest": ("events.parquet", "items.parquet", "windows.parquet", "ids/users.parquet", "ids/items.parquet"),
     "encode": ("items.parquet", "users.parquet"),
     "cluster": ("centroids.npy", "assignments.parquet"),
     "dynamics": ("clusters.json", "lineage.json"),
@@ -65,7 +65,7 @@ def publish(ctx: StageContext) -> dict:
             src_fs, src = artifacts._fs_and_path(artifacts.join(ctx.stage_dir(stage), name))
             if src_fs.get_file_info(src).type == pafs.FileType.NotFound:
                 continue
-            fs.create_dir(f"{tmp}/{stage}", recursive=True)
+            fs.create_dir(f"{tmp}/{stage}/{name}".rsplit("/", 1)[0], recursive=True)
             pafs.copy_files(src, f"{tmp}/{stage}/{name}", source_filesystem=src_fs, destination_filesystem=fs)
             files.append(f"{stage}/{name}")
     files.append(_write_item_table(ctx, tmp, (metrics.get("fused") or {}).get("params") or {}))

@@ -36,7 +36,12 @@ def serve_check(ctx: StageContext) -> None:
 
     path = resolve_root(ctx.out)
     events = artifacts.read_parquet(artifacts.join(path, "ingest", "events.parquet"), columns=["user_id"])
-    user = int(np.min(events["user_id"].to_numpy()))
+    user_maps = artifacts.join(path, "ingest", "ids", "users.parquet")
+    user = int(np.min(events["user_id"].to_numpy()))  # the index; the API speaks the original id
+    if artifacts.exists(user_maps):
+        from interestrec.ids import IdMap
+
+        user = IdMap.from_parquet(user_maps).to_original([user])[0]
     host = ctx.config.serve.host
     port = _free_port(host)
     serve.start(http_options={"host": host, "port": port})

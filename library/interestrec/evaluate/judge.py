@@ -15,22 +15,27 @@ from interestrec import artifacts
 BEST_BASELINE_RULE = "the baseline=True row with the highest test NDCG@10"
 
 
-def write_ranks(path: str, user_ids: np.ndarray, rank: np.ndarray) -> None:
-    """Write one row's per-user ranks (``user_id`` original id, ``rank`` 0-based) atomically.
+def write_ranks(path: str, user_ids, rank: np.ndarray) -> None:
+    """Write one row's per-user ranks (``user_id`` the data's original id, ``rank`` 0-based) atomically.
+
+    ``user_ids`` are original ids: ints (an int64 column) or strings (a string column).
 
     Shapes:
         user_ids, rank: ``(m,)``.
     """
     import pyarrow as pa
 
-    table = pa.table({"user_id": pa.array(np.asarray(user_ids, np.int64)), "rank": pa.array(np.asarray(rank, np.int64))})
+    ids = list(user_ids)
+    col = (pa.array([str(u) for u in ids], pa.string()) if any(isinstance(u, str) for u in ids)
+           else pa.array(np.asarray(ids, np.int64), pa.int64()))
+    table = pa.table({"user_id": col, "rank": pa.array(np.asarray(rank, np.int64))})
     artifacts.write_parquet(path, table)
 
 
-def read_ranks(path: str) -> dict[int, int]:
+def read_ranks(path: str) -> dict[int | str, int]:
     """``{user_id: rank}`` from a ranks file."""
     t = artifacts.read_parquet(path)
-    return dict(zip(t["user_id"].to_numpy().tolist(), t["rank"].to_numpy().tolist()))
+    return dict(zip(t["user_id"].to_pylist(), t["rank"].to_numpy().tolist()))
 
 
 def ndcg_per_user(rank: np.ndarray, k: int = 10) -> np.ndarray:

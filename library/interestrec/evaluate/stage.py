@@ -42,6 +42,15 @@ def genre_features(items, item_ids: np.ndarray) -> np.ndarray:
     return f
 
 
+def _user_map(ingest_dir: str):
+    """The ingest's user :class:`~interestrec.ids.IdMap` (identity for an output written before id maps)."""
+    from interestrec import artifacts
+    from interestrec.ids import IdMap
+
+    path = artifacts.join(ingest_dir, "ids", "users.parquet")
+    return IdMap.from_parquet(path) if artifacts.exists(path) else IdMap.identity([])
+
+
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     from interestrec import artifacts
@@ -75,8 +84,10 @@ def run(ctx: StageContext) -> dict:
                             "removed": list(ABLATIONS[row]), "seconds": round(time.perf_counter() - t0, 2)}
             ctx.log(f"evaluate: {row} NDCG@10 {m['ndcg@10']:.4f} (fused {results['fused']['ndcg@10']:.4f})")
     ranks_dir = artifacts.join(ctx.stage_dir("evaluate"), "ranks")
-    for name, r in rankings.items():
-        judge.write_ranks(artifacts.join(ranks_dir, f"{name}.parquet"), test.user_ids[r.users], r.rank)
+    users_map = _user_map(ctx.stage_dir("ingest"))
+    for name, r in rankings.items():  # the files speak the data's original user ids
+        judge.write_ranks(artifacts.join(ranks_dir, f"{name}.parquet"), users_map.to_original(test.user_ids[r.users]),
+                          r.rank)
     by_user = {name: dict(zip(test.user_ids[r.users].tolist(), r.rank.tolist())) for name, r in rankings.items()}
     judged = judge.comparisons(results, by_user, [a for a in ABLATIONS if a in results], cfg.bootstrap_resamples,
                                cfg.bootstrap_seed)

@@ -19,6 +19,7 @@ import numpy as np
 
 from interestrec import artifacts
 from interestrec.data.schema import INTERACTION_KINDS
+from interestrec.ids import IdMap
 
 # a required file -> the stage that writes it (for the error message)
 REQUIRED = {
@@ -72,6 +73,8 @@ class ServingArtifacts:
     dyn_window: np.ndarray | None = None
     dyn_cluster: np.ndarray | None = None
     user_interests: list[np.ndarray | None] = field(default_factory=list)  # encode-stage interests (None = absent)
+    user_map: IdMap | None = None  # ingest/ids/users.parquet: original user ids <-> the int64 ids above
+    item_map: IdMap | None = None  # ingest/ids/items.parquet
 
 
 def resolve_root(path: str) -> str:
@@ -205,6 +208,16 @@ def load_interests(root: str, user_ids: np.ndarray) -> list[np.ndarray | None]:
     return out
 
 
+def load_id_maps(root: str, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[IdMap, IdMap]:
+    """The ingest's ``ids/{users,items}.parquet`` maps; identity maps over ``user_ids`` / ``item_ids`` for an
+    output written before ids were mapped (its ids are the originals)."""
+    out = []
+    for name, ids in (("users", user_ids), ("items", item_ids)):
+        p = artifacts.join(root, "ingest", "ids", f"{name}.parquet")
+        out.append(IdMap.from_parquet(p) if artifacts.exists(p) else IdMap.identity(ids))
+    return out[0], out[1]
+
+
 def load(path: str) -> ServingArtifacts:
     """Read an artifact directory into :class:`ServingArtifacts`.
 
@@ -244,6 +257,7 @@ def load(path: str) -> ServingArtifacts:
         pos = lookup(user_ids, d["user_id"].to_numpy())
         ok = pos >= 0
         dyn = [pos[ok], d["window"].to_numpy()[ok].astype(np.int64), d["cluster"].to_numpy()[ok].astype(np.int64)]
+    maps = load_id_maps(root, user_ids, item_ids)
     genres = (dict(zip(items["item_id"].to_pylist(), [g or [] for g in items["genres"].to_pylist()]))
               if "genres" in items.column_names else {})
     return ServingArtifacts(
@@ -257,4 +271,5 @@ def load(path: str) -> ServingArtifacts:
         graph_users=gu, graph_items=gi, fused_params=tuned_params(root), genres=genres,
         dyn_user=dyn[0], dyn_window=dyn[1], dyn_cluster=dyn[2], user_interests=load_interests(root, user_ids),
         item_table=read_table(tp, item_ids) if artifacts.exists(tp) else None,
+        user_map=maps[0], item_map=maps[1],
     )

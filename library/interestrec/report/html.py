@@ -151,15 +151,34 @@ def _k_selection(out: str) -> str:
     return "".join(parts)
 
 
+def _item_map(out: str):
+    """The ingest's item :class:`~interestrec.ids.IdMap`, or ``None`` for an output written before id maps."""
+    from interestrec.ids import IdMap
+
+    path = artifacts.join(out, "ingest", "ids", "items.parquet")
+    return IdMap.from_parquet(path) if artifacts.exists(path) else None
+
+
+def _item_name(t, item_map) -> str:
+    """A top item as a reader knows it: its title, else its original id (never the internal index)."""
+    if not isinstance(t, dict):
+        return str(t)
+    idx = t.get("item_id")
+    original = item_map.to_original([idx])[0] if item_map is not None and idx is not None else idx
+    title = t.get("title")
+    return str(title) if title and str(title) != str(idx) else str(original)
+
+
 def _clusters(out: str) -> str:
     clusters = _read(out, "dynamics", "clusters.json")
     if clusters is None:
         return _missing("dynamics")
     items = clusters.items() if isinstance(clusters, dict) else enumerate(clusters)
+    item_map = _item_map(out)
     rows = []
     for cid, c in items:
         top = c.get("top_items") or []
-        names = ", ".join(str(t.get("title", t) if isinstance(t, dict) else t) for t in top[:3])
+        names = ", ".join(_item_name(t, item_map) for t in top[:3])
         rows.append([cid, c.get("description", ""), names])
     return _table(rows, ["cluster", "description", "top items"])
 

@@ -15,6 +15,10 @@ restarted replica loses nothing.
 The artifact version is each deployment's ``user_config`` (``{"artifacts": ROOT, "version": ID}``): a new
 version goes through ``reconfigure`` (loaded next to the old one, swapped in one assignment) without
 restarting replicas, and every replica serves the same pinned version id.
+
+Clients speak the dataset's original user and item ids (int64 or string); each handler translates them
+once with the served version's :class:`~interestrec.serving.idtypes.IdCodec` (requests in, every id of the
+response out), and the store keys fresh events by the original ids.
 """
 
 import asyncio
@@ -33,6 +37,7 @@ from ray.serve.exceptions import RayServeException
 
 from interestrec.recommend.config import ServeConfig
 from interestrec.serving import schemas as S
+from interestrec.serving.idtypes import IdCodec, InvalidId, PathId, UnknownId
 from interestrec.serving.versions import pin_version, resolve_pinned
 
 log = logging.getLogger("ray.serve")
@@ -68,8 +73,8 @@ def _install_error_handlers(api: FastAPI) -> None:
     from interestrec.recommend.service import InvalidRequest, NotFound
     from interestrec.serving.store import KeyConflict, StoreError
 
-    codes = [(NotFound, 404), (KeyConflict, 409), (InvalidRequest, 422), (StoreError, 503), (Unavailable, 503),
-             (Unauthorized, 401)]
+    codes = [(NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
+             (StoreError, 503), (Unavailable, 503), (Unauthorized, 401)]
     for exc, code in codes:
         def handler(request: Request, e: Exception, code=code):
             headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
@@ -192,6 +197,7 @@ class Recommender:
         self.encoder = encoder
         self.store = open_store(config.store)
         self.service = None
+        self.codecs: dict[str, IdCodec] = {}  # version -> its id translation
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
         except RayServeException:  # constructed outside Serve (tests, notebooks)
@@ -212,6 +218,9 @@ class Recommender:
         service = RecommenderService(path, half_life_days=self.cfg.half_life_days)  # load fully, then swap
         if service.version != version:
             raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
+        old = self.service.version if self.service is not None else None
+        codec = IdCodec(service.arts.user_map, service.arts.item_map).prepared()
+        self.codecs = {**{v: c for v, c in self.codecs.items() if v == old}, version: codec}  # in-flight: old
         self.service = service
 
     def check_health(self) -> None:
@@ -233,44 +242,49 @@ class Recommender:
             if e.timestamp is not None and not lo <= e.timestamp <= hi:
                 raise InvalidRequest(f"timestamp {e.timestamp} outside [{lo}, {hi}]")
 
-    def _fresh_states(self, service, user_ids: list[int]) -> tuple[list, bool]:
+    def _fresh_states(self, service, codec: IdCodec, users: list[int]) -> tuple[list, bool]:
+        """Fresh states of user indices: the store is read by original ids, its events mapped to indices."""
         from interestrec.serving.store import StoreError
 
         try:
-            rows = self.store.fresh_many(user_ids, self.cfg.max_fresh_events)
+            rows = self.store.fresh_many([codec.store_key(u) for u in users], self.cfg.max_fresh_events)
         except StoreError:
             _metrics()["fallbacks"].inc()
-            return [None] * len(user_ids), False
-        return [service.state_from_events(u, r) if r else None for u, r in zip(user_ids, rows)], True
+            return [None] * len(users), False
+        return [service.state_from_events(u, codec.event_indices(r)) if r else None for u, r in zip(users, rows)], True
 
     def _known_sync(self, service, reqs: list[tuple]) -> list:
-        """Score a batch of known-user requests: one store round trip, one matrix product per parameter group."""
+        """Score a batch of known-user requests (original ids, translated here with the batch's version):
+        one store round trip, one matrix product per parameter group."""
         from interestrec.recommend.service import NotFound
 
+        codec = self.codecs[service.version]
         out: list = [None] * len(reqs)
-        ok = []
-        for j, (uid, *_rest) in enumerate(reqs):
+        ok, users, excludes = [], {}, {}
+        for j, (original, *_rest) in enumerate(reqs):
             try:
-                service.user_index(uid)
+                users[j] = codec.user(original)
+                service.user_index(users[j])
+                excludes[j] = codec.item_list(reqs[j][4] or [], skip_unknown=True)
                 ok.append(j)
-            except NotFound as e:
+            except (NotFound, UnknownId, InvalidId) as e:
                 out[j] = e
-        states, _ = self._fresh_states(service, [reqs[j][0] for j in ok])
+        states, _ = self._fresh_states(service, codec, [users[j] for j in ok])
         state_of = dict(zip(ok, states))
         groups: dict[tuple, list[int]] = {}
         for j in ok:
             groups.setdefault(reqs[j][1:4], []).append(j)
         for (k, exclude_seen, diversity), js in groups.items():
             try:
-                bodies = service.recommend_many([reqs[j][0] for j in js], k, exclude_seen, diversity,
-                                                [state_of[j] for j in js], [reqs[j][4] for j in js],
+                bodies = service.recommend_many([users[j] for j in js], k, exclude_seen, diversity,
+                                                [state_of[j] for j in js], [excludes[j] for j in js],
                                                 [reqs[j][5] for j in js])
             except Exception as e:  # a typed error of this group goes back to each of its callers
                 bodies = [e] * len(js)
             for j, b in zip(js, bodies):
                 if isinstance(b, dict):
                     st = state_of[j]
-                    b = {**b, "fresh_events": st.events if st is not None else 0, "replica": self.replica}
+                    b = {**codec.out(b), "fresh_events": st.events if st is not None else 0, "replica": self.replica}
                 out[j] = b
         return out
 
@@ -300,9 +314,12 @@ class Recommender:
             text_vec = None
             if req.text:
                 text_vec = await self._encode(req.text)
-            body = service.recommend_history([h.model_dump() for h in req.history], req.k, text_vec, req.diversity,
-                                             req.exclude_items)
-            return {**body, "user_id": req.user_id, "replica": self.replica}
+            codec = self.codecs[service.version]
+            idx = codec.item_list([h.item_id for h in req.history])
+            history = [{**h.model_dump(), "item_id": i} for h, i in zip(req.history, idx)]
+            body = service.recommend_history(history, req.k, text_vec, req.diversity,
+                                             codec.item_list(req.exclude_items, skip_unknown=True))
+            return {**codec.out(body), "user_id": req.user_id, "replica": self.replica}
         if req.user_id is None:
             raise InvalidRequest("give either user_id or a non-empty history")
         out = await self._known((req.user_id, req.k, req.exclude_seen, req.diversity, req.exclude_items, authed))
@@ -339,33 +356,45 @@ class Recommender:
         if not _authorised(self.cfg.token, authorization):
             raise Unauthorized("POST /events needs 'Authorization: Bearer <token>'")
         self._check_times(req.events)
-        self.service.validate_events(req.user_id, [e.model_dump() for e in req.events])
+        service = self.service
+        codec = self.codecs[service.version]
+        user = codec.user(req.user_id)
+        items = codec.item_list([e.item_id for e in req.events])
+        service.validate_events(user, [{**e.model_dump(), "item_id": i} for e, i in zip(req.events, items)])
         now = int(time.time())
-        events = [{**e.model_dump(), "timestamp": now if e.timestamp is None else e.timestamp} for e in req.events]
+        # stored under the canonical original ids (stable across versions; the export re-ingests as is)
+        originals = codec.original_items(items)
+        events = [{**e.model_dump(), "item_id": o, "timestamp": now if e.timestamp is None else e.timestamp}
+                  for e, o in zip(req.events, originals)]
         key = req.idempotency_key or uuid.uuid4().hex
-        ack = await asyncio.to_thread(self.store.append, req.user_id, events, key)  # durable before the answer
-        return {"user_id": req.user_id, "events": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate,
+        user_key = codec.store_key(user)
+        ack = await asyncio.to_thread(self.store.append, user_key, events, key)  # durable before the answer
+        return {"user_id": user_key, "events": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate,
                 "idempotency_key": key}
 
     @app.get("/users/{user_id}/interests", response_model=S.InterestsResponse)
-    async def interests(self, user_id: PathInt64, authorization: str | None = Header(None)):
+    async def interests(self, user_id: Annotated[PathId, Path()], authorization: str | None = Header(None)):
         self._read_auth(authorization)
         service = self.service
-        service.user_index(user_id)
-        (state,), _ = await asyncio.to_thread(self._fresh_states, service, [user_id])
-        return service.interests(user_id, state)
+        codec = self.codecs[service.version]
+        user = codec.user(user_id)
+        service.user_index(user)
+        (state,), _ = await asyncio.to_thread(self._fresh_states, service, codec, [user])
+        return codec.out(service.interests(user, state))
 
     @app.get("/users/{user_id}/similar", response_model=S.SimilarResponse)
-    async def similar(self, user_id: PathInt64, n: int = 10, k: int = 10, authorization: str | None = Header(None)):
+    async def similar(self, user_id: Annotated[PathId, Path()], n: int = 10, k: int = 10, authorization: str | None = Header(None)):
         from interestrec.recommend.service import InvalidRequest
 
         authed = self._read_auth(authorization)
         if not 1 <= n <= 100:
             raise InvalidRequest("n must be in [1, 100]")
         service = self.service
-        service.user_index(user_id)
-        (state,), _ = await asyncio.to_thread(self._fresh_states, service, [user_id])
-        body = service.similar(user_id, n, k, state)
+        codec = self.codecs[service.version]
+        user = codec.user(user_id)
+        service.user_index(user)
+        (state,), _ = await asyncio.to_thread(self._fresh_states, service, codec, [user])
+        body = codec.out(service.similar(user, n, k, state))
         return body if authed else {**body, "users": []}  # other users' ids only to an authorised caller
 
     @app.get("/clusters", response_model=S.ClustersResponse)
@@ -376,7 +405,8 @@ class Recommender:
     @app.get("/clusters/{cid}")
     async def cluster(self, cid: PathInt64, authorization: str | None = Header(None)) -> dict:
         self._read_auth(authorization)
-        return self.service.cluster(cid)
+        service = self.service
+        return self.codecs[service.version].out(service.cluster(cid))
 
 
 def build_app(args: dict):

@@ -1,17 +1,154 @@
-"""The one place the serving API's user and item id types are defined (int64 today).
+"""The one place the serving API's user and item ids are defined and translated.
 
-Request models, the store and the handlers use these aliases, so a change of id type happens here.
+Clients speak the dataset's original ids: an int64 (MovieLens, the synthetic generator: identity-mapped)
+or a string (``"AE3V…"``, ``"B07X…"``: dense-mapped). :class:`IdCodec` translates them once at the HTTP
+edge, through the ingest's :class:`~interestrec.ids.IdMap` pair, into the int64 indices the model uses,
+and every id in a response back into the original. An id of the wrong kind for the dataset (a string
+for an integer-id dataset that is not a number) is unknown: ``404`` with the id named.
+
+The fresh-event store keys events by the **original** ids (stable across artifact versions, while a
+dense index can shift when a new version sees new ids); :meth:`IdCodec.event_indices` maps stored events
+into the serving version's index space on read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Annotated
 
-from pydantic import Field
+import numpy as np
+from pydantic import AfterValidator, Field, StrictInt, StrictStr
+
+from interestrec.ids import IdMap, UnknownIdError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_ID_CHARS = 256
+MISSING = INT64_MIN  # the index of an id this version does not know (never a real index)
 
-UserId = int
-ItemId = int
-UserIdField = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="user id (int64)")]
-ItemIdField = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="item id (int64)")]
+UserId = int | str
+ItemId = int | str
+
+
+def _utf8(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("ids must be valid UTF-8 (no lone surrogates)") from None
+    return v
+
+
+_Int = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+_Str = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_utf8)]
+UserIdField = Annotated[_Int | _Str, Field(description="user id as in the data: an int64 or a string")]
+ItemIdField = Annotated[_Int | _Str, Field(description="item id as in the data: an int64 or a string")]
+PathId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class InvalidId(ValueError):
+    """An id that cannot be one of this dataset's: a non-numeric string where ids are int64 (422)."""
+
+
+class UnknownId(KeyError):
+    """An original id the served data does not know (the HTTP layer answers 404)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown id"
+
+
+@dataclasses.dataclass(frozen=True)
+class IdCodec:
+    """Original ids ↔ model indices for one artifact version.
+
+    Args:
+        users: the ingest's user :class:`IdMap`.
+        items: the ingest's item :class:`IdMap`.
+    """
+
+    users: IdMap
+    items: IdMap
+
+    # ----------------------------------------------------------------- in
+    def user(self, original: UserId) -> int:
+        """The index of one original user id; :class:`UnknownId` when unknown or of the wrong kind."""
+        return int(self._in(self.users, [original], "user")[0])
+
+    def item_list(self, originals: list[ItemId], skip_unknown: bool = False) -> list[int]:
+        """Indices of original item ids; unknown ones raise :class:`UnknownId` (or are dropped with ``skip_unknown``)."""
+        if not originals:
+            return []
+        if skip_unknown:
+            return [int(i) for i in self._to_index(self.items, originals, missing=MISSING) if i != MISSING]
+        return [int(i) for i in self._in(self.items, originals, "item")]
+
+    def event_indices(self, events: list) -> list:
+        """Stored events (original ids) with ``item_id`` as this version's index (:data:`MISSING` when unknown)."""
+        if not events:
+            return events
+        idx = self._to_index(self.items, [e.item_id for e in events], missing=MISSING)
+        return [dataclasses.replace(e, item_id=int(i)) for e, i in zip(events, idx)]
+
+    def prepared(self) -> IdCodec:
+        """This codec with its lookup tables built (call at load time, not on a request)."""
+        _ = self._dense_pos
+        return self
+
+    @functools.cached_property
+    def _dense_pos(self) -> dict[int, dict[str, int]]:
+        """Per dense map (by ``id``): original id → index, built once (``IdMap.to_index`` hashes per call)."""
+        return {id(m): {str(v): i for i, v in enumerate(m.ids)} for m in (self.users, self.items) if m.kind == "dense"}
+
+    def _to_index(self, idmap: IdMap, originals: list, missing: int | None = None) -> np.ndarray:
+        if idmap.kind != "dense":
+            return idmap.to_index(originals, missing=missing)
+        pos = self._dense_pos[id(idmap)]
+        out = np.array([pos.get(str(v), MISSING) for v in originals], np.int64)
+        if missing is None and (out == MISSING).any():
+            raise UnknownIdError("unknown id(s)")
+        return out if missing is None or missing == MISSING else np.where(out == MISSING, missing, out)
+
+    def _in(self, idmap: IdMap, originals: list, what: str):
+        try:
+            return self._to_index(idmap, originals)
+        except UnknownIdError:
+            bad = self._to_index(idmap, originals, missing=MISSING)
+            first = next(o for o, i in zip(originals, bad) if i == MISSING)
+            if idmap.kind == "identity" and _as_int64(first) is None:
+                raise InvalidId(f"{what}_id {first!r}: this dataset's {what} ids are int64 numbers") from None
+            raise UnknownId(f"unknown {what} {first}") from None
+
+    # ----------------------------------------------------------------- out
+    def out(self, body):
+        """``body`` with every ``item_id`` / ``user_id`` (model indices) replaced by the original id.
+
+        ``None`` stays ``None``; lists and nested dicts are walked.
+        """
+        if isinstance(body, list):
+            return [self.out(b) for b in body]
+        if not isinstance(body, dict):
+            return body
+        res = {}
+        for k, v in body.items():
+            if k == "item_id" and v is not None:
+                res[k] = self.items.to_original([v])[0]
+            elif k == "user_id" and v is not None:
+                res[k] = self.users.to_original([v])[0]
+            else:
+                res[k] = self.out(v)
+        return res
+
+    def store_key(self, user: int) -> UserId:
+        """The store's key of a user index: the user's original id."""
+        return self.users.to_original([user])[0]
+
+    def original_items(self, items: list[int]) -> list[ItemId]:
+        """Original ids of item indices (for events written to the store)."""
+        return self.items.to_original(items)
+
+
+def _as_int64(v) -> int | None:
+    try:
+        i = int(v) if not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+    return i if i is not None and INT64_MIN <= i <= INT64_MAX else None

@@ -12,7 +12,17 @@ from __future__ import annotations
 import json
 
 from interestrec.serving.idtypes import UserId
-from interestrec.serving.store import Ack, Event, KeyConflict, StoreError, _check, events_table, fingerprint
+from interestrec.serving.store import (
+    Ack,
+    Event,
+    KeyConflict,
+    StoreError,
+    _check,
+    events_table,
+    fingerprint,
+    id_key,
+    id_value,
+)
 
 APPEND = """#!lua
 local prev = redis.call('HMGET', KEYS[1], 'digest', 'first', 'n')
@@ -52,12 +62,12 @@ class RedisStore:
             raise StoreError(f"Redis store {url}: {e}") from e
 
     def _user(self, user_id: UserId) -> str:
-        return f"{self._tag}:user:{int(user_id)}"
+        return f"{self._tag}:user:{id_key(user_id)}"
 
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
         _check(events)
         digest = fingerprint(user_id, events)
-        members = [json.dumps({"batch": key, "user_id": int(user_id), "item_id": int(e["item_id"]),
+        members = [json.dumps({"batch": key, "user_id": id_value(id_key(user_id)), "item_id": id_value(id_key(e["item_id"])),
                                "timestamp": int(e["timestamp"]), "event": str(e["event"]),
                                "value": None if e.get("value") is None else float(e["value"]),
                                "text": e.get("text")}, separators=(",", ":")) for e in events]

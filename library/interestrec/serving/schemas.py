@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from interestrec.serving.idtypes import INT64_MAX, INT64_MIN, ItemIdField, UserIdField
+from interestrec.serving.idtypes import INT64_MAX, INT64_MIN, ItemId, ItemIdField, UserId, UserIdField
 
 MAX_HISTORY, MAX_TEXT, MAX_K, MAX_BATCH_USERS, MAX_KEY = 1000, 2000, 1000, 100, 200
 EventKind = Literal["view", "click", "rate", "purchase", "tag", "search"]
@@ -63,7 +63,7 @@ class EventsRequest(BaseModel):
 
 
 class Item(BaseModel):
-    item_id: int
+    item_id: ItemId
     title: str
 
 
@@ -82,7 +82,7 @@ class RecommendedItem(Item):
 
 
 class RecommendResponse(BaseModel):
-    user_id: int | None
+    user_id: UserId | None
     cluster: int
     version: str
     items: list[RecommendedItem]
@@ -95,7 +95,7 @@ class BatchRecommendResponse(BaseModel):
 
 
 class EventsResponse(BaseModel):
-    user_id: int
+    user_id: UserId
     events: int
     first_seq: int
     duplicate: bool
@@ -108,7 +108,7 @@ class Interest(BaseModel):
 
 
 class InterestsResponse(BaseModel):
-    user_id: int
+    user_id: UserId
     cluster: int
     interests: list[Interest]
     history_size: int
@@ -116,7 +116,7 @@ class InterestsResponse(BaseModel):
 
 
 class SimilarUser(BaseModel):
-    user_id: int
+    user_id: UserId
     similarity: float
 
 
@@ -125,7 +125,7 @@ class SimilarItem(Item):
 
 
 class SimilarResponse(BaseModel):
-    user_id: int
+    user_id: UserId
     cluster: int
     users: list[SimilarUser]
     items: list[SimilarItem]

@@ -12,7 +12,17 @@ import sqlite3
 import threading
 
 from interestrec.serving.idtypes import UserId
-from interestrec.serving.store import Ack, Event, KeyConflict, StoreError, _check, events_table, fingerprint
+from interestrec.serving.store import (
+    Ack,
+    Event,
+    KeyConflict,
+    StoreError,
+    _check,
+    events_table,
+    fingerprint,
+    id_key,
+    id_value,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -63,7 +73,7 @@ class SQLiteStore:
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
         _check(events)
         digest = fingerprint(user_id, events)
-        rows = [(key, int(user_id), int(e["item_id"]), int(e["timestamp"]), str(e["event"]),
+        rows = [(key, id_key(user_id), id_key(e["item_id"]), int(e["timestamp"]), str(e["event"]),
                  None if e.get("value") is None else float(e["value"]), e.get("text")) for e in events]
         with self._lock:
             db = self._db
@@ -81,7 +91,7 @@ class SQLiteStore:
                     last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
                     first = int(last) - len(rows) + 1
                     db.execute("INSERT INTO batches (key, user_id, digest, first_seq, n) VALUES (?, ?, ?, ?, ?)",
-                               (key, int(user_id), digest, first, len(rows)))
+                               (key, id_key(user_id), digest, first, len(rows)))
                     db.execute("COMMIT")
                 except BaseException:
                     if db.in_transaction:
@@ -97,11 +107,11 @@ class SQLiteStore:
                 rows = self._db.execute(sql, args).fetchall()
             except sqlite3.Error as e:
                 raise StoreError(f"event store read failed: {e}") from e
-        return [Event(*r) for r in rows]
+        return [Event(s, b, id_value(u), id_value(i), *rest) for s, b, u, i, *rest in rows]
 
     def fresh(self, user_id: UserId, limit: int) -> list[Event]:
         rows = self._read(f"SELECT {COLUMNS} FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
-                          (int(user_id), int(limit)))
+                          (id_key(user_id), int(limit)))
         return rows[::-1]
 
     def fresh_many(self, user_ids: list[UserId], limit: int) -> list[list[Event]]:

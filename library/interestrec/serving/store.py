@@ -11,6 +11,10 @@ acknowledgement and applies nothing (a retry after a lost reply is safe); the sa
 events is a :class:`KeyConflict`. :meth:`EventStore.fresh` returns at most the newest ``limit`` events of
 a user (the live state's bound); :meth:`EventStore.export` returns everything, in the
 ``ingest/events.parquet`` column types, for the batch pipeline.
+
+Events are keyed by the dataset's **original** user and item ids (an int64 or a string; see
+:mod:`interestrec.serving.idtypes`), so a stored event means the same user and item in every artifact
+version and the export holds ids the pipeline's readers ingest as they are.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
-from interestrec.serving.idtypes import UserId
+from interestrec.serving.idtypes import ItemId, UserId
 
 
 class StoreError(RuntimeError):
@@ -38,7 +42,7 @@ class Event:
     seq: int
     batch: str
     user_id: UserId
-    item_id: int
+    item_id: ItemId
     timestamp: int
     event: str
     value: float | None = None
@@ -84,8 +88,8 @@ def events_table(events: list[Event]):
     import pyarrow as pa
 
     return pa.table({
-        "user_id": pa.array([e.user_id for e in events], pa.int64()),
-        "item_id": pa.array([e.item_id for e in events], pa.int64()),
+        "user_id": _id_array([e.user_id for e in events]),
+        "item_id": _id_array([e.item_id for e in events]),
         "timestamp": pa.array([e.timestamp for e in events], pa.int64()),
         "event": pa.array([e.event for e in events], pa.string()),
         "value": pa.array([e.value for e in events], pa.float32()),
@@ -93,6 +97,32 @@ def events_table(events: list[Event]):
         "seq": pa.array([e.seq for e in events], pa.int64()),
         "batch": pa.array([e.batch for e in events], pa.string()),
     })
+
+
+def _id_array(ids: list):
+    """int64 for integer ids (and an empty export); string (every id as text) when any id is a string."""
+    import pyarrow as pa
+
+    if any(isinstance(i, str) for i in ids):
+        return pa.array([str(i) for i in ids], pa.string())
+    return pa.array(ids, pa.int64())
+
+
+def id_key(v: UserId | ItemId) -> int | str:
+    """A stored form of an original id that keeps its type: ints as ints, strings prefixed ``s:`` (so a
+    numeric-looking string such as ``"007"`` is never coerced to an integer by SQLite's column affinity)."""
+    if isinstance(v, str):
+        return "s:" + v
+    return int(v)
+
+
+def id_value(k: int | str) -> UserId | ItemId:
+    """Inverse of :func:`id_key`."""
+    if isinstance(k, str):
+        if not k.startswith("s:"):
+            raise StoreError(f"malformed stored id {k!r}")
+        return k[2:]
+    return int(k)
 
 
 def _check(events: list[dict]) -> None:
