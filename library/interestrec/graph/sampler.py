@@ -1,8 +1,7 @@
 """A small vectorised temporal neighbour sampler over CSR, for mini-batch training without ``pyg-lib``.
 
-PyG's ``LinkNeighborLoader`` needs ``pyg-lib`` (or ``torch-sparse``) for its sampler; when that is
-importable, :func:`link_neighbor_loader` returns one. Otherwise :class:`TemporalNeighborSampler`
-does the same job for heterogeneous graphs in numpy:
+PyG's ``LinkNeighborLoader`` needs ``pyg-lib`` (or ``torch-sparse``) for its sampler, which PyPI does not
+carry; :class:`TemporalNeighborSampler` does the same job for heterogeneous graphs in numpy:
 
 - each seed (a supervision edge's user, positive and negative items) roots its own tree (PyG's
   ``disjoint=True``), so every tree carries its seed's supervision time;
@@ -181,31 +180,3 @@ class TemporalNeighborSampler:
             edge_time={et: cat(v) for et, v in e_time.items()},
             seeds=seed_local,
         )
-
-
-def pyg_lib_available() -> bool:
-    """Whether PyG's compiled sampler (``pyg-lib``) is importable."""
-    try:
-        import pyg_lib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def link_neighbor_loader(graph, edge_label_index, edge_label_time, fanout: tuple[int, ...], batch_size: int):
-    """PyG's temporal ``LinkNeighborLoader`` (needs ``pyg-lib``): disjoint trees, edges earlier than the label time.
-
-    Shapes:
-        edge_label_index: ``(2, b)`` user/item indices; edge_label_time: ``(b,)``.
-    """
-    from torch_geometric.loader import LinkNeighborLoader
-
-    timed = {et: graph[et].time if "time" in graph[et] else None for et in graph.edge_types}
-    for et, t in timed.items():
-        if t is None:  # static relations are always eligible
-            graph[et].time = graph[et].edge_index.new_full((graph[et].edge_index.shape[1],), -(2**62))
-    # PyG keeps edges with time <= seed time; shift by one second so the supervision edge is excluded
-    return LinkNeighborLoader(graph, num_neighbors={et: list(fanout) for et in graph.edge_types},
-                              edge_label_index=(("user", "rates", "item"), edge_label_index),
-                              edge_label_time=edge_label_time - 1, time_attr="time", temporal_strategy="uniform",
-                              disjoint=True, batch_size=batch_size, shuffle=True)
