@@ -52,17 +52,13 @@ def load_vectors(artifacts_dir: str, name: str, item_ids: np.ndarray) -> np.ndar
         returns ``(len(item_ids), d)`` float32.
     """
     from interestrec import artifacts
+    from interestrec.recommend.artifacts import align
 
     path = artifacts.join(artifacts_dir, "adapt", name)
     if not artifacts.exists(path):
         raise FileNotFoundError(f"{path} (run the adapt stage with an objective that writes it)")
     t = artifacts.read_parquet(path)
-    ids, vec = t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"])
-    out = np.zeros((len(item_ids), vec.shape[1]), np.float32)
-    pos = np.searchsorted(item_ids, ids)
-    ok = (pos < len(item_ids)) & (item_ids[np.minimum(pos, len(item_ids) - 1)] == ids)
-    out[pos[ok]] = vec[ok]
-    return out
+    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
 
 
 class Similarities:
