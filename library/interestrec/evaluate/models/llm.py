@@ -23,18 +23,13 @@ def load_item_vectors(artifacts_dir: str, item_ids: np.ndarray, phase: str | Non
     """
     from interestrec import artifacts
     from interestrec.encode.phases import item_vectors_path
+    from interestrec.recommend.artifacts import align
 
     path = item_vectors_path(artifacts_dir, phase)
     if not artifacts.exists(path):
         raise FileNotFoundError(path)
     t = artifacts.read_parquet(path)
-    ids = t["item_id"].to_numpy()
-    vec = artifacts.arrow_to_vectors(t["vector"])
-    out = np.zeros((len(item_ids), vec.shape[1]), np.float32)
-    pos = np.searchsorted(item_ids, ids)
-    ok = (pos < len(item_ids)) & (item_ids[np.minimum(pos, len(item_ids) - 1)] == ids)
-    out[pos[ok]] = vec[ok]
-    return out
+    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
 
 
 @register
