@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from interestrec.data import IngestConfig
@@ -103,10 +102,9 @@ def test_timestamp_units_and_iso():
 
 
 def test_the_count_check_stops_the_run_on_a_mismatch():
-    from interestrec.data.readers import Reading
     from interestrec.data.stage import check_counts
 
-    frame = pd.DataFrame({"source": ["a.csv", "a.csv"]})
+    blocks = [{"records": {"a.csv": 1}}, {"records": {"a.csv": 1}}]  # per-block counts add up
     with pytest.raises(StageError, match="a.csv: the independent count found 3 records but 2 were read"):
-        check_counts(Reading(events={}, files=["a.csv"], expected={"a.csv": 3}), frame)
-    assert check_counts(Reading(events={}, files=["a.csv", "b.csv"], expected={"a.csv": 2, "b.csv": 0}), frame) == {"a.csv": 2, "b.csv": 0}
+        check_counts(["a.csv"], {"a.csv": 3}, blocks)
+    assert check_counts(["a.csv", "b.csv"], {"a.csv": 2, "b.csv": 0}, blocks) == {"a.csv": 2, "b.csv": 0}

@@ -135,12 +135,45 @@ def write_parquet(path: str | os.PathLike, table) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+MANIFEST = "_manifest.json"
+
+
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None):
-    """Read a parquet file or directory of parquet files into a ``pyarrow.Table``."""
+    """Read a parquet file, or a directory dataset through its ``_manifest.json``, into a ``pyarrow.Table``.
+
+    A directory dataset (written part by part by workers, see :func:`write_manifest`) is complete only once
+    its manifest exists; reading one without it is an error, never a silent partial read.
+    """
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
     fs, p = _fs_and_path(path)
-    return pq.read_table(p, filesystem=fs, columns=columns)
+    if fs.get_file_info(p).type != pafs.FileType.Directory:
+        return pq.read_table(p, filesystem=fs, columns=columns)
+    manifest = f"{p.rstrip('/')}/{MANIFEST}"
+    if fs.get_file_info(manifest).type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{path}: incomplete dataset (no {MANIFEST}; its writer did not finish)")
+    with fs.open_input_stream(manifest) as f:
+        parts = json.loads(f.read())["parts"]
+    files = [f"{p.rstrip('/')}/{name}" for name in parts]
+    return pq.ParquetDataset(files, filesystem=fs).read(columns=columns)
+
+
+def write_manifest(directory: str | os.PathLike, parts: list[str], rows: int) -> None:
+    """Commit a directory dataset: write ``_manifest.json`` (its part files, in order, and the row count) last."""
+    write_json(join(directory, MANIFEST), {"parts": list(parts), "rows": int(rows)})
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete a file or a directory tree on any pyarrow filesystem (nothing when it is absent)."""
+    import pyarrow.fs as pafs
+
+    fs, p = _fs_and_path(path)
+    kind = fs.get_file_info(p).type
+    if kind == pafs.FileType.Directory:
+        fs.delete_dir(p)
+    elif kind != pafs.FileType.NotFound:
+        fs.delete_file(p)
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -41,6 +41,8 @@ class IngestConfig:
             (``window_days`` long).
         cutoff: optional global time-cutoff split timestamp (events after it are test).
         read_parallelism: Ray Data read parallelism (-1 = Ray decides).
+        partitions: user partitions of the shuffle (0 = one per ~2M input records); each partition's rows are
+            processed by one task and written as one ``part-NNNNN.parquet``.
     """
 
     format: str = "auto"
@@ -59,9 +61,12 @@ class IngestConfig:
     window_days: int = 365
     cutoff: int | None = None
     read_parallelism: int = -1
+    partitions: int = 0
 
     def __post_init__(self) -> None:
         if self.id_type not in ("auto", "int", "string"):
             raise ValueError(f"ingest.id_type must be auto, int or string, got '{self.id_type}'")
         if self.timestamp_unit not in ("auto", "s", "ms", "us", "ns", "iso"):
             raise ValueError(f"ingest.timestamp_unit must be auto, s, ms, us, ns or iso, got '{self.timestamp_unit}'")
+        if not isinstance(self.partitions, int) or not 0 <= self.partitions <= 4096:
+            raise ValueError(f"ingest.partitions must be an integer in [0, 4096], got {self.partitions!r}")

@@ -62,6 +62,40 @@ def decide_id_type(keys: list[np.ndarray], id_type: str) -> str:
     return "int"
 
 
+def parse_keys(keys: np.ndarray, kind: str, reason: np.ndarray) -> np.ndarray:
+    """Id values of one column: int64 for ``int`` columns (``unparsable_number`` / ``id_out_of_range`` flagged,
+    0 there), the stripped text for ``string`` columns ("" where null).
+
+    Shapes:
+        keys: ``(n,)`` object; returns ``(n,)`` int64 or object.
+    """
+    import pandas as pd
+
+    if kind != "int":
+        return np.where(pd.isna(keys), "", keys).astype(object)
+    codes, uniq = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    val, is_int, fits = parse_int64(np.asarray(uniq, dtype=object))
+    c = np.maximum(codes, 0)
+    has = codes >= 0
+    _flag(reason, has & ~is_int[c], "unparsable_number")
+    _flag(reason, has & is_int[c] & ~fits[c], "id_out_of_range")
+    return np.where(has, val[c], 0).astype(np.int64)
+
+
+def lookup_known(values: np.ndarray, kind: str, known: IdMap, reason: np.ndarray) -> np.ndarray:
+    """Catalog indices of parsed item ids (:func:`parse_keys`); ids the catalog lacks are ``unknown_item`` (0 there).
+
+    Shapes:
+        values: ``(n,)``; returns ``(n,)`` int64.
+    """
+    import pandas as pd
+
+    idx = int_index(known, values) if kind == "int" else known.to_index(values, missing=-1)
+    found = idx >= 0
+    _flag(reason, pd.isna(reason) & ~found, "unknown_item")
+    return np.where(found, idx, 0).astype(np.int64)
+
+
 def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None = None) -> tuple[np.ndarray, IdMap | None]:
     """Indices of ``keys`` for accepted rows (rejects flagged in ``reason``) and the column's map.
 
@@ -113,6 +147,29 @@ def catalog_map(item_keys: np.ndarray, kind: str) -> tuple[IdMap, np.ndarray]:
     return idmap, idmap.to_index(item_keys)
 
 
+def unit_votes(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> dict[str, int]:
+    """Per epoch unit, how many numeric timestamps fall in ``[min_timestamp, max_timestamp]`` under it.
+
+    Votes add up across blocks, so the unit can be decided from per-block votes (:func:`unit_from_votes`).
+
+    Shapes:
+        ts_int, ts_float: ``(n,)`` of the numeric timestamps of rows still accepted.
+    """
+    vals = np.r_[ts_int.astype(np.float64), ts_float]
+    return {u: int(((vals / s >= cfg.min_timestamp) & (vals / s <= cfg.max_timestamp)).sum()) for u, s in UNITS.items()}
+
+
+def unit_from_votes(votes: dict[str, int], cfg: IngestConfig) -> str:
+    """The epoch unit given the summed :func:`unit_votes` (``cfg.timestamp_unit`` unless ``auto``)."""
+    if cfg.timestamp_unit != "auto":
+        return cfg.timestamp_unit
+    units = [u for u, v in votes.items() if v]
+    if len(units) > 1:
+        seen = ", ".join(f"{votes[u]:,} look like {u}" for u in units)
+        raise StageError(f"cannot tell the timestamp unit: {seen}; set ingest.timestamp_unit (s, ms, us, ns or iso)")
+    return units[0] if units else "s"
+
+
 def decide_unit(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> str:
     """The epoch unit of the numeric timestamps (``cfg.timestamp_unit`` unless ``auto``).
 
@@ -121,19 +178,24 @@ def decide_unit(ts_int: np.ndarray, ts_float: np.ndarray, cfg: IngestConfig) -> 
     """
     if cfg.timestamp_unit != "auto":
         return cfg.timestamp_unit
-    vals = np.r_[ts_int.astype(np.float64), ts_float]
-    if not len(vals):
-        return "s"
-    votes = {u: int(((vals / s >= cfg.min_timestamp) & (vals / s <= cfg.max_timestamp)).sum()) for u, s in UNITS.items()}
-    units = [u for u, v in votes.items() if v]
-    if len(units) > 1:
-        seen = ", ".join(f"{votes[u]:,} look like {u}" for u in units)
-        raise StageError(f"cannot tell the timestamp unit: {seen}; set ingest.timestamp_unit (s, ms, us, ns or iso)")
-    return units[0] if units else "s"
+    return unit_from_votes(unit_votes(ts_int, ts_float, cfg), cfg)
 
 
-def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray) -> tuple[np.ndarray, str]:
-    """UTC seconds of every row (0 where rejected) and the unit used; out-of-range rows are flagged."""
+def numeric_timestamps(frame, reason: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The integer and the decimal timestamps of the rows still accepted (the inputs of :func:`unit_votes`)."""
+    import pandas as pd
+
+    ok = pd.isna(reason)
+    is_int = frame["ts_is_int"].to_numpy(bool)
+    fval = frame["ts_float"].to_numpy(np.float64)
+    return frame["ts_int"].to_numpy(np.int64)[ok & is_int], fval[ok & ~is_int & np.isfinite(fval)]
+
+
+def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray, unit: str | None = None) -> tuple[np.ndarray, str]:
+    """UTC seconds of every row (0 where rejected) and the unit used; out-of-range rows are flagged.
+
+    ``unit``: the unit decided over the whole dataset (default: decided from ``frame`` alone).
+    """
     import pandas as pd
 
     ok = pd.isna(reason)
@@ -142,7 +204,8 @@ def resolve_timestamps(frame, cfg: IngestConfig, reason: np.ndarray) -> tuple[np
     fval = frame["ts_float"].to_numpy(np.float64)
     ival = frame["ts_int"].to_numpy(np.int64)
     numeric_int, numeric_float = ok & is_int, ok & ~is_int & np.isfinite(fval)
-    unit = decide_unit(ival[numeric_int], fval[numeric_float], cfg)
+    if unit is None:
+        unit = decide_unit(ival[numeric_int], fval[numeric_float], cfg)
     secs = np.zeros(len(frame), np.int64)
     if unit == "iso":
         _flag(reason, ok & ~is_iso, "unparsable_number")

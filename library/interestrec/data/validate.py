@@ -61,7 +61,8 @@ def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     short = is_int & (length <= 18)
     fits = short.copy()
     if short.any():
-        val[short] = pc.cast(arr.filter(pa.array(short)), pa.int64()).to_numpy(zero_copy_only=False)
+        digits = pc.replace_substring_regex(arr.filter(pa.array(short)), r"^\+", "")  # Arrow's cast refuses "+12"
+        val[short] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(is_int & ~short):
         k = int(values[i])
         if -(2**63) <= k < 2**63:

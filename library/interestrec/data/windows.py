@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -42,3 +44,49 @@ def assign_windows(timestamp: np.ndarray, edges: np.ndarray) -> np.ndarray:
         timestamp: ``(n,)``; edges: ``(w + 1,)``; returns ``(n,)`` int32 in ``[0, w)``.
     """
     return (np.searchsorted(edges, np.asarray(timestamp), side="right") - 1).astype(np.int32)
+
+
+def quantile_ranks(n: int, n_windows: int) -> np.ndarray:
+    """0-based ranks of the inner equal-count edges among ``n`` sorted timestamps (numpy's ``lower`` quantiles).
+
+    Shapes:
+        returns ``(n_windows - 1,)`` int64.
+    """
+    q = np.arange(1, n_windows) / n_windows
+    return np.floor((n - 1) * q).astype(np.int64)
+
+
+def select_ranks(count_le: Callable[[np.ndarray], np.ndarray], ranks: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The ``rank``-th smallest value (0-based) of a distributed integer multiset, for each rank, by bisection.
+
+    ``count_le(v)`` returns, per value, how many elements are ``<= v``; ``lo``/``hi`` are the smallest and
+    largest element. About ``log2(hi - lo)`` rounds of one ``count_le`` call each.
+
+    Shapes:
+        ranks: ``(r,)``; returns ``(r,)`` int64.
+    """
+    below = np.full(len(ranks), lo - 1, np.int64)  # count_le(below) <= rank
+    above = np.full(len(ranks), hi, np.int64)  # count_le(above) > rank
+    while len(ranks) and (above - below > 1).any():
+        mid = below + (above - below) // 2
+        more = count_le(mid) > ranks
+        above, below = np.where(more, mid, above), np.where(more, below, mid)
+    return above
+
+
+def window_edges_from(count_le: Callable[[np.ndarray], np.ndarray], n: int, lo: int, hi: int, mode: str = "equal_count",
+                      n_windows: int = 8, window_days: float = 365) -> np.ndarray:
+    """:func:`window_edges` of timestamps that are not in one place: their count ``n``, minimum ``lo``, maximum
+    ``hi`` and a ``count_le`` callback (see :func:`select_ranks`). Equal to :func:`window_edges` on the same values.
+
+    Shapes:
+        returns ``(w + 1,)`` int64.
+    """
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    if mode != "equal_count":
+        return window_edges(np.array([lo, hi], np.int64), mode, n_windows, window_days)
+    if n_windows < 1:
+        raise ValueError("n_windows must be >= 1")
+    inner = select_ranks(count_le, quantile_ranks(n, n_windows), lo, hi) + 1
+    return np.unique(np.r_[lo, inner, hi + 1]).astype(np.int64)
