@@ -41,7 +41,7 @@ class IngestConfig:
             (``window_days`` long).
         cutoff: optional global time-cutoff split timestamp (events after it are test).
         read_parallelism: Ray Data read parallelism (-1 = Ray decides).
-        partitions: user partitions of the shuffle (0 = one per ~2M input records); each partition's rows are
+        partitions: user partitions of the shuffle (0 = one per ~1M input records); each partition's rows are
             processed by one task and written as one ``part-NNNNN.parquet``.
     """
 

@@ -126,6 +126,7 @@ def process_partition(frame, cfg: IngestConfig, res: Resolution) -> tuple[object
     (:data:`REJECT_COLUMNS`) and the partition's statistics (see :func:`partition_stats`).
     """
     import pandas as pd
+    import pyarrow as pa
 
     frame = frame.sort_values(["source", "record"], kind="stable", ignore_index=True)
     reason = frame["reason"].to_numpy(dtype=object).copy()
@@ -149,44 +150,48 @@ def process_partition(frame, cfg: IngestConfig, res: Resolution) -> tuple[object
     else:
         split, too_short = leave_last_out(uc, t, ic, ev)
     order = np.lexsort((ic, t, uc))
-    txt = np.array([v if isinstance(v, str) else None for v in text[ok]], dtype=object)
-    accepted = pd.DataFrame({"user": u[order], "item": i[order], "timestamp": t[order], "event": ev[order],
-                             "value": value[ok].astype(np.float32)[order], "text": txt[order], "split": split[order]})
-    stats = partition_stats(accepted, rejects, frame["source"].to_numpy(dtype=object)[ok], res)
+    cols = {"user": u[order], "item": i[order], "timestamp": t[order], "event": ev[order],
+            "value": value[ok].astype(np.float32)[order], "text": text[ok][order], "split": split[order]}
+    stats = partition_stats(cols, rejects, frame["source"].to_numpy(dtype=object)[ok], res)
     stats["too_short"] = int(too_short)
+    accepted = pa.table({k: pa.array(v, from_pandas=True) if v.dtype == object else v for k, v in cols.items()})
     return accepted, rejects, stats
 
 
-def partition_stats(accepted, rejects, accepted_sources: np.ndarray, res: Resolution) -> dict:
+def _counts(values) -> Counter:
+    import pandas as pd
+
+    return Counter({str(k): int(v) for k, v in pd.Series(values, dtype=object).value_counts().items()})
+
+
+def partition_stats(cols: dict[str, np.ndarray], rejects, accepted_sources: np.ndarray, res: Resolution) -> dict:
     """Statistics of one processed partition: exact for its users, which no other partition has.
 
-    Returns ``users`` / ``items`` (sorted unique accepted ids; catalog indices for items with a catalog), ``accepted``
-    (per source), ``reasons`` (Counter of reject reasons), ``split`` (interactions per split), ``users_by_split``,
-    ``events_by_kind``, ``n``, ``ts_min`` / ``ts_max`` and ``tags`` (``{(item, tag): count}`` when tags come from events).
+    ``cols``: the accepted rows' columns (:data:`ACCEPTED_COLUMNS`). Returns ``users`` / ``items`` (sorted unique
+    accepted ids; catalog indices for items with a catalog), ``accepted`` (per source), ``reasons`` (Counter of
+    reject reasons), ``split`` (interactions per split), ``users_by_split``, ``events_by_kind``, ``n``,
+    ``ts_min`` / ``ts_max`` and ``tags`` (``{(item, tag): count}`` when tags come from events).
     """
-    ev = accepted["event"].to_numpy(dtype=object)
-    split = accepted["split"].to_numpy(dtype=object)
-    user = accepted["user"].to_numpy()
+    ev, split, user, ts = cols["event"], cols["split"], cols["user"], cols["timestamp"]
     inter = np.isin(ev, INTERACTION_KINDS)
     tags: Counter = Counter()
     if res.tags_from_events:
         is_tag = ev == "tag"
-        for i, t in zip(accepted["item"].to_numpy()[is_tag], accepted["text"].to_numpy(dtype=object)[is_tag]):
-            if t is not None and str(t).strip():
-                tags[(int(i), str(t).strip().lower())] += 1
+        for i, t in zip(cols["item"][is_tag], cols["text"][is_tag]):
+            if isinstance(t, str) and t.strip():
+                tags[(int(i), t.strip().lower())] += 1
     return {
         "users": np.unique(user),
-        "items": np.unique(accepted["item"].to_numpy()),
-        "accepted": Counter(str(s) for s in accepted_sources),
-        "reasons": Counter(rejects["reason"]),
-        "rejected_by_source": Counter(str(s) for s in rejects["source"]),
-        "split": Counter(split[inter]),
-        "other_split": Counter(split[~inter]),
+        "items": np.unique(cols["item"]),
+        "accepted": _counts(accepted_sources),
+        "reasons": _counts(rejects["reason"].to_numpy(dtype=object)),
+        "split": _counts(split[inter]),
+        "other_split": _counts(split[~inter]),
         "users_by_split": {s: int(len(np.unique(user[inter & (split == s)]))) for s in ("train", "valid", "test")},
-        "events_by_kind": Counter(ev),
-        "n": len(accepted),
-        "ts_min": int(accepted["timestamp"].min()) if len(accepted) else 0,
-        "ts_max": int(accepted["timestamp"].max()) if len(accepted) else 0,
+        "events_by_kind": _counts(ev),
+        "n": len(user),
+        "ts_min": int(ts.min()) if len(ts) else 0,
+        "ts_max": int(ts.max()) if len(ts) else 0,
         "tags": tags,
     }
 
@@ -196,26 +201,33 @@ def finish_partition(accepted, user_map: IdMap, item_map: IdMap, res: Resolution
     user index, time, item index.
 
     Shapes:
-        edges: ``(w + 1,)`` window edges; returns a ``pyarrow.Table`` of ``len(accepted)`` rows.
+        accepted: a ``pyarrow.Table`` from :func:`process_partition`; edges: ``(w + 1,)`` window edges; returns a
+        ``pyarrow.Table`` of ``accepted.num_rows`` rows.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from interestrec.data.resolve import int_index
 
     def index(idmap: IdMap, kind: str, column: str) -> np.ndarray:
+        values = accepted.column(column).to_numpy(zero_copy_only=False)
         if kind == "int":
-            return int_index(idmap, accepted[column].to_numpy(np.int64))
-        return idmap.to_index(accepted[column].to_numpy(dtype=object))
+            return int_index(idmap, values.astype(np.int64))
+        return idmap.to_index(values.astype(object))
 
     user = index(user_map, res.user_kind, "user")
-    item = accepted["item"].to_numpy(np.int64) if res.catalog is not None else index(item_map, res.item_kind, "item")
-    ts = accepted["timestamp"].to_numpy(np.int64)
+    if res.catalog is not None:
+        item = accepted.column("item").to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        item = index(item_map, res.item_kind, "item")
+    ts = accepted.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.lexsort((item, ts, user))
-    value = accepted["value"].to_numpy(np.float32)[order]
+    taken = accepted.select(["event", "value", "text", "split"]).take(pa.array(order))
 
     def text(column: str):
-        return pa.array(accepted[column].to_numpy(dtype=object)[order], pa.string(), from_pandas=True)
+        return pc.cast(taken.column(column), pa.string())
 
+    value = taken.column("value").to_numpy(zero_copy_only=False).astype(np.float32)
     cols = [user[order], item[order], ts[order], text("event"), pa.array(value, pa.float32(), mask=np.isnan(value)),
             text("text"), text("split"), pa.array(assign_windows(ts[order], edges), pa.int32())]
     return pa.table(cols, schema=event_schema(with_split=True))

@@ -32,11 +32,11 @@ from interestrec.data.partition import (
 )
 from interestrec.ids import IdMap
 
-ROWS_PER_PARTITION = 2_000_000
+ROWS_PER_PARTITION = 1_000_000
 
 
 def n_partitions(records: int, cfg: IngestConfig) -> int:
-    """Partitions for ``records`` input records: ``cfg.partitions`` or one per ~2M records (at most 512)."""
+    """Partitions for ``records`` input records: ``cfg.partitions`` or one per ~1M records (at most 512)."""
     if cfg.partitions:
         return cfg.partitions
     return int(min(512, max(1, -(-records // ROWS_PER_PARTITION))))
@@ -68,8 +68,8 @@ def _process(cfg: IngestConfig, res: Resolution, *parts):
 
     frame = pa.concat_tables(parts, promote_options="permissive").to_pandas()
     accepted, rejects, stats = process_partition(frame, cfg, res)
-    ts = np.sort(accepted["timestamp"].to_numpy(np.int64))
-    return pa.Table.from_pandas(accepted, preserve_index=False), rejects, stats, ts
+    ts = np.sort(accepted.column("timestamp").to_numpy())
+    return accepted, rejects, stats, ts
 
 
 def _count_le(sorted_ts: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def _count_le(sorted_ts: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _finish(accepted, rejects, user_map: IdMap, item_map: IdMap, res: Resolution, edges: np.ndarray,
             events_dir: str, rejects_dir: str, part: int) -> dict:
-    table = finish_partition(accepted.to_pandas(), user_map, item_map, res, edges)
+    table = finish_partition(accepted, user_map, item_map, res, edges)
     name = f"part-{part:05d}.parquet"
     if table.num_rows:
         artifacts.write_parquet(artifacts.join(events_dir, name), table)

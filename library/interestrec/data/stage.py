@@ -31,6 +31,22 @@ from interestrec.ids import IdMap
 from interestrec.stages import StageContext, StageError
 
 
+class PhaseClock:
+    """Wall seconds of the stage's consecutive phases (``laps``: name → seconds)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._t = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        t = self._now()
+        self.laps[name] = round(t - self._t, 2)
+        self._t = t
+
+
 def expected_counts(reading: Reading) -> dict[str, int | None]:
     """Per event file, the record count of the independent counting pass (waits for its tasks)."""
     import ray
@@ -122,6 +138,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     import pyarrow as pa
 
+    clock = PhaseClock()
     fmt = detect_format(data_path) if cfg.format == "auto" else cfg.format
     reading = get_reader(fmt)(data_path, cfg)
     expected = expected_counts(reading)
@@ -131,8 +148,10 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     for ds in reading.events.values():
         out = ds.map_batches(validate_block, fn_kwargs={"cfg": cfg, "n_parts": n_parts}, batch_format="pandas")
         blocks += out.to_arrow_refs()
+    clock.lap("read_validate")
     block_stats, parts = split_blocks(blocks, n_parts, cfg)
     del blocks
+    clock.lap("shuffle_map")
     per_file_read = check_counts(reading.files, expected, block_stats)
     if not sum(per_file_read.values()):
         raise StageError(f"no records in {data_path}")
@@ -140,18 +159,21 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     accepted, rejects, pstats, ts_refs = process_partitions(parts, cfg, res)
     del parts
+    clock.lap("partitions")
     n_acc = sum(s["n"] for s in pstats)
     user_map = id_map([s["users"] for s in pstats], res.user_kind)
     item_map = res.catalog if res.catalog is not None else id_map([s["items"] for s in pstats], res.item_kind)
     lo = min((s["ts_min"] for s in pstats if s["n"]), default=0)
     hi = max((s["ts_max"] for s in pstats if s["n"]), default=0)
     edges = window_edges_from(count_le(ts_refs), n_acc, lo, hi, cfg.window_mode, cfg.n_windows, cfg.window_days)
+    clock.lap("ids_edges")
 
     events_dir, rejects_dir = artifacts.join(out_dir, "events.parquet"), artifacts.join(out_dir, "rejects")
     artifacts.remove(events_dir)
     artifacts.remove(rejects_dir)
     written = finish_partitions(accepted, rejects, user_map, item_map, res, edges, events_dir, rejects_dir)
     del accepted, rejects, ts_refs
+    clock.lap("write")
     names = [f"part-{p:05d}.parquet" for p in range(n_parts)]
     reject_parts: dict[str, list[str]] = {}
     for name, w in zip(names, written):
@@ -230,6 +252,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         "timestamp_unit": res.unit,
         "ignored_files": reading.ignored,
         "partitions": n_parts,
+        "phase_seconds": clock.laps,
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
