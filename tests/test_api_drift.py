@@ -61,6 +61,24 @@ def test_ray_data_encoding_pool_uses_no_deprecated_api(ray_local):
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_cluster_stage_reader_uses_no_deprecated_api(ray_local, tmp_path):
+    import pyarrow as pa
+
+    from interestrec import artifacts
+    from interestrec.cluster.stage import _load
+
+    vec = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    artifacts.write_parquet(str(tmp_path / "users.parquet"), pa.table({
+        "user_id": pa.array(np.arange(6), pa.int64()), "window": pa.array([-1, -1, -1, 0, 0, -1], pa.int32()),
+        "vector": artifacts.vectors_to_arrow(vec)}))
+    ctx = _errors_on_deprecation()
+    try:
+        _, n, x = _load(str(tmp_path / "users.parquet"), sample=100, seed=0)
+    finally:
+        ctx.__exit__(None, None, None)
+    assert n == 4 and x.shape == (4, 3)  # only the whole-history (window −1) rows
+
+
 def test_torch_and_pyg_training_paths_use_no_deprecated_api():
     import torch_geometric.nn.models  # noqa: F401  (imported first: its import-time warnings are PyG's own)
 
