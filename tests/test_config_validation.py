@@ -70,6 +70,8 @@ def test_a_cli_override_names_the_field():
     with pytest.raises(ConfigError, match=r"encode\.batch_size must be an int, got 'abc' \(str\)"):
         replace_path(PipelineConfig(), "encode.batch_size", "abc")
     assert replace_path(PipelineConfig(), "encode.batch_size", 32).encode.batch_size == 32
+    with pytest.raises(ConfigError, match=r"cluster\.k_grid must hold integers ≥ 2"):  # a cross-field check, too
+        replace_path(PipelineConfig(), "cluster.k_grid", (1, 2))
     with pytest.raises(ConfigError, match=r"graph\.epochs must be an int"):
         from_mapping(PipelineConfig, {"graph": {"epochs": "many"}})
 

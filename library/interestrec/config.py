@@ -101,4 +101,9 @@ def replace_path(cfg: T, dotted: str, value: Any) -> T:
     if rest:
         return dataclasses.replace(cfg, **{head: replace_path(getattr(cfg, head), rest, value)})
     hints = typing.get_type_hints(type(cfg))
-    return dataclasses.replace(cfg, **{head: _coerce(hints[head], value, dotted)})
+    try:
+        return dataclasses.replace(cfg, **{head: _coerce(hints[head], value, dotted)})
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:  # a dataclass's own cross-field checks
+        raise ConfigError(f"invalid value for '{dotted}': {e}") from e
