@@ -1,6 +1,6 @@
 """Benchmark the ``adapt`` stage: Ray Train time per epoch with 1 vs 2 workers, and LLM-only row quality.
 
-    # quality: ingest + adapt + evaluate the LLM-only rows next to EASE^R (registers interestrec.adapt.rows)
+    # quality: ingest + adapt + evaluate the LLM-only rows next to EASE^R (the rows of interestrec.evaluate.models.adapt)
     python jobs/bench_adapt.py quality --out DIR [--config configs/adapt-bench.yaml] [--set KEY=VALUE ...]
     # time per epoch, 1 vs 2 workers, on DIR/adapt's pairs (run `prepare`, `quality` or the adapt stage first)
     python jobs/bench_adapt.py prepare --out DIR --data PATH
@@ -28,7 +28,6 @@ import pipeline  # noqa: E402
 
 
 def quality(args: argparse.Namespace, rest: list[str]) -> int:
-    import interestrec.adapt.rows  # noqa: F401  (registers llm_frozen / llm_adapted / llm_projection)
     from interestrec import artifacts
 
     rc = pipeline.main(["--out", args.out, "--config", args.config, "--stages", "ingest,adapt,evaluate", *rest])

@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     from interestrec import artifacts
     from interestrec.data import load_ingest
     from interestrec.evaluate.data import build_interactions
+    from interestrec.evaluate.models.fused import Fused
     from interestrec.evaluate.protocol import evaluate_model
-    from interestrec.recommend.fused import Fused
 
     summary = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))
     params = dict(summary["models"]["fused"]["params"])

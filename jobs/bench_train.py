@@ -61,9 +61,9 @@ def time_workers(out: str, workers: list[int], epochs: int, cpus: float, rounds:
 
 def quality(out: str, models: list[str], eps: float) -> None:
     from interestrec.evaluate.base import REGISTRY
+    from interestrec.evaluate.models.graphsage import GraphRow
     from interestrec.evaluate.protocol import evaluate_model
     from interestrec.evaluate.stage import load_models
-    from interestrec.graph.recommender import GraphRow
     from interestrec.graph.train import load_interactions, perturbed_ndcg
 
     load_models()

@@ -10,6 +10,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster_ops: starts its own `ray start` clusters; runs after every other test")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cluster_ops`` run last (a stable sort: every other test keeps its order)."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster_ops") is not None)
+
+
 def movielens_small() -> Path | None:
     """The shared ml-latest-small copy, or ``None`` when it is not present."""
     for cand in (os.environ.get("INTERESTREC_DATA"), ROOT / "data/ml-latest-small", ROOT.parent / "shared/data/ml-latest-small"):

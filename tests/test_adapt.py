@@ -187,13 +187,13 @@ def test_infonce_loss_decreases_on_planted_pairs(tiny):
 
 
 def test_item_level_scores_match_reference_and_last_items():
-    from interestrec.adapt.rows import (
+    from interestrec.evaluate.base import Interactions
+    from interestrec.evaluate.models.adapt import (
         Similarities,
         item_level_scores,
         item_level_scores_reference,
         last_items,
     )
-    from interestrec.evaluate.base import Interactions
 
     rng = np.random.default_rng(0)
     v = rng.standard_normal((12, 5)).astype(np.float32)
@@ -259,7 +259,7 @@ def test_stage_checkpoints_every_epoch_and_exports_a_model_the_encoder_loads(sta
 
 @pytest.mark.slow
 def test_rows_score_every_item_including_cold_ones(staged):
-    from interestrec.adapt import rows  # noqa: F401  (registers the rows)
+    import interestrec.evaluate.models  # noqa: F401  (registers the rows)
     from interestrec.data import load_ingest
     from interestrec.evaluate.base import REGISTRY
     from interestrec.evaluate.data import build_interactions

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from interestrec.data import IngestConfig, load_ingest
+from interestrec.data.errors import DataError
 from interestrec.data.stage import ingest
-from interestrec.stages import StageError
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +101,11 @@ def test_every_reject_reason_is_counted_and_written(ray_local, tmp_path):
 def test_missing_file_and_wrong_columns_are_clear_errors(ray_local, tmp_path):
     root = write_ml_latest(tmp_path / "a", ["1,1,4.0,964982703"])
     (root / "movies.csv").unlink()
-    with pytest.raises(StageError, match=r"movies\.csv.*movieId,title,genres"):
+    with pytest.raises(DataError, match=r"movies\.csv.*movieId,title,genres"):
         ingest(str(root), IngestConfig(), str(tmp_path / "o1"))
     root = write_ml_latest(tmp_path / "b", ["1,1,4.0,964982703"])
     (root / "ratings.csv").write_text("user,item,score,when\n1,1,4.0,964982703\n")
-    with pytest.raises(StageError, match=r"ratings\.csv.*userId"):
+    with pytest.raises(DataError, match=r"ratings\.csv.*userId"):
         ingest(str(root), IngestConfig(), str(tmp_path / "o2"))
 
 

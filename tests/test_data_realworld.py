@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from interestrec.data import ColumnMapping, IngestConfig, load_ingest
+from interestrec.data.errors import DataError
 from interestrec.data.stage import ingest
 from interestrec.ids import IdMap, load_id_maps
-from interestrec.stages import StageError
 
 BIG = "x" * 200_000
 
@@ -85,7 +85,7 @@ def test_partitions_gz_exact_int64_ids_ms_and_no_silent_skips(ray_local, tmp_pat
     assert users.kind == "dense" and items.kind == "identity"  # a 64-bit id column gets dense indices
     assert sorted(set(users.to_original(ev["user_id"].to_numpy()))) == ["2", "9007199254740993"]  # exact, not …992
     (root / "notes.txt").write_text("hello")
-    with pytest.raises(StageError, match=r"cannot read notes\.txt as csv"):
+    with pytest.raises(DataError, match=r"cannot read notes\.txt as csv"):
         ingest(str(root), IngestConfig(format="csv", columns=MAP), str(tmp_path / "out2"))
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from interestrec.data import IngestConfig
+from interestrec.data.errors import DataError
 from interestrec.data.records import count_json_lines, count_records, parse_json_lines, parse_records
 from interestrec.data.resolve import decide_unit, map_ids
 from interestrec.data.validate import parse_int64, parse_timestamps
@@ -93,7 +94,7 @@ def test_timestamp_units_and_iso():
     assert decide_unit(np.array([964982703, 1493846415]), np.array([]), cfg) == "s"
     assert decide_unit(np.array([1_600_000_000_123]), np.array([]), cfg) == "ms"
     assert decide_unit(np.array([1_600_000_000_123_456_789]), np.array([]), cfg) == "ns"
-    with pytest.raises(StageError, match="cannot tell the timestamp unit.*1 look like s, 1 look like ms"):
+    with pytest.raises(DataError, match="cannot tell the timestamp unit.*1 look like s, 1 look like ms"):
         decide_unit(np.array([1_600_000_000, 1_600_000_000_000]), np.array([]), cfg)
     assert decide_unit(np.array([1_600_000_000, 1_600_000_000_000]), np.array([]), IngestConfig(timestamp_unit="ms")) == "ms"
     t = parse_timestamps(np.array(["2020-09-13T12:26:40Z", "2020-09-13 14:26:40+02:00", "1600000000.5", "yesterday"], dtype=object))

@@ -11,7 +11,7 @@ from interestrec.config import PipelineConfig
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.pooling import event_weights
 from interestrec.graph.config import GraphConfig
-from interestrec.stages import StageContext, StageError
+from interestrec.stages import StageContext
 
 DAY = 86400
 LONG_TITLE = " ".join(["Supercalifragilistic extravaganza"] * 6)
@@ -130,7 +130,9 @@ def test_text_mode_empty_history_counted_not_nan(ray_local, tmp_path):
 
 
 def test_bad_mode_is_a_clear_error(tmp_path):
-    with pytest.raises(StageError, match="user_mode"):
+    from interestrec.configcheck import ConfigError
+
+    with pytest.raises(ConfigError, match=r"encode\.user_mode must be one of \['pool', 'text'\], got 'llm'"):
         run_encode(tmp_path, user_mode="llm")
 
 

@@ -10,10 +10,11 @@ import scipy.sparse as sp
 
 from interestrec.evaluate import metrics
 from interestrec.evaluate.base import Interactions, Recommender
-from interestrec.evaluate.models.ease import EASE, ease_weights, ease_weights_direct
+from interestrec.evaluate.models.ease import EASE
 from interestrec.evaluate.models.itemknn import ItemKNN
 from interestrec.evaluate.models.mostpop import MostPop
 from interestrec.evaluate.protocol import evaluate_model, rank_targets
+from interestrec.recommend.closed_form import ease_weights, ease_weights_direct
 
 
 def test_rank_metrics_by_hand():

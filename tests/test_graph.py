@@ -189,12 +189,19 @@ def test_sampler_never_yields_a_future_edge_and_respects_fanout():
     got = np.bincount(hop1[1], minlength=len(seeds_u))[: len(seeds_u)]
     eligible = np.asarray([int(((ei[0] == u) & (et < t)).sum()) for u, t in zip(seeds_u, seeds_t)])
     np.testing.assert_array_equal(got, np.minimum(eligible, fanout[0]))
-    # no duplicates within one node's draw (sampling without replacement of edges)
-    edges_of_seed = {}
-    for s, d in hop1.T:
-        edges_of_seed.setdefault(int(d), []).append(int(sub.n_id["item"][s]))
-    multi = {(int(u), int(i)) for u, i in zip(ei[0], ei[1])}
-    assert len(multi) > 0
+    # no edge drawn twice for one seed (sampling without replacement): each (item, time) at most as often as
+    # the graph holds that (user, item, time) edge
+    from collections import Counter
+
+    multiplicity = Counter(zip(ei[0].tolist(), ei[1].tolist(), et.tolist()))
+    hop1_time = sub.edge_time[rel][np.isin(sub.edge_index[rel][1], sub.seeds["user"])]
+    drawn: dict[int, Counter] = {}
+    for (s, d), t in zip(hop1.T, hop1_time):
+        drawn.setdefault(int(d), Counter())[(int(sub.n_id["item"][s]), int(t))] += 1
+    assert len(drawn) > 10
+    for d, pairs in drawn.items():
+        user = int(sub.n_id["user"][d])
+        assert all(n <= multiplicity[(user, i, t)] for (i, t), n in pairs.items()), (user, pairs)
 
 
 def test_sampler_rejects_bad_seeds():

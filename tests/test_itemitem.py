@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from interestrec.evaluate.models.ease import ease_weights
+from interestrec.recommend.closed_form import ease_weights
 from interestrec.recommend.itemitem import (
     fit_item_item,
     item_item_reference,

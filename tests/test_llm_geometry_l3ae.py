@@ -15,8 +15,13 @@ from interestrec.encode.config import EncodeConfig
 from interestrec.encode.geometry import fit_whitening, mean_pairwise_cosine, mean_pairwise_cosine_reference
 from interestrec.encode.phases import distinct_texts, item_vectors_path, phase_item_texts
 from interestrec.evaluate.base import Interactions
-from interestrec.evaluate.models.ease import ease_weights, ease_weights_direct
-from interestrec.evaluate.models.l3ae import l3ae_weights, l3ae_weights_reference, text_item_weights
+from interestrec.recommend.closed_form import (
+    ease_weights,
+    ease_weights_direct,
+    l3ae_weights,
+    l3ae_weights_reference,
+    text_item_weights,
+)
 from interestrec.recommend.itemitem import fit_item_item
 from interestrec.recommend.llm_term import item_level_reference, item_level_scores
 

@@ -229,7 +229,7 @@ def test_malformed_bodies_and_unknown_paths(server):
 
 
 def test_events_are_durable_idempotent_and_change_recommendations(server, users, redis_srv):
-    from interestrec.serving.store import open_store
+    from interestrec.serving.stores import open_store
 
     u = users[2]
     before = server.post("/recommend", json={"user_id": u, "k": 10}).json()["items"]
@@ -411,7 +411,7 @@ def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_f
             r = c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]}, headers=AUTH)
             assert r.status_code == 200
             assert c.post("/recommend", json={"user_id": users[7], "k": 5}).json()["fresh_events"] == 1
-        from interestrec.serving.store import open_store
+        from interestrec.serving.stores import open_store
 
         assert open_store(f"sqlite://{db}").export()["item_id"].to_pylist() == [30]
     finally:

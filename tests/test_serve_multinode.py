@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from redis_server import RedisServer, free_port
+from test_cluster_ops import LocalCluster
 from test_recommend import make_artifacts
-from test_zz_cluster_ops import LocalCluster
 
 pytestmark = pytest.mark.multinode
 

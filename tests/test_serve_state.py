@@ -29,7 +29,7 @@ def service(out):
 
 
 def test_state_from_stored_events_equals_applying_batches_in_sequence(service, tmp_path):
-    from interestrec.serving.store import open_store
+    from interestrec.serving.stores import open_store
 
     store = open_store(f"sqlite://{tmp_path}/ev.db")
     uid = int(service.user_ids[0])

@@ -90,13 +90,13 @@ class TestSQLiteStore(StoreContract):
         self.tmp = tmp_path
 
     def make_store(self):
-        from interestrec.serving.store import open_store
+        from interestrec.serving.stores import open_store
 
         self.url = f"sqlite://{self.tmp}/ev-{time.time_ns()}.db"
         return open_store(self.url)
 
     def reopen(self):
-        from interestrec.serving.store import open_store
+        from interestrec.serving.stores import open_store
 
         return open_store(self.url)
 
@@ -161,7 +161,7 @@ class TestRedisStore(StoreContract):
 
 WRITER = """
 import sys, time
-from interestrec.serving.store import open_store
+from interestrec.serving.stores import open_store
 s = open_store(sys.argv[1])
 i = 0
 while True:
@@ -197,7 +197,7 @@ def _check_complete(table, acked: list[str]) -> None:
 
 
 def test_sqlite_writer_killed_mid_load_loses_no_acknowledged_batch(tmp_path):
-    from interestrec.serving.store import open_store
+    from interestrec.serving.stores import open_store
 
     url = f"sqlite://{tmp_path}/ev.db"
     acked = _kill_writer_mid_load(url, tmp_path)
@@ -205,7 +205,8 @@ def test_sqlite_writer_killed_mid_load_loses_no_acknowledged_batch(tmp_path):
 
 
 def test_redis_killed_and_restarted_keeps_every_acknowledged_batch(tmp_path):
-    from interestrec.serving.store import StoreError, open_store
+    from interestrec.serving.store import StoreError
+    from interestrec.serving.stores import open_store
 
     srv = RedisServer(tmp_path / "redis").start()
     try:
@@ -228,7 +229,8 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_batch(tmp_path):
 def test_export_is_ingested_by_the_generic_parquet_reader(tmp_path, ray_local):
     from interestrec.data.config import IngestConfig
     from interestrec.data.generic import read_parquet_log
-    from interestrec.serving.store import export_parquet, open_store
+    from interestrec.serving.store import export_parquet
+    from interestrec.serving.stores import open_store
 
     s = open_store(f"sqlite://{tmp_path}/ev.db")
     s.append(1, [ev(10, ts=0, kind="rate", value=4.0), ev(11, kind="purchase")], "a")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from interestrec.adapt.config import AdaptConfig
 from interestrec.cluster.config import ClusterConfig
+from interestrec.configcheck import ConfigError, check_config
 from interestrec.data.config import IngestConfig
 from interestrec.dynamics.config import DynamicsConfig
 from interestrec.encode.config import EncodeConfig
@@ -40,9 +41,8 @@ class PipelineConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     seed: int = 0
 
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid."""
+    def __post_init__(self) -> None:
+        check_config(self, "pipeline", ge={"seed": 0})
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
@@ -101,4 +101,9 @@ def replace_path(cfg: T, dotted: str, value: Any) -> T:
     if rest:
         return dataclasses.replace(cfg, **{head: replace_path(getattr(cfg, head), rest, value)})
     hints = typing.get_type_hints(type(cfg))
-    return dataclasses.replace(cfg, **{head: _coerce(hints[head], value, dotted)})
+    try:
+        return dataclasses.replace(cfg, **{head: _coerce(hints[head], value, dotted)})
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:  # a dataclass's own cross-field checks
+        raise ConfigError(f"invalid value for '{dotted}': {e}") from e

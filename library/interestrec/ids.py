@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interestrec.errors import InterestrecError
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 KINDS = ("identity", "dense")
 
 
-class UnknownIdError(KeyError):
+class UnknownIdError(InterestrecError, KeyError):
     """An original id that the map does not know."""
 
 
@@ -76,8 +78,7 @@ class IdMap:
             keys = np.asarray([_as_int(v) for v in original], dtype=object)
             ok = np.array([k is not None for k in keys], dtype=bool)
             vals = np.array([k if k is not None else 0 for k in keys], dtype=np.int64)
-            pos = np.clip(np.searchsorted(self.ids, vals), 0, max(len(self.ids) - 1, 0))
-            found = ok & (len(self.ids) > 0) & (self.ids[pos] == vals if len(self.ids) else False)
+            found = ok & (lookup(self.ids, vals) >= 0)
             out = vals
         else:
             import pandas as pd
@@ -154,3 +155,76 @@ def load_id_maps(ingest_dir: str) -> tuple[IdMap, IdMap]:
 
     return (IdMap.from_parquet(artifacts.join(ingest_dir, "ids", "users.parquet")),
             IdMap.from_parquet(artifacts.join(ingest_dir, "ids", "items.parquet")))
+
+
+def lookup(index: np.ndarray, values: Sequence | np.ndarray, missing: int = -1) -> np.ndarray:
+    """Position of each value in the sorted array ``index``, ``missing`` for values it does not hold.
+
+    The fast path (binary search) behind every id → row lookup of the package; :func:`lookup_reference`
+    is the obvious dictionary version it is tested equal to.
+
+    Args:
+        index: sorted, unique keys (``int64`` ids, or an object array of strings).
+        values: keys to look up, of a type comparable with ``index``.
+        missing: the position given to a value ``index`` does not hold.
+
+    Shapes:
+        index: ``(n,)``; values: ``(m,)``; returns ``(m,)`` int64.
+    """
+    index = np.asarray(index)
+    values = np.asarray(values)
+    if len(index) == 0:
+        return np.full(len(values), missing, np.int64)
+    pos = np.minimum(np.searchsorted(index, values), len(index) - 1)
+    return np.where(index[pos] == values, pos, missing).astype(np.int64)
+
+
+def lookup_reference(index: Sequence | np.ndarray, values: Sequence | np.ndarray, missing: int = -1) -> np.ndarray:
+    """Reference implementation of :func:`lookup` (a dictionary from key to position)."""
+    where = {k: i for i, k in enumerate(np.asarray(index).tolist())}
+    return np.array([where.get(v, missing) for v in np.asarray(values).tolist()], np.int64)
+
+
+def align(ids: Sequence | np.ndarray, values: np.ndarray, index: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Rows of ``values`` placed at the positions of their ``ids`` in the sorted catalogue ``index``.
+
+    Catalogue entries without a row get zeros; rows whose id the catalogue does not hold are dropped; of
+    repeated ids the last row wins. :func:`align_reference` is the loop it is tested equal to.
+
+    Args:
+        ids: the id of each row of ``values``.
+        values: the rows (e.g. item vectors read from an ``(item_id, vector)`` table).
+        index: the sorted catalogue the result is aligned with.
+        dim: the row width when ``values`` may be empty (defaults to ``values.shape[1]``).
+
+    Shapes:
+        ids: ``(n,)``; values: ``(n, d)``; index: ``(N,)``; returns ``(N, d)`` float32.
+    """
+    out = np.zeros((len(index), values.shape[1] if dim is None else dim), np.float32)
+    if len(index) == 0 or len(ids) == 0:
+        return out
+    pos = lookup(index, ids)
+    ok = pos >= 0
+    out[pos[ok]] = values[ok]
+    return out
+
+
+def align_reference(ids: Sequence | np.ndarray, values: np.ndarray, index: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Reference implementation of :func:`align` (one row at a time)."""
+    out = np.zeros((len(index), values.shape[1] if dim is None else dim), np.float32)
+    where = {k: i for i, k in enumerate(np.asarray(index).tolist())}
+    for k, row in zip(np.asarray(ids).tolist(), values):
+        if k in where:
+            out[where[k]] = row
+    return out
+
+
+def align_table(table, index: np.ndarray, id_col: str = "item_id", dim: int | None = None) -> np.ndarray:
+    """The ``vector`` column of an ``(id_col, vector)`` Arrow table aligned with the sorted ``index`` (:func:`align`).
+
+    Shapes:
+        returns ``(len(index), d)`` float32.
+    """
+    from interestrec import artifacts
+
+    return align(table[id_col].to_numpy(), artifacts.arrow_to_vectors(table["vector"]), index, dim)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from interestrec import artifacts
 from interestrec.config import PipelineConfig
+from interestrec.errors import InterestrecError
 
 # name -> (module, config attribute of PipelineConfig or None, upstream stages whose outputs it reads)
 STAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
@@ -57,8 +58,13 @@ class StageContext:
         print(f"[interestrec] {msg}", flush=True)
 
 
-class StageError(RuntimeError):
-    """A user-facing stage failure with a clear message (no deep stack trace needed)."""
+class StageError(InterestrecError, RuntimeError):
+    """A user-facing stage failure with a clear message (no deep stack trace needed).
+
+    A stage's lower layers raise their own package's errors (``interestrec.data.errors.DataError``, …);
+    :func:`run_stage` reports any :class:`~interestrec.errors.InterestrecError` as a ``StageError`` with the
+    same message, the original chained as its cause.
+    """
 
 
 def stage_function(name: str) -> Callable[[StageContext], dict]:
@@ -98,7 +104,12 @@ def run_stage(ctx: StageContext, name: str, force: bool = False) -> dict:
     fn = stage_function(name)
     ctx.log(f"{name}: start")
     t0 = time.perf_counter()
-    summary = fn(ctx)
+    try:
+        summary = fn(ctx)
+    except StageError:
+        raise
+    except InterestrecError as e:
+        raise StageError(str(e)) from e
     seconds = time.perf_counter() - t0
     out_hash = artifacts.hash_files([ctx.stage_dir(name)]) if artifacts.is_local(ctx.out) else fp["input_hash"]
     summary = {**summary, "_run": {**fp, "seconds": round(seconds, 3), "output_hash": out_hash}}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
 OBJECTIVES = ("contrastive", "projection", "both")
 PAIR_KINDS = ("context", "cooccur")
 
@@ -69,6 +71,9 @@ class AdaptConfig:
     encode_batch: int = 64
 
     def __post_init__(self) -> None:
+        check_config(self, "adapt", ge={"lora_r": 1, "lora_dropout": 0, "max_failures": -1},
+                     gt={"lora_alpha": 0, "lr": 0, "projection_lr": 0, "temperature": 0, "cpus_per_worker": 0},
+                     le={"lora_dropout": 1})
         if self.objective not in OBJECTIVES:
             raise ValueError(f"adapt.objective must be one of {OBJECTIVES}, got {self.objective!r}")
         bad = sorted(set(self.pair_kinds) - set(PAIR_KINDS))

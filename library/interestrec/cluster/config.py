@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -42,6 +44,8 @@ class ClusterConfig:
     alternatives_sample: int = 2000
 
     def __post_init__(self) -> None:
+        check_config(self, "cluster", ge={"max_iter": 1, "tol": 0, "num_actors": 1, "threads_per_actor": 1,
+                                          "chunk_size": 1, "silhouette_sample": 2, "alternatives_sample": 2})
         if not (self.k == "auto" or (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1)):
             raise ValueError(f"cluster.k must be a positive integer or 'auto', got {self.k!r}")
         if self.metric not in ("euclidean", "spherical"):

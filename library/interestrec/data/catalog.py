@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from interestrec.data.readers import TextFormat, count_of, records_of
+from interestrec.data.errors import DataError
+from interestrec.data.reading import TextFormat, count_of, records_of
 from interestrec.data.sources import SourceFile, read_bytes
-from interestrec.stages import StageError
 
 _YEAR = re.compile(r"^(.*?)\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -84,6 +84,6 @@ def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field
         rejects.append((rec.record, rec.line, rec.raw, reason))
     expected = count_of(data, fmt)
     if expected != n:
-        raise StageError(f"{src.uri}: the independent count found {expected} records but the parser read {n}; "
+        raise DataError(f"{src.uri}: the independent count found {expected} records but the parser read {n}; "
                          "the file's quoting is inconsistent — fix it or set ingest.format")
     return n, rows, reject_table(rejects, src.name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from interestrec.configcheck import check_config
+
 
 @dataclass(frozen=True)
 class ColumnMapping:
@@ -16,6 +18,9 @@ class ColumnMapping:
     value: str | None = "value"
     text: str | None = "text"
     default_event: str = "view"
+
+    def __post_init__(self) -> None:
+        check_config(self, "ingest.columns")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,12 @@ class IngestConfig:
     partitions: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self, "ingest", ge={"min_timestamp": 0, "max_text_chars": 1, "max_field_chars": 1, "n_windows": 1,
+                                         "window_days": 1, "read_parallelism": -1},
+                     choices={"window_mode": ("equal_count", "fixed")})
+        if not self.min_timestamp < self.max_timestamp or not self.rating_min <= self.rating_max:
+            raise ValueError("ingest.min_timestamp must be below ingest.max_timestamp and ingest.rating_min at most "
+                             "ingest.rating_max")
         if self.id_type not in ("auto", "int", "string"):
             raise ValueError(f"ingest.id_type must be auto, int or string, got '{self.id_type}'")
         if self.timestamp_unit not in ("auto", "s", "ms", "us", "ns", "iso"):

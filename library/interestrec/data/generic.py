@@ -17,9 +17,9 @@ import numpy as np
 
 from interestrec.data.catalog import items_table, parse_catalog
 from interestrec.data.config import ColumnMapping, IngestConfig
-from interestrec.data.readers import Reading, TextFormat, head_fields, read_text_events
+from interestrec.data.errors import DataError
+from interestrec.data.reading import Reading, TextFormat, head_fields, read_text_events
 from interestrec.data.sources import SourceFile, list_files
-from interestrec.stages import StageError
 
 EXTS = {"csv": (".csv", ".tsv"), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet", ".pq")}
 
@@ -66,10 +66,10 @@ def _split(path: str, cfg: IngestConfig, kind: str) -> tuple[list[SourceFile], S
     events = [f for f in files if catalog is None or f.uri != catalog.uri]
     other = [f.name for f in events if f.kind not in EXTS[kind]]
     if other:
-        raise StageError(f"{path}: cannot read {other[0]} as {kind} ({len(other)} such file(s)); a directory's "
+        raise DataError(f"{path}: cannot read {other[0]} as {kind} ({len(other)} such file(s)); a directory's "
                          f"files are all read — move it away or set ingest.format")
     if not events:
-        raise StageError(f"no {kind} event files in {path}")
+        raise DataError(f"no {kind} event files in {path}")
     return events, catalog, hidden
 
 
@@ -84,7 +84,7 @@ def _catalog(src: SourceFile | None, cfg: IngestConfig):
 
         t = read_parquet(src.uri)
         if "item_id" not in t.column_names:
-            raise StageError(f"{src.uri}: an item catalog needs an item_id column; have {t.column_names}")
+            raise DataError(f"{src.uri}: an item catalog needs an item_id column; have {t.column_names}")
         n = t.num_rows
         cols: dict = {"item_id": pc.cast(t["item_id"], pa.string())}
         for c, typ in (("title", pa.string()), ("year", pa.int32()), ("genres", pa.list_(pa.string())),
@@ -112,7 +112,7 @@ def read_csv_log(path: str, cfg: IngestConfig) -> Reading:
         head = head_fields(f, fmt)
         missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in head]
         if missing:
-            raise StageError(f"{f.uri}: missing columns {missing}; have {head} (set ingest.columns to map them)")
+            raise DataError(f"{f.uri}: missing columns {missing}; have {head} (set ingest.columns to map them)")
     datasets, expected = {}, {}
     for delim, exts in ((",", (".csv",)), ("\t", (".tsv",))):
         group = [f for f in events if f.kind in exts]
@@ -138,7 +138,7 @@ def parse_parquet(batch, m: ColumnMapping) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from interestrec.data.readers import RECORDS_PER_BATCH
+    from interestrec.data.reading import RECORDS_PER_BATCH
     from interestrec.data.sources import _fs
 
     for uri, name in zip(batch["uri"], batch["name"]):
@@ -148,7 +148,7 @@ def parse_parquet(batch, m: ColumnMapping) -> dict:
             names = pf.schema_arrow.names
             missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in names]
             if missing:
-                raise StageError(f"{uri}: missing columns {missing}; have {names} (set ingest.columns to map them)")
+                raise DataError(f"{uri}: missing columns {missing}; have {names} (set ingest.columns to map them)")
             first = 1
             for rb in pf.iter_batches(batch_size=RECORDS_PER_BATCH):
                 n = rb.num_rows
@@ -201,9 +201,9 @@ def read_synthetic(path: str, cfg: IngestConfig) -> Reading:
     truth = {"truth.parquet", "item_vectors.npy"}
     other = [f.name for f in files if f not in events and f is not catalog and f.name not in truth]
     if other:
-        raise StageError(f"{path}: {other[0]} is not part of the synthetic layout (events-*.parquet, items.parquet)")
+        raise DataError(f"{path}: {other[0]} is not part of the synthetic layout (events-*.parquet, items.parquet)")
     if not events:
-        raise StageError(f"no events-*.parquet files in {path}")
+        raise DataError(f"no events-*.parquet files in {path}")
     reading = _parquet_reading(events, catalog, hidden + sorted(f.name for f in files if f.name in truth), cfg)
     reading.id_type = "int"
     return reading

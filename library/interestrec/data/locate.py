@@ -6,12 +6,9 @@ import os
 from pathlib import Path
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.errors import DataNotFoundError
 
 _REPO = Path(__file__).resolve().parents[3]
-
-
-class DataNotFoundError(FileNotFoundError):
-    """No dataset at the given path or any default location."""
 
 
 def candidates() -> list[Path]:

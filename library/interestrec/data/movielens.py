@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from interestrec.data.catalog import items_table, parse_catalog, split_title
 from interestrec.data.config import IngestConfig
-from interestrec.data.readers import Reading, TextFormat, check_header, head_fields, read_text_events
+from interestrec.data.errors import DataError
+from interestrec.data.reading import Reading, TextFormat, check_header, head_fields, read_text_events
 from interestrec.data.sources import SourceFile, child
-from interestrec.stages import StageError
 
 __all__ = ["read_ml_100k", "read_ml_1m", "read_ml_latest", "split_title"]
 
@@ -33,7 +33,7 @@ def require(root: str, name: str, expected: str) -> SourceFile:
     """The file ``name`` (or ``name.gz``) under ``root``, or a clear error naming what was expected."""
     src = child(root, name)
     if src is None:
-        raise StageError(f"missing input file {root.rstrip('/')}/{name}: expected {expected}")
+        raise DataError(f"missing input file {root.rstrip('/')}/{name}: expected {expected}")
     return src
 
 
@@ -113,4 +113,4 @@ def read_ml_100k(path: str, cfg: IngestConfig) -> Reading:
 
 
 def _layout_error(src: SourceFile, expected: str, got: str) -> Exception:
-    return StageError(f"{src.uri}: rows do not match the expected layout ({expected}); first row: {got.strip()[:120]!r}")
+    return DataError(f"{src.uri}: rows do not match the expected layout ({expected}); first row: {got.strip()[:120]!r}")

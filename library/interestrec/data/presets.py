@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from interestrec.data.catalog import items_table, parse_catalog
 from interestrec.data.config import IngestConfig
+from interestrec.data.errors import DataError
 from interestrec.data.generic import scalar_text
-from interestrec.data.readers import Reading, TextFormat, head_fields, read_text_events
+from interestrec.data.reading import Reading, TextFormat, head_fields, read_text_events
 from interestrec.data.sources import list_files
-from interestrec.stages import StageError
 
 JSONL = TextFormat(json=True)
 ATOMIC = TextFormat(delimiter="\t", quoting=False, as_dict=True)
@@ -40,11 +40,11 @@ def read_amazon_2023(path: str, cfg: IngestConfig) -> Reading:
     files, hidden = list_files(path)
     other = [f.name for f in files if f.kind not in (".jsonl", ".json")]
     if other:
-        raise StageError(f"{path}: cannot read {other[0]} as Amazon Reviews 2023 JSON lines")
+        raise DataError(f"{path}: cannot read {other[0]} as Amazon Reviews 2023 JSON lines")
     metas = [f for f in files if f.name.rsplit("/", 1)[-1].startswith("meta_")]
     reviews = [f for f in files if f not in metas]
     if not reviews:
-        raise StageError(f"{path}: no review files <Category>.jsonl next to the meta_<Category>.jsonl files")
+        raise DataError(f"{path}: no review files <Category>.jsonl next to the meta_<Category>.jsonl files")
     ds, expected = read_text_events(reviews, JSONL, _amazon_review, cfg)
     rows, item_rows = [], {}
     for m in metas:
@@ -67,13 +67,13 @@ def read_recbole(path: str, cfg: IngestConfig) -> Reading:
     item_files = [f for f in files if f.kind == ".item"]
     other = [f.name for f in files if f.kind not in (".inter", ".item", ".user")]
     if other:
-        raise StageError(f"{path}: cannot read {other[0]} as a RecBole atomic file (.inter/.item/.user)")
+        raise DataError(f"{path}: cannot read {other[0]} as a RecBole atomic file (.inter/.item/.user)")
     if not inters:
-        raise StageError(f"{path}: no RecBole .inter file")
+        raise DataError(f"{path}: no RecBole .inter file")
     head = [_untyped(h) for h in head_fields(inters[0], ATOMIC)]
     for need in ("user_id", "item_id", "timestamp"):
         if need not in head:
-            raise StageError(f"{inters[0].uri}: the .inter header {head} has no {need}")
+            raise DataError(f"{inters[0].uri}: the .inter header {head} has no {need}")
     has_rating = "rating" in head
 
     def inter(fields):

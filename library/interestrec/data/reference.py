@@ -12,6 +12,7 @@ import numpy as np
 
 from interestrec import artifacts
 from interestrec.data.config import IngestConfig
+from interestrec.data.errors import DataError
 from interestrec.data.readers import Reading, detect_format, get_reader
 from interestrec.data.resolve import catalog_map, decide_id_type, map_ids, resolve_timestamps
 from interestrec.data.schema import INTERACTION_KINDS, event_schema, item_schema
@@ -19,7 +20,6 @@ from interestrec.data.split import cutoff_split, leave_last_out
 from interestrec.data.validate import mark_duplicates, validate_events
 from interestrec.data.windows import assign_windows, window_edges
 from interestrec.ids import IdMap
-from interestrec.stages import StageError
 
 REJECT_COLUMNS = ["source", "record", "line", "raw", "reason"]
 
@@ -47,7 +47,7 @@ def check_counts(reading: Reading, allrows) -> dict[str, int]:
         expected = int(ray.get(expected)) if isinstance(expected, ray.ObjectRef) else expected
         got = int(seen.get(name, 0))
         if expected is not None and expected != got:
-            raise StageError(f"{name}: the independent count found {expected} records but {got} were read "
+            raise DataError(f"{name}: the independent count found {expected} records but {got} were read "
                              "(accepted + rejected); the file's quoting or encoding is inconsistent")
         counts[name] = got
     return counts
@@ -82,7 +82,7 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     frames = [f for f in (validated_frame(ds, cfg) for ds in reading.events.values()) if f is not None]
     if not frames:
-        raise StageError(f"no records in {data_path}")
+        raise DataError(f"no records in {data_path}")
     allrows = pd.concat(frames, ignore_index=True).sort_values(["source", "record"], kind="stable", ignore_index=True)
     per_file_read = check_counts(reading, allrows)
     reason = allrows["reason"].to_numpy(dtype=object).copy()
@@ -133,7 +133,7 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     acc = allrows[ok]
     if len(acc) == 0:
-        raise StageError(f"no valid events in {data_path}: every row was rejected ({dict(by_reason)}); see {out_dir}/rejects/")
+        raise DataError(f"no valid events in {data_path}: every row was rejected ({dict(by_reason)}); see {out_dir}/rejects/")
     acc = acc.sort_values(["user_id", "timestamp", "item_id"], kind="stable", ignore_index=True)
     user = acc["user_id"].to_numpy(np.int64)
     item = acc["item_id"].to_numpy(np.int64)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.errors import DataError
 from interestrec.data.validate import parse_int64
-from interestrec.ids import IdMap
-from interestrec.stages import StageError
+from interestrec.ids import IdMap, lookup
 
 UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 IDENTITY_FLOOR = 2**20  # integer ids below max(IDENTITY_FLOOR, 8 × distinct ids) are their own index
@@ -34,10 +34,7 @@ def int_map(values: np.ndarray) -> IdMap:
 def int_index(idmap: IdMap, values: np.ndarray, missing: int = -1) -> np.ndarray:
     """Indices of integer ids under ``idmap`` (identity or dense over decimal text); ``missing`` when unknown."""
     if idmap.kind == "identity":
-        if not len(idmap.ids):
-            return np.full(len(values), missing, np.int64)
-        pos = np.minimum(np.searchsorted(idmap.ids, values), len(idmap.ids) - 1)
-        return np.where(idmap.ids[pos] == values, values, missing).astype(np.int64)
+        return np.where(lookup(idmap.ids, values) >= 0, values, missing).astype(np.int64)
     return idmap.to_index([str(int(v)) for v in values], missing=missing)
 
 
@@ -140,7 +137,7 @@ def catalog_map(item_keys: np.ndarray, kind: str) -> tuple[IdMap, np.ndarray]:
         val, is_int, fits = parse_int64(item_keys)
         if not (is_int & fits).all():
             bad = item_keys[~(is_int & fits)][:3]
-            raise StageError(f"item catalog ids {list(bad)} are not integers within int64; set ingest.id_type=string")
+            raise DataError(f"item catalog ids {list(bad)} are not integers within int64; set ingest.id_type=string")
         idmap = int_map(val)
         return idmap, int_index(idmap, val)
     idmap = IdMap.dense(item_keys)
@@ -166,7 +163,7 @@ def unit_from_votes(votes: dict[str, int], cfg: IngestConfig) -> str:
     units = [u for u, v in votes.items() if v]
     if len(units) > 1:
         seen = ", ".join(f"{votes[u]:,} look like {u}" for u in units)
-        raise StageError(f"cannot tell the timestamp unit: {seen}; set ingest.timestamp_unit (s, ms, us, ns or iso)")
+        raise DataError(f"cannot tell the timestamp unit: {seen}; set ingest.timestamp_unit (s, ms, us, ns or iso)")
     return units[0] if units else "s"
 
 

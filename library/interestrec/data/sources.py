@@ -11,7 +11,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass
 
-from interestrec.stages import StageError
+from interestrec.data.errors import DataError
 
 CONTENT_HASH_LIMIT = 1 << 30  # remote inputs up to 1 GiB are content-hashed; larger ones by size + mtime
 
@@ -84,7 +84,7 @@ def list_files(location: str) -> tuple[list[SourceFile], list[str]]:
     fs, p = _fs(location)
     info = fs.get_file_info(p)
     if info.type == pafs.FileType.NotFound:
-        raise StageError(f"no such file or directory: {location}")
+        raise DataError(f"no such file or directory: {location}")
     if info.type == pafs.FileType.File:
         return [SourceFile(_uri(location, p), basename(p), int(info.size or 0))], []
     files, hidden = [], []
@@ -119,12 +119,12 @@ def read_bytes(uri: str) -> bytes:
         with fs.open_input_stream(p, compression=None) as f:  # gunzipped below, with a clear error
             data = f.read()
     except OSError as e:
-        raise StageError(f"cannot read input file {uri}: {e}") from e
+        raise DataError(f"cannot read input file {uri}: {e}") from e
     if uri.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
-            raise StageError(f"cannot read input file {uri}: not a valid gzip file ({e})") from e
+            raise DataError(f"cannot read input file {uri}: not a valid gzip file ({e})") from e
     return data
 
 
@@ -135,7 +135,7 @@ def read_first_line(uri: str, limit: int = 1 << 20) -> bytes:
         with fs.open_input_stream(p, compression="gzip" if uri.lower().endswith(".gz") else None) as f:
             head = f.read(limit)
     except OSError as e:
-        raise StageError(f"cannot read input file {uri}: {e}") from e
+        raise DataError(f"cannot read input file {uri}: {e}") from e
     return head.split(b"\n", 1)[0]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from interestrec.data.schema import INTERACTION_KINDS
+from interestrec.ids import lookup
 
 
 def leave_last_out(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, int]:
@@ -39,8 +40,8 @@ def leave_last_out(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray, ev
     other = np.flatnonzero(~inter)
     if len(other) and long_enough.any():
         users_split = u[starts[long_enough]]  # sorted, unique
-        k = np.clip(np.searchsorted(users_split, user[other]), 0, len(users_split) - 1)
-        has = users_split[k] == user[other]
+        k = lookup(users_split, user[other])
+        has = k >= 0
         t = timestamp[other]
         label = np.where(t < timestamp[valid_pos][k], "train", np.where(t < timestamp[test_pos][k], "valid", "test"))
         split[other] = np.where(has, label, "train")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
 
 @dataclass(frozen=True)
 class DynamicsConfig:
@@ -25,3 +27,9 @@ class DynamicsConfig:
     min_events: int = 3
     plots: bool = True
     distributed_min_users: int = 20000
+
+    def __post_init__(self) -> None:
+        check_config(self, "dynamics", ge={"min_events": 1, "distributed_min_users": 1, "decay": 0}, le={"decay": 1, "survive_threshold": 1, "split_threshold": 1},
+                     choices={"mode": ("warm", "streaming")})
+        if not 0 <= self.split_threshold <= self.survive_threshold:
+            raise ValueError("dynamics.split_threshold must be in [0, dynamics.survive_threshold]")

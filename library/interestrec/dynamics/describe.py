@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 
 
-def lift_table(cluster_counts: Counter, overall_counts: Counter, n_cluster: int, n_overall: int, min_support: int = 3,
-               top: int = 5) -> list[tuple[str, float, int]]:
-    """``(term, lift, count)`` of the terms most over-represented in a cluster.
+def lift_table(cluster_counts: Mapping, overall_counts: Mapping, n_cluster: float, n_overall: float,
+               min_support: float = 3, top: int = 5) -> list[tuple]:
+    """``(term, lift, count)`` of the terms most over-represented in a cluster (the package's one lift).
 
     ``lift = (count_in_cluster / n_cluster) / (count_overall / n_overall)``; terms seen fewer than
-    ``min_support`` times in the cluster are ignored. Ordered by lift, then count, then term.
+    ``min_support`` times in the cluster are ignored. Ordered by lift, then count, then term. Used for the
+    dynamics stage's cluster descriptions and the served ``/clusters`` genre profile.
     """
     rows = []
     for term, c in cluster_counts.items():

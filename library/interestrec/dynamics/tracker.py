@@ -9,7 +9,7 @@ import numpy as np
 
 from interestrec.dynamics.drift import centroid_shift, membership
 from interestrec.dynamics.matching import Transition, match_clusters
-from interestrec.dynamics.track import WindowClusters, cluster_windows
+from interestrec.dynamics.warmstart import WindowClusters, cluster_windows
 
 
 @dataclass

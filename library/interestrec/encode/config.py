@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
+HALF_LIFE_DAYS = 180.0  # the default recency half-life of pooled user vectors, wherever a history is decayed
+
 
 @dataclass(frozen=True)
 class EncodeConfig:
@@ -35,7 +39,7 @@ class EncodeConfig:
     also_text: bool = True
     max_tokens: int = 256
     lookback_days: float = 730.0
-    half_life_days: float = 180.0
+    half_life_days: float = HALF_LIFE_DAYS
     max_interests: int = 4
     interest_distance: float = 1.5
     num_actors: int = 1
@@ -52,6 +56,10 @@ class EncodeConfig:
     def __post_init__(self) -> None:
         from interestrec.encode.geometry import MODES
 
+        check_config(self, "encode", ge={"max_tokens": 8, "max_interests": 1, "num_actors": 1, "num_gpus": 0,
+                                         "batch_size": 1, "sub_batch": 1, "tokenize_cpus": 0},
+                     gt={"lookback_days": 0, "half_life_days": 0, "interest_distance": 0, "num_cpus": 0},
+                     choices={"user_mode": ("pool", "text"), "device": ("auto", "cpu", "cuda")})
         if self.whiten not in MODES:
             raise ValueError(f"encode.whiten must be one of {MODES}, got {self.whiten!r}")
         if not isinstance(self.whiten_pcs, int) or self.whiten_pcs < 1:

@@ -84,12 +84,12 @@ def window_user_vectors(events, item_ids: np.ndarray, item_vectors: np.ndarray, 
     import pyarrow as pa
 
     from interestrec.artifacts import vectors_to_arrow
+    from interestrec.ids import lookup
 
     ev = events.select(["user_id", "item_id", "timestamp", "event", "value"]).to_pandas()
     order = np.argsort(item_ids)
-    pos = np.searchsorted(item_ids[order], ev.item_id.to_numpy())
-    pos = np.minimum(pos, len(item_ids) - 1)
-    known = item_ids[order][pos] == ev.item_id.to_numpy()
+    pos = lookup(item_ids[order], ev.item_id.to_numpy())
+    known = pos >= 0
     ev = ev[known]
     iidx = order[pos[known]]
     users, uidx = np.unique(ev.user_id.to_numpy(), return_inverse=True)

@@ -25,6 +25,7 @@ from interestrec.encode.interests import user_interests
 from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts
 from interestrec.encode.pooling import decay, event_weights, pool_user_vectors, window_user_vectors
 from interestrec.encode.text import SEP, budget_histories, event_text, item_text
+from interestrec.ids import lookup
 from interestrec.stages import StageContext, StageError
 
 USER_MODES = ("pool", "text")
@@ -55,8 +56,8 @@ def known_events(events, item_ids: np.ndarray):
     cols = ["user_id", "item_id", "timestamp", "event", "value", "text"]
     ev = events.select(cols + (["split"] if "split" in events.column_names else [])).to_pandas()
     iid = ev.item_id.to_numpy()
-    pos = np.minimum(np.searchsorted(item_ids, iid), max(len(item_ids) - 1, 0))
-    known = item_ids[pos] == iid if len(item_ids) else np.zeros(len(iid), bool)
+    pos = lookup(item_ids, iid)
+    known = pos >= 0
     ev = ev[known].assign(iidx=pos[known])
     return ev, int((~known).sum())
 
@@ -130,7 +131,7 @@ def text_user_vectors(groups, texts: list[str], encoder, cfg: EncodeConfig):
         wins.append(np.full(len(u), window, np.int32))
         htexts += ht
         kept.append(k)
-        n_ev.append(np.bincount(np.searchsorted(u, ev.user_id.to_numpy()), minlength=len(u)).astype(np.int32))
+        n_ev.append(np.bincount(lookup(u, ev.user_id.to_numpy()), minlength=len(u)).astype(np.int32))
     if not groups:
         raise ValueError("text_user_vectors: no event groups")
     kept_all = np.concatenate(kept)

@@ -35,6 +35,9 @@ class Interactions:
         artifacts: pipeline output directory, so models can read other stages' artifacts
             (``encode/``, ``graph/``, ``cluster/``); ``None`` in unit tests.
         phase: ``"valid"`` (train → predict validation) or ``"test"`` (train+valid → predict test).
+        extras: per-protocol overrides read by models (the cold-item protocol's content-only vectors).
+        config: the pipeline's :class:`~interestrec.config.PipelineConfig`, so a row is built from the same
+            stage config the pipeline ran with (e.g. GraphSAGE's ``graph`` section); ``None`` = defaults.
     """
 
     user_ids: np.ndarray
@@ -47,6 +50,7 @@ class Interactions:
     artifacts: str | None = None
     phase: str = "valid"
     extras: dict = field(default_factory=dict)
+    config: object | None = None
 
     @property
     def n_users(self) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
@@ -36,6 +38,9 @@ class EvaluateConfig:
     cold_user_max_events: int = 3
 
     def __post_init__(self) -> None:
+        check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0})
+        if not self.models or not self.ks:
+            raise ValueError("evaluate.models and evaluate.ks must not be empty")
         if not 0.0 <= self.cold_item_share < 1.0:
             raise ValueError(f"evaluate.cold_item_share must be in [0, 1), got {self.cold_item_share}")
         if self.bootstrap_resamples < 100:

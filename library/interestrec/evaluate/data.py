@@ -6,9 +6,11 @@ import numpy as np
 
 from interestrec.data.schema import INTERACTION_KINDS
 from interestrec.evaluate.base import Interactions
+from interestrec.ids import lookup
 
 
-def build_interactions(events, item_ids: np.ndarray, phase: str, artifacts: str | None = None) -> Interactions:
+def build_interactions(events, item_ids: np.ndarray, phase: str, artifacts: str | None = None,
+                       config=None) -> Interactions:
     """Index-space train data and held-out targets for one evaluation phase.
 
     Args:
@@ -17,6 +19,7 @@ def build_interactions(events, item_ids: np.ndarray, phase: str, artifacts: str 
         phase: ``"valid"`` — learn from train, predict the validation item; ``"test"`` — learn from
             train + valid, predict the test item.
         artifacts: pipeline output directory, passed through to models that read other stages.
+        config: the pipeline's ``PipelineConfig``, passed through to rows built from a stage's config.
     """
     import scipy.sparse as sp
 
@@ -27,9 +30,9 @@ def build_interactions(events, item_ids: np.ndarray, phase: str, artifacts: str 
     learn = ("train",) if phase == "valid" else ("train", "valid")
     user_ids = np.unique(ev.user_id.to_numpy())
     item_ids = np.unique(np.asarray(item_ids, dtype=np.int64))
-    uidx = np.searchsorted(user_ids, ev.user_id.to_numpy())
-    iidx = np.searchsorted(item_ids, ev.item_id.to_numpy())
-    known = (iidx < len(item_ids)) & (item_ids[np.minimum(iidx, len(item_ids) - 1)] == ev.item_id.to_numpy())
+    uidx = lookup(user_ids, ev.user_id.to_numpy())
+    iidx = lookup(item_ids, ev.item_id.to_numpy())
+    known = iidx >= 0
     if not known.all():
         raise ValueError(f"{int((~known).sum())} events reference items missing from the catalog")
     split = ev.split.to_numpy()
@@ -45,4 +48,4 @@ def build_interactions(events, item_ids: np.ndarray, phase: str, artifacts: str 
     target[uidx[t]] = iidx[t]
     return Interactions(user_ids=user_ids, item_ids=item_ids, train=train, seq_user=su.astype(np.int64),
                         seq_item=si.astype(np.int64), seq_time=st.astype(np.int64), target=target,
-                        artifacts=artifacts, phase=phase)
+                        artifacts=artifacts, phase=phase, config=config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import numpy as np
@@ -13,15 +12,13 @@ from interestrec.evaluate.data import build_interactions
 from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
 from interestrec.stages import StageContext
 
-# modules that register models of ours (rows with baseline = False), imported when present
-EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.evaluate.models.fused",
-                       "interestrec.adapt.rows")
 
+def load_models() -> dict:
+    """Every row of the table, registered by the explicit imports of :mod:`interestrec.evaluate.models` (an import
+    error is an error: a broken module never passes as a skipped row); returns the registry."""
+    from interestrec.evaluate.models import registered
 
-def load_models() -> None:
-    """Import every model module (an import error is an error: a broken module must not pass as a skipped row)."""
-    for mod in EXTRA_MODEL_MODULES:
-        importlib.import_module(mod)
+    return registered()
 
 
 def genre_features(items, item_ids: np.ndarray) -> np.ndarray:
@@ -60,8 +57,8 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.config.evaluate
     art = load_ingest(ctx.stage_dir("ingest"))
     item_ids = np.unique(np.r_[art.items["item_id"].to_numpy(), art.events["item_id"].to_numpy()])
-    valid = build_interactions(art.events, item_ids, "valid", ctx.out)
-    test = build_interactions(art.events, item_ids, "test", ctx.out)
+    valid = build_interactions(art.events, item_ids, "valid", ctx.out, ctx.config)
+    test = build_interactions(art.events, item_ids, "test", ctx.out, ctx.config)
     feats = genre_features(art.items, test.item_ids)
     load_models()
     results, skipped, rankings = {}, {}, {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec.configcheck import check_config
+
 
 @dataclass(frozen=True)
 class GraphConfig:
@@ -73,6 +75,10 @@ class GraphConfig:
     max_failures: int = 2
 
     def __post_init__(self) -> None:
+        check_config(self, "graph", ge={"hidden": 1, "max_tags": 0, "recent": 0, "weight_decay": 0, "reg": 0,
+                                        "recency_half_life": 0, "fanout": 1, "eps": 0, "adv_weight": 0,
+                                        "robustness_eps": 0, "threads": 1},
+                     gt={"lr": 0}, choices={"no_id": ("user", "item")})
         if self.conv not in ("sage", "gat"):
             raise ValueError(f"graph.conv must be 'sage' or 'gat', got {self.conv!r}")
         if self.sampling not in ("full", "neighbor"):

@@ -18,16 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec.ids import align, lookup
+
 INTERACTION_KINDS = ("view", "click", "rate", "purchase")
-
-
-def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Position of each value in sorted ``keys`` or -1 when absent."""
-    if len(keys) == 0:
-        return np.full(len(values), -1, np.int64)
-    pos = np.searchsorted(keys, values)
-    pos = np.minimum(pos, len(keys) - 1)
-    return np.where(keys[pos] == values, pos, -1).astype(np.int64)
 
 
 def _edges(src: np.ndarray, dst: np.ndarray):
@@ -62,11 +55,7 @@ def aligned_vectors(vectors, ids: np.ndarray, id_col: str, what: str) -> np.ndar
         raise ValueError(f"{what} table needs columns '{id_col}' and 'vector', got {vectors.column_names}")
     if "window" in vectors.column_names:
         vectors = vectors.filter(np.asarray(vectors["window"].to_numpy()) == -1)
-    vec = artifacts.arrow_to_vectors(vectors["vector"])
-    pos = _lookup(ids, vectors[id_col].to_numpy())
-    out = np.zeros((len(ids), vec.shape[1]), np.float32)
-    out[pos[pos >= 0]] = vec[pos >= 0]
-    return out
+    return align(vectors[id_col].to_numpy(), artifacts.arrow_to_vectors(vectors["vector"]), ids)
 
 
 def recent_edges(user: np.ndarray, time: np.ndarray, item: np.ndarray, n: int) -> np.ndarray:
@@ -126,7 +115,7 @@ def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.nd
     if items is not None:
         cols = set(items.column_names)
         ids = items["item_id"].to_numpy()
-        ii = _lookup(item_ids, ids)
+        ii = lookup(item_ids, ids)
         keep = ii >= 0
         if "genres" in cols:
             genre_pairs = _explode(ii[keep], np.asarray(items["genres"].to_pylist(), dtype=object)[keep])
@@ -189,14 +178,14 @@ def assemble_graph(user_ids: np.ndarray, item_ids: np.ndarray, inter_user: np.nd
         ids = recent_edges(inter_user, np.asarray(inter_time, np.int64), inter_item, recent)
         add("user", "recent", "item", inter_user[ids], inter_item[ids],
             time=torch.as_tensor(np.asarray(inter_time, np.int64)[ids]), rates_id=torch.as_tensor(ids))
-    add("item", "has_genre", "genre", genre_pairs[0], _lookup(np.asarray(genres, dtype=object), genre_pairs[1].astype(object)) if genres else genre_pairs[0])
-    add("item", "in_decade", "decade", decade_pairs[0], _lookup(np.asarray(decades, np.int64), decade_pairs[1]))
+    add("item", "has_genre", "genre", genre_pairs[0], lookup(np.asarray(genres, dtype=object), genre_pairs[1].astype(object)) if genres else genre_pairs[0])
+    add("item", "in_decade", "decade", decade_pairs[0], lookup(np.asarray(decades, np.int64), decade_pairs[1]))
     tag_keys = np.asarray(tags, dtype=object)
-    add("item", "has_tag", "tag", item_tag[0], _lookup(tag_keys, item_tag[1].astype(object)) if tags else item_tag[0])
+    add("item", "has_tag", "tag", item_tag[0], lookup(tag_keys, item_tag[1].astype(object)) if tags else item_tag[0])
     if user_tags:
         if len(tu):
             # one edge per (user, tag), timed at its first use
-            tid = _lookup(tag_keys, tag.astype(object))
+            tid = lookup(tag_keys, tag.astype(object))
             order = np.lexsort((np.asarray(tt, np.int64), tid, np.asarray(tu, np.int64)))
             u_s, t_s, time_s = np.asarray(tu, np.int64)[order], tid[order], np.asarray(tt, np.int64)[order]
             first = np.r_[True, (u_s[1:] != u_s[:-1]) | (t_s[1:] != t_s[:-1])]
@@ -252,7 +241,7 @@ def build_graph(events, items, item_vectors=None, user_vectors=None, clusters=No
         item_ids = np.unique(np.r_[items["item_id"].to_numpy(), ev_item])
     user_ids, item_ids = np.asarray(user_ids, np.int64), np.asarray(item_ids, np.int64)
     learn = np.isin(ev_split, splits) & (ev_time < max_time if max_time is not None else True)
-    uidx, iidx = _lookup(user_ids, ev_user), _lookup(item_ids, ev_item)
+    uidx, iidx = lookup(user_ids, ev_user), lookup(item_ids, ev_item)
     unknown = learn & is_inter & ((uidx < 0) | (iidx < 0))
     if unknown.any():
         raise ValueError(f"{int(unknown.sum())} interactions reference users/items outside the node set")
@@ -269,7 +258,7 @@ def build_graph(events, items, item_vectors=None, user_vectors=None, clusters=No
     cluster = None
     if clusters is not None:
         cluster = np.full(len(user_ids), -1, np.int64)
-        pos = _lookup(user_ids, clusters["user_id"].to_numpy())
+        pos = lookup(user_ids, clusters["user_id"].to_numpy())
         cluster[pos[pos >= 0]] = clusters["cluster"].to_numpy()[pos >= 0]
     return assemble_graph(user_ids, item_ids, uidx[m], iidx[m], ev_time[m], weight[m], items, tag_events,
                           aligned_vectors(item_vectors, item_ids, "item_id", "item_vectors"),

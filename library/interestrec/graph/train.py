@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interestrec.data.split import steps_from_end
+from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender
 from interestrec.graph.config import GraphConfig
 
@@ -99,7 +100,7 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
         last = np.zeros(data.n_users, np.int64)
         np.maximum.at(last, data.seq_user, data.seq_time)
         users, _ = pool_user_vectors(data.seq_user, data.seq_item, data.seq_time, np.ones(len(data.seq_user)),
-                                     graph["item"].x.numpy(), data.n_users, last[data.seq_user], 180.0)
+                                     graph["item"].x.numpy(), data.n_users, last[data.seq_user], HALF_LIFE_DAYS)
         graph["user"].x = torch.as_tensor(users.astype(np.float32))
     return graph
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from interestrec import artifacts
 from interestrec.data.schema import INTERACTION_KINDS
-from interestrec.ids import IdMap
+from interestrec.ids import IdMap, align, align_table, lookup
+from interestrec.recommend.errors import ArtifactError
 
 # a required file -> the stage that writes it (for the error message)
 REQUIRED = {
@@ -30,10 +31,6 @@ REQUIRED = {
     "cluster/assignments.parquet": "cluster",
 }
 INTERACTION_EVENTS = INTERACTION_KINDS
-
-
-class ArtifactError(FileNotFoundError):
-    """A required artifact is missing or malformed (the message names the file and its stage)."""
 
 
 @dataclass
@@ -87,31 +84,6 @@ def resolve_root(path: str) -> str:
     return path
 
 
-def align(ids: np.ndarray, values: np.ndarray, index: np.ndarray, dim: int | None = None) -> np.ndarray:
-    """Rows of ``values`` placed at the positions of ``ids`` in sorted ``index`` (zeros elsewhere; unknown ids dropped).
-
-    Shapes:
-        ids: ``(n,)``; values: ``(n, d)``; index: ``(N,)`` sorted; returns ``(N, d)`` float32.
-    """
-    out = np.zeros((len(index), values.shape[1] if dim is None else dim), np.float32)
-    if len(index) == 0 or len(ids) == 0:
-        return out
-    pos = np.searchsorted(index, ids)
-    ok = (pos < len(index)) & (index[np.minimum(pos, len(index) - 1)] == ids)
-    out[pos[ok]] = values[ok]
-    return out
-
-
-def lookup(index: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Positions of ``ids`` in sorted ``index``, ``-1`` for unknown ids. Shapes: returns ``(len(ids),)`` int64."""
-    ids = np.asarray(ids, np.int64)
-    if len(index) == 0:
-        return np.full(len(ids), -1, np.int64)
-    pos = np.searchsorted(index, ids)
-    ok = (pos < len(index)) & (index[np.minimum(pos, len(index) - 1)] == ids)
-    return np.where(ok, pos, -1).astype(np.int64)
-
-
 def tuned_params(root: str) -> dict:
     """The ``fused`` row's tuned params (manifest, then ``evaluate/summary.json``), else ``{}``."""
     for name in ("manifest.json", "evaluate/summary.json"):
@@ -143,7 +115,7 @@ def load_item_vectors(root: str, item_ids: np.ndarray, phase: str | None = None)
 
     _need(root, "encode/items.parquet")
     t = artifacts.read_parquet(item_vectors_path(root, phase))
-    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
+    return align_table(t, item_ids)
 
 
 def load_assignments(root: str, user_ids: np.ndarray) -> np.ndarray:
@@ -238,7 +210,7 @@ def load(path: str) -> ServingArtifacts:
     uid, iid, ts = ev["user_id"].to_numpy()[keep], ev["item_id"].to_numpy()[keep], ev["timestamp"].to_numpy()[keep]
     user_ids = np.unique(uid)
     item_ids = np.unique(np.r_[items["item_id"].to_numpy(), iid])
-    u, i = np.searchsorted(user_ids, uid), np.searchsorted(item_ids, iid)
+    u, i = lookup(user_ids, uid), lookup(item_ids, iid)
     order = np.lexsort((i, ts, u))
     item_vecs = load_item_vectors(root, item_ids)
     centroids = np.asarray(artifacts.read_npy(_need(root, "cluster/centroids.npy")), np.float32)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec.dynamics.describe import lift_table
 from interestrec.recommend.artifacts import ServingArtifacts
+
+NO_GENRE = "(no genres listed)"  # MovieLens' placeholder genre, never a description
 
 
 def genre_lift(arts: ServingArtifacts, members: np.ndarray, top: int = 3) -> list[tuple[str, float]]:
-    """Genres over-represented in the members' interactions vs. everyone's: ``[(genre, lift)]``, best first.
+    """Genres over-represented in the members' interactions vs. everyone's: ``[(genre, lift)]``, best first
+    (:func:`interestrec.dynamics.describe.lift_table` over per-genre event counts).
 
     Shapes:
         members: ``(n_users,)`` bool mask over user indices.
@@ -36,8 +40,8 @@ def genre_lift(arts: ServingArtifacts, members: np.ndarray, top: int = 3) -> lis
     inside = dict(zip(vocab, inside_c))
     overall = dict(zip(vocab, overall_c))
     n_in, n_all = max(sum(inside.values()), 1), max(sum(overall.values()), 1)
-    lift = [(g, (c / n_in) / (overall[g] / n_all)) for g, c in inside.items() if c >= 3 and g != "(no genres listed)"]
-    return sorted(lift, key=lambda t: (-t[1], t[0]))[:top]
+    inside.pop(NO_GENRE, None)
+    return [(g, v) for g, v, _ in lift_table(inside, overall, n_in, n_all, min_support=3, top=top)]
 
 
 def lineage_id(arts: ServingArtifacts, members: np.ndarray) -> int | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from interestrec.encode.config import EncodeConfig
+from interestrec.configcheck import check_config
+from interestrec.encode.config import HALF_LIFE_DAYS, EncodeConfig
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ class ServeConfig:
     batch_wait_timeout_s: float = 0.002
     max_tokens: int = EncodeConfig.max_tokens
     recommender_cpus: float = 0.5
-    half_life_days: float = 180.0
+    half_life_days: float = HALF_LIFE_DAYS
 
     def __post_init__(self):
+        check_config(self, "serve", ge={"port": 0, "encoder_replicas": 1, "max_ongoing_requests": 1},
+                     le={"port": 65535}, gt={"recommender_cpus": 0, "half_life_days": 0})
         if not 1 <= self.max_fresh_events <= 100_000:
             raise ValueError(f"serve.max_fresh_events must be in [1, 100000], got {self.max_fresh_events}")
         if not 0 <= self.min_timestamp < self.max_timestamp:

@@ -29,9 +29,10 @@ from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
+from interestrec.configcheck import check_config
+from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.recommend.interests import history_interests
 from interestrec.recommend.popularity import cluster_popularity
-from interestrec.recommend.topk import DIVERSITY_MODES, top_k  # noqa: F401  (the service's import path)
 
 T = TypeVar("T")
 
@@ -75,7 +76,7 @@ class FusedParams:
         lam / neighbours: EASE^R strength and entries kept per item of the seq term's item–item table.
         pop_half_life_days: decay of the evaluation's per-user time-aware popularity.
         table_beta: > 0 makes the seq term's table L3AE (EASE pulled towards the LLM item-text model,
-            :mod:`interestrec.evaluate.models.l3ae`); 0 is EASE^R.
+            :mod:`interestrec.recommend.closed_form`); 0 is EASE^R.
         llm_mode / llm_last / llm_half_life: the LLM term's form (:mod:`interestrec.recommend.llm_term`):
             ``interest`` (max over interest vectors) or item level over the last ``llm_last`` history items.
     """
@@ -94,6 +95,8 @@ class FusedParams:
         from interestrec.recommend.llm_term import LLM_MODES
 
         object.__setattr__(self, "weights", as_weights(self.weights))
+        check_config(self, "fused", ge={"lam": 0, "neighbours": 1, "table_beta": 0, "llm_last": 1},
+                     gt={"seq_half_life": 0, "pop_half_life_days": 0, "llm_half_life": 0})
         if self.llm_mode not in LLM_MODES:
             raise ValueError(f"fused llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
         if self.table_beta < 0:
@@ -238,7 +241,7 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
 
 def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_user: np.ndarray, seq_item: np.ndarray,
                 seq_time: np.ndarray, user_cluster: np.ndarray, k: int, graph_users: np.ndarray | None = None,
-                graph_items: np.ndarray | None = None, half_life_days: float = 180.0,
+                graph_items: np.ndarray | None = None, half_life_days: float = HALF_LIFE_DAYS,
                 weights: tuple[float, ...] | None = None,
                 interests: list[np.ndarray | None] | None = None, item_table=None,
                 seq_half_life: float | None = None, params: FusedParams | None = None) -> FusedModel:

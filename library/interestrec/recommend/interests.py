@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
+
 
 def history_interests(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, seq_time: np.ndarray,
-                      item_ids: np.ndarray, item_vecs: np.ndarray, half_life_days: float = 180.0,
+                      item_ids: np.ndarray, item_vecs: np.ndarray, half_life_days: float = HALF_LIFE_DAYS,
                       max_interests: int = 4, given: list[np.ndarray | None] | None = None
                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Every user's interest vectors (``encode.interests.user_interests``) and time-ordered history.

@@ -3,8 +3,8 @@
 ``seq(u, j) = Σ_p 0.5^(p / half_life) · T[h_u(-1-p), j]`` — the user's history read from the newest item
 backwards (``p`` = steps from the end), each item voting for its neighbours in the item–item table ``T``.
 
-``T`` is EASE^R (Steck, WWW 2019; :func:`interestrec.evaluate.models.ease.ease_weights`) — or, with
-``beta > 0``, its LLM-text-regularised form (:mod:`interestrec.evaluate.models.l3ae`) — fitted on the
+``T`` is EASE^R (Steck, WWW 2019; :func:`interestrec.recommend.closed_form.ease_weights`) — or, with
+``beta > 0``, its LLM-text-regularised form (:mod:`interestrec.recommend.closed_form`) — fitted on the
 interaction matrix of the ``max_items`` most popular items and pruned to each item's ``neighbours``
 largest weights, so it is sparse (``n_items × neighbours`` entries) for any catalogue. Reading the history
 with a recency weight is what makes the term sequential: on leave-last-out MovieLens the next item is
@@ -31,7 +31,7 @@ def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int =
         lam: EASE's L2 strength. neighbours: entries kept per row (by absolute weight).
         max_items: only the most popular items take part (bounds the dense ``m × m`` solve).
         item_vecs / beta / lam_text: with ``beta > 0`` the table is
-            :func:`interestrec.evaluate.models.l3ae.l3ae_weights` over the LLM item vectors ``(n_items, d)``
+            :func:`interestrec.recommend.closed_form.l3ae_weights` over the LLM item vectors ``(n_items, d)``
             (``beta = 0``: plain EASE^R).
 
     Shapes:
@@ -40,7 +40,7 @@ def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int =
     """
     import scipy.sparse as sp
 
-    from interestrec.evaluate.models.ease import ease_weights
+    from interestrec.recommend.closed_form import ease_weights
 
     x = sp.csr_matrix(x, dtype=np.float32)
     n = x.shape[1]
@@ -51,7 +51,7 @@ def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int =
     if len(active) < 2:
         return sp.csr_matrix((n, n), dtype=np.float32)
     if beta > 0:
-        from interestrec.evaluate.models.l3ae import l3ae_weights
+        from interestrec.recommend.closed_form import l3ae_weights
 
         if item_vecs is None:
             raise ValueError("fit_item_item: beta > 0 needs the item vectors")
@@ -147,7 +147,7 @@ def read_table(path: str, item_ids: np.ndarray):
     import scipy.sparse as sp
 
     from interestrec import artifacts
-    from interestrec.recommend.artifacts import lookup
+    from interestrec.ids import lookup
 
     t = artifacts.read_parquet(path)
     src, dst = lookup(item_ids, t["item_id"].to_numpy()), lookup(item_ids, t["neighbour_id"].to_numpy())

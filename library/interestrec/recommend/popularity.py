@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
+
 
 def cluster_popularity(users: np.ndarray, items: np.ndarray, times: np.ndarray, user_cluster: np.ndarray, k: int,
-                       n_items: int, half_life_days: float = 180.0) -> np.ndarray:
+                       n_items: int, half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
     """Recency-decayed item popularity per cluster plus a global last row, each row scaled to max 1.
 
     The decay is relative to the newest event: weight ``0.5 ** ((t_max - t) / half_life)``.

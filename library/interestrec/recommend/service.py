@@ -15,23 +15,16 @@ import time
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
+from interestrec.ids import lookup
 from interestrec.recommend import artifacts as ra
-from interestrec.recommend.fused import DIVERSITY_MODES, FusedModel, FusedParams, build_model, top_k
+from interestrec.recommend.errors import InvalidRequest, NotFound
+from interestrec.recommend.fused import FusedModel, FusedParams, build_model
 from interestrec.recommend.itemitem import table_from_events
 from interestrec.recommend.state import UserState, apply_events, events_vector, group_batches, nearest_cluster
+from interestrec.recommend.topk import DIVERSITY_MODES, top_k
 
 MAX_K = 1000
-
-
-class InvalidRequest(ValueError):
-    """A request the model cannot answer as asked (the HTTP layer answers 422)."""
-
-
-class NotFound(KeyError):
-    """An unknown user, item or cluster (the HTTP layer answers 404)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
 
 
 def artifact_root(path: str) -> str:
@@ -58,7 +51,7 @@ class RecommenderService:
         decay_factor: how much existing interests keep when fresh events arrive.
     """
 
-    def __init__(self, path: str, half_life_days: float = 180.0, decay_factor: float = 0.7):
+    def __init__(self, path: str, half_life_days: float = HALF_LIFE_DAYS, decay_factor: float = 0.7):
         arts = ra.load(path)
         self.arts = arts
         self.root, self.version = arts.root, arts.version
@@ -81,13 +74,13 @@ class RecommenderService:
 
     # ------------------------------------------------------------------ lookups
     def user_index(self, user_id: int) -> int:
-        pos = int(ra.lookup(self.user_ids, np.array([user_id]))[0])
+        pos = int(lookup(self.user_ids, np.array([user_id]))[0])
         if pos < 0:
             raise NotFound(f"unknown user {user_id}")
         return pos
 
     def item_indices(self, item_ids: list[int]) -> np.ndarray:
-        pos = ra.lookup(self.item_ids, np.asarray(item_ids, np.int64))
+        pos = lookup(self.item_ids, np.asarray(item_ids, np.int64))
         if (pos < 0).any():
             bad = [int(i) for i, p in zip(item_ids, pos) if p < 0]
             raise NotFound(f"unknown item(s) {bad[:10]}")
@@ -105,7 +98,7 @@ class RecommenderService:
     # ------------------------------------------------------------------ recommend
     def _exclude(self, scores: np.ndarray, exclude_items: list[int] | None) -> np.ndarray:
         if exclude_items:
-            pos = ra.lookup(self.item_ids, np.asarray(exclude_items, np.int64))
+            pos = lookup(self.item_ids, np.asarray(exclude_items, np.int64))
             scores = np.array(scores, copy=True)
             scores[pos[pos >= 0]] = -np.inf  # unknown ids cannot be recommended anyway
         return scores
@@ -266,7 +259,7 @@ class RecommenderService:
             return None
         state = self.initial_state(user_id)
         for batch in group_batches(events):
-            pos = ra.lookup(self.item_ids, np.array([e.item_id for e in batch], np.int64))
+            pos = lookup(self.item_ids, np.array([e.item_id for e in batch], np.int64))
             keep = [e for e, p in zip(batch, pos) if p >= 0]
             if keep:
                 state = apply_events(state, self.model.item_vecs[pos[pos >= 0]], [e.item_id for e in keep],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.encode.pooling import decay, event_weights
 
 
@@ -60,7 +61,7 @@ def nearest_cluster(centroids: np.ndarray, vector: np.ndarray) -> int:
 
 
 def apply_events(base: UserState, item_vecs: np.ndarray, item_ids: list[int], kinds: list[str], timestamps: list[float],
-                 centroids: np.ndarray, decay_factor: float = 0.7, half_life_days: float = 180.0,
+                 centroids: np.ndarray, decay_factor: float = 0.7, half_life_days: float = HALF_LIFE_DAYS,
                  max_interests: int = 8, values: Sequence[float | None] | None = None) -> UserState:
     """The state after fresh events: old interests × ``decay_factor``, the events' vector as the newest interest.
 

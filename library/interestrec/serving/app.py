@@ -37,7 +37,15 @@ from ray.serve.exceptions import RayServeException
 
 from interestrec.recommend.config import ServeConfig
 from interestrec.serving import schemas as S
-from interestrec.serving.idtypes import IdCodec, InvalidId, PathId, UnknownId
+from interestrec.serving.errors import (
+    InvalidId,
+    KeyConflict,
+    StoreError,
+    Unauthorized,
+    Unavailable,
+    UnknownId,
+)
+from interestrec.serving.idtypes import IdCodec, PathId
 from interestrec.serving.versions import pin_version, resolve_pinned
 
 log = logging.getLogger("ray.serve")
@@ -45,19 +53,11 @@ PathInt64 = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 MAX_BODY = 1 << 20
 
 
-class Unauthorized(Exception):
-    """Missing or wrong bearer token (401)."""
-
-
 class BodyTooLarge(HTTPException):
     """A request body over ``MAX_BODY`` bytes (413; an HTTPException so body parsing passes it through)."""
 
     def __init__(self):
         super().__init__(413, f"request body over {MAX_BODY} bytes")
-
-
-class Unavailable(Exception):
-    """A dependency (encoder, store) is temporarily unavailable (503)."""
 
 
 app = FastAPI(title="interestrec", version="1",
@@ -70,8 +70,7 @@ app = FastAPI(title="interestrec", version="1",
 
 def _install_error_handlers(api: FastAPI) -> None:
     """Typed errors → HTTP status codes, in one place."""
-    from interestrec.recommend.service import InvalidRequest, NotFound
-    from interestrec.serving.store import KeyConflict, StoreError
+    from interestrec.recommend.errors import InvalidRequest, NotFound
 
     codes = [(NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
              (StoreError, 503), (Unavailable, 503), (Unauthorized, 401)]
@@ -189,7 +188,7 @@ class Recommender:
     def __init__(self, config: ServeConfig, encoder=None, model_dim: int | None = None):
         from threadpoolctl import threadpool_limits
 
-        from interestrec.serving.store import open_store
+        from interestrec.serving.stores import open_store
 
         # one BLAS thread per replica CPU: small products on shared cores are far slower multi-threaded
         threadpool_limits(max(1, int(config.recommender_cpus)))
@@ -235,7 +234,7 @@ class Recommender:
         return self.cfg.read_token is not None
 
     def _check_times(self, events: list[S.HistoryEvent]) -> None:
-        from interestrec.recommend.service import InvalidRequest
+        from interestrec.recommend.errors import InvalidRequest
 
         lo, hi = self.cfg.min_timestamp, self.cfg.max_timestamp
         for e in events:
@@ -244,7 +243,6 @@ class Recommender:
 
     def _fresh_states(self, service, codec: IdCodec, users: list[int]) -> tuple[list, bool]:
         """Fresh states of user indices: the store is read by original ids, its events mapped to indices."""
-        from interestrec.serving.store import StoreError
 
         try:
             rows = self.store.fresh_many([codec.store_key(u) for u in users], self.cfg.max_fresh_events)
@@ -256,7 +254,7 @@ class Recommender:
     def _known_sync(self, service, reqs: list[tuple]) -> list:
         """Score a batch of known-user requests (original ids, translated here with the batch's version):
         one store round trip, one matrix product per parameter group."""
-        from interestrec.recommend.service import NotFound
+        from interestrec.recommend.errors import NotFound
 
         codec = self.codecs[service.version]
         out: list = [None] * len(reqs)
@@ -304,7 +302,7 @@ class Recommender:
 
     @app.post("/recommend", response_model=S.RecommendResponse)
     async def recommend(self, req: S.RecommendRequest, authorization: str | None = Header(None)):
-        from interestrec.recommend.service import InvalidRequest
+        from interestrec.recommend.errors import InvalidRequest
 
         authed = self._read_auth(authorization)
         service = self.service
@@ -384,7 +382,7 @@ class Recommender:
 
     @app.get("/users/{user_id}/similar", response_model=S.SimilarResponse)
     async def similar(self, user_id: Annotated[PathId, Path()], n: int = 10, k: int = 10, authorization: str | None = Header(None)):
-        from interestrec.recommend.service import InvalidRequest
+        from interestrec.recommend.errors import InvalidRequest
 
         authed = self._read_auth(authorization)
         if not 1 <= n <= 100:

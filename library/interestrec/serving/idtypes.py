@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from interestrec.ids import IdMap, UnknownIdError
+from interestrec.serving.errors import InvalidId, UnknownId
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_ID_CHARS = 256
@@ -43,17 +44,6 @@ _Str = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterV
 UserIdField = Annotated[_Int | _Str, Field(description="user id as in the data: an int64 or a string")]
 ItemIdField = Annotated[_Int | _Str, Field(description="item id as in the data: an int64 or a string")]
 PathId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-
-
-class InvalidId(ValueError):
-    """An id that cannot be one of this dataset's: a non-numeric string where ids are int64 (422)."""
-
-
-class UnknownId(KeyError):
-    """An original id the served data does not know (the HTTP layer answers 404)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown id"
 
 
 @dataclasses.dataclass(frozen=True)

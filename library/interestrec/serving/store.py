@@ -24,15 +24,9 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
+from interestrec.serving.errors import KeyConflict as KeyConflict  # the store interface's errors
+from interestrec.serving.errors import StoreError as StoreError
 from interestrec.serving.idtypes import ItemId, UserId
-
-
-class StoreError(RuntimeError):
-    """The store could not durably apply or read (the HTTP layer answers 503; nothing was applied)."""
-
-
-class KeyConflict(ValueError):
-    """An idempotency key reused for a different batch (the HTTP layer answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -128,17 +122,6 @@ def id_value(k: int | str) -> UserId | ItemId:
 def _check(events: list[dict]) -> None:
     if not events:
         raise ValueError("append: no events")
-
-
-def open_store(url: str) -> EventStore:
-    """``sqlite:///abs/path.db`` / a plain path → :class:`SQLiteStore`; ``redis://host:port/db`` → :class:`RedisStore`."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from interestrec.serving.redis_store import RedisStore
-
-        return RedisStore(url)
-    from interestrec.serving.sqlite_store import SQLiteStore
-
-    return SQLiteStore(url.removeprefix("sqlite://"))
 
 
 def export_parquet(store: EventStore, path: str) -> int:

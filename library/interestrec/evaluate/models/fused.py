@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender, register
 from interestrec.recommend.fused import COMPONENTS, FusedModel, FusedParams, build_model
 
@@ -31,7 +32,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 180.0) -> FusedModel:
+def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = HALF_LIFE_DAYS) -> FusedModel:
     """The fused model (default params) over an evaluation phase's training interactions and the pipeline's
     artifacts (encode item vectors, cluster assignments, graph embeddings when the graph stage ran).
 

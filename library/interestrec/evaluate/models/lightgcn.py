@@ -14,13 +14,40 @@ ml-latest-small, about 0.05 s per full-graph step, so roughly 35–50 s on 2 idl
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
+from interestrec.configcheck import check_config
 from interestrec.evaluate.base import Interactions, Recommender, register
+from interestrec.ids import lookup
 
-DEFAULTS = {"dim": 64, "layers": 3, "lr": 1e-2, "reg": 1e-4, "epochs": 50, "batch": 8192, "seed": 0, "threads": None}
+
+@dataclass(frozen=True)
+class LightGCNParams:
+    """The LightGCN row's parameters (a grid point overrides some of them).
+
+    Attributes:
+        dim: embedding size. layers: propagation layers. lr: Adam step. reg: BPR L2 strength
+            (``lambda_reg``). epochs: passes over the train pairs. batch: pairs per step. seed: torch and
+            negative-sampling seed. threads: ``torch.set_num_threads`` during ``fit`` (``None`` keeps the
+            caller's setting).
+    """
+
+    dim: int = 64
+    layers: int = 3
+    lr: float = 1e-2
+    reg: float = 1e-4
+    epochs: int = 50
+    batch: int = 8192
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_config(self, "lightgcn", ge={"dim": 1, "layers": 1, "reg": 0, "epochs": 0, "batch": 1, "threads": 1},
+                     gt={"lr": 0})
 
 
 @contextmanager
@@ -108,8 +135,7 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen_keys: np.
     todo = np.arange(len(users))
     for _ in range(tries):
         keys = users[todo] * n_items + neg[todo]
-        pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
-        todo = todo[seen_keys[pos] == keys]
+        todo = todo[lookup(seen_keys, keys) >= 0]
         if len(todo) == 0:
             break
         neg[todo] = rng.integers(0, n_items, size=len(todo))
@@ -120,10 +146,7 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen_keys: np.
 class LightGCNRecommender(Recommender):
     """PyG ``LightGCN`` trained with BPR on the full train graph.
 
-    Params (defaults in ``DEFAULTS``): ``dim`` embedding size, ``layers`` propagation layers, ``lr``
-    Adam step, ``reg`` BPR L2 strength (``lambda_reg``), ``epochs`` passes over the train pairs,
-    ``batch`` pairs per step, ``seed``, ``threads`` (``torch.set_num_threads`` during ``fit``;
-    ``None`` keeps the caller's setting).
+    Params: the fields of :class:`LightGCNParams` (unknown names and bad values are errors).
     """
 
     name = "lightgcn"
@@ -134,11 +157,12 @@ class LightGCNRecommender(Recommender):
     ]
 
     def __init__(self, **params) -> None:
-        unknown = set(params) - set(DEFAULTS)
+        known = sorted(f.name for f in dataclasses.fields(LightGCNParams))
+        unknown = set(params) - set(known)
         if unknown:
-            raise ValueError(f"LightGCN: unknown parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+            raise ValueError(f"LightGCN: unknown parameters {sorted(unknown)}; known: {known}")
         super().__init__(**params)
-        self.cfg = {**DEFAULTS, **params}
+        self.cfg = LightGCNParams(**params)
         self.losses: list[float] = []
 
     def fit(self, data: Interactions) -> LightGCNRecommender:
@@ -158,14 +182,14 @@ class LightGCNRecommender(Recommender):
         pos_u = np.repeat(np.arange(n_users), np.diff(train.indptr))
         pos_i = train.indices.astype(np.int64)
         seen_keys = pos_u * n_items + pos_i  # sorted: CSR rows in order, indices sorted
-        rng = np.random.default_rng(int(c["seed"]))
-        with _seeded(int(c["seed"]), c["threads"]):
+        rng = np.random.default_rng(int(c.seed))
+        with _seeded(int(c.seed), c.threads):
             adj = normalized_adjacency(train, n_users, n_items)
-            model = LightGCN(n_users + n_items, int(c["dim"]), int(c["layers"]), normalize=False)
-            opt = torch.optim.Adam(model.parameters(), lr=float(c["lr"]))
-            batch = int(c["batch"])
+            model = LightGCN(n_users + n_items, int(c.dim), int(c.layers), normalize=False)
+            opt = torch.optim.Adam(model.parameters(), lr=float(c.lr))
+            batch = int(c.batch)
             self.losses = []
-            for _ in range(int(c["epochs"])):
+            for _ in range(int(c.epochs)):
                 order = rng.permutation(len(pos_u))
                 total, steps = 0.0, 0
                 for lo in range(0, len(order), batch):
@@ -179,7 +203,7 @@ class LightGCNRecommender(Recommender):
                     pos = (emb[u_t] * emb[p_t]).sum(-1)
                     ngt = (emb[u_t] * emb[n_t]).sum(-1)
                     loss = model.recommendation_loss(pos, ngt, node_id=torch.cat([u_t, p_t, n_t]),
-                                                     lambda_reg=float(c["reg"]))
+                                                     lambda_reg=float(c.reg))
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

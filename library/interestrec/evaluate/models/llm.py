@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 
@@ -23,13 +24,13 @@ def load_item_vectors(artifacts_dir: str, item_ids: np.ndarray, phase: str | Non
     """
     from interestrec import artifacts
     from interestrec.encode.phases import item_vectors_path
-    from interestrec.recommend.artifacts import align
+    from interestrec.ids import align_table
 
     path = item_vectors_path(artifacts_dir, phase)
     if not artifacts.exists(path):
         raise FileNotFoundError(path)
     t = artifacts.read_parquet(path)
-    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
+    return align_table(t, item_ids)
 
 
 @register
@@ -48,7 +49,7 @@ class LLMVectors(Recommender):
         np.maximum.at(last, data.seq_user, data.seq_time)
         self.users, _ = pool_user_vectors(data.seq_user, data.seq_item, data.seq_time, np.ones(len(data.seq_user)),
                                           self.items, data.n_users, last[data.seq_user],
-                                          float(self.params.get("half_life_days", 180.0)))
+                                          float(self.params.get("half_life_days", HALF_LIFE_DAYS)))
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

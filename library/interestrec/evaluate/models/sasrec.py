@@ -23,15 +23,52 @@ positions per epoch on ml-latest-small, roughly 2 s per epoch on 2 idle CPU core
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
+from interestrec.configcheck import check_config
 from interestrec.evaluate.base import Interactions, Recommender, register
 
-DEFAULTS = {"dim": 64, "blocks": 2, "heads": 1, "dropout": 0.2, "max_len": 200, "lr": 1e-3, "weight_decay": 0.0,
-            "epochs": 30, "batch": 32, "loss": "sampled", "negatives": 256, "seed": 0, "threads": None}
+
+@dataclass(frozen=True)
+class SASRecParams:
+    """The SASRec rows' parameters (a grid point overrides some of them; published settings: hidden 64,
+    2 blocks, 1 head, dropout 0.2, Adam lr 1e-3).
+
+    Attributes:
+        dim / blocks / heads / dropout / max_len: the network (``dim`` divisible by ``heads``).
+        lr / weight_decay: Adam. epochs: passes over all windows. batch: windows per step.
+        loss: ``sampled`` (softmax over ``negatives`` shared uniform negatives) or ``ce`` (full softmax).
+        seed: torch and sampling seed. threads: ``torch.set_num_threads`` during fit and scoring
+            (``None`` keeps the caller's).
+    """
+
+    dim: int = 64
+    blocks: int = 2
+    heads: int = 1
+    dropout: float = 0.2
+    max_len: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 30
+    batch: int = 32
+    loss: str = "sampled"
+    negatives: int = 256
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_config(self, "sasrec", ge={"dim": 1, "blocks": 1, "heads": 1, "dropout": 0, "max_len": 1,
+                                         "weight_decay": 0, "epochs": 0, "batch": 1, "negatives": 1, "threads": 1},
+                     gt={"lr": 0}, le={"dropout": 1})
+        if self.loss not in ("ce", "sampled"):
+            raise ValueError(f"SASRec: loss must be 'ce' or 'sampled', got {self.loss!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"SASRec: dim {self.dim} is not divisible by heads {self.heads}")
 
 
 @contextmanager
@@ -199,10 +236,7 @@ def _network_class():
 class SASRecRecommender(Recommender):
     """Self-attentive sequential recommender trained with full-softmax cross-entropy.
 
-    Params (defaults in ``DEFAULTS``; published settings: hidden 64, 2 blocks, 1 head, dropout 0.2,
-    Adam lr 1e-3): ``dim``, ``blocks``, ``heads``, ``dropout``, ``max_len``, ``lr``,
-    ``weight_decay``, ``epochs`` (passes over all windows), ``batch`` (windows per step), ``seed``,
-    ``threads`` (``torch.set_num_threads`` during fit and scoring; ``None`` keeps the caller's).
+    Params: the fields of :class:`SASRecParams` (unknown names and bad values are errors).
     """
 
     name = "sasrec"
@@ -213,15 +247,12 @@ class SASRecRecommender(Recommender):
     ]
 
     def __init__(self, **params) -> None:
-        unknown = set(params) - set(DEFAULTS)
+        known = sorted(f.name for f in dataclasses.fields(SASRecParams))
+        unknown = set(params) - set(known)
         if unknown:
-            raise ValueError(f"SASRec: unknown parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+            raise ValueError(f"SASRec: unknown parameters {sorted(unknown)}; known: {known}")
         super().__init__(**params)
-        self.cfg = {**DEFAULTS, **params}
-        if self.cfg["loss"] not in ("ce", "sampled"):
-            raise ValueError(f"SASRec: loss must be 'ce' or 'sampled', got {self.cfg['loss']!r}")
-        if self.cfg["dim"] % self.cfg["heads"]:
-            raise ValueError(f"SASRec: dim {self.cfg['dim']} is not divisible by heads {self.cfg['heads']}")
+        self.cfg = SASRecParams(**params)
         self.losses: list[float] = []
 
     def fit(self, data: Interactions) -> SASRecRecommender:
@@ -230,28 +261,28 @@ class SASRecRecommender(Recommender):
         import torch.nn.functional as F
 
         c = self.cfg
-        max_len = int(c["max_len"])
+        max_len = int(c.max_len)
         self.n_items = data.n_items
         self.indptr, self.items = user_sequences(data.seq_user, data.seq_item, data.n_users, data.n_items)
         inputs, targets = training_windows(self.indptr, self.items, max_len)
         if len(inputs) == 0:
             raise ValueError("SASRec: no user has two or more events to learn a next item from")
         lengths = (inputs > 0).sum(1)
-        rng = np.random.default_rng(int(c["seed"]))
-        batch, negatives = int(c["batch"]), int(c["negatives"])
-        with _seeded(int(c["seed"]), c["threads"]):
-            net = _network_class()(data.n_items, int(c["dim"]), int(c["blocks"]), int(c["heads"]),
-                                   float(c["dropout"]), max_len)
+        rng = np.random.default_rng(int(c.seed))
+        batch, negatives = int(c.batch), int(c.negatives)
+        with _seeded(int(c.seed), c.threads):
+            net = _network_class()(data.n_items, int(c.dim), int(c.blocks), int(c.heads),
+                                   float(c.dropout), max_len)
             init = self.initial_item_embeddings(data)
             if init is not None:
                 with torch.no_grad():
                     net.item.weight[1:] = torch.as_tensor(init, dtype=torch.float32)
-            opt = torch.optim.Adam(net.parameters(), lr=float(c["lr"]), betas=(0.9, 0.98),
-                                   weight_decay=float(c["weight_decay"]))
+            opt = torch.optim.Adam(net.parameters(), lr=float(c.lr), betas=(0.9, 0.98),
+                                   weight_decay=float(c.weight_decay))
             x_all, y_all = torch.as_tensor(inputs), torch.as_tensor(targets)
             self.losses = []
             net.train()
-            for _ in range(int(c["epochs"])):
+            for _ in range(int(c.epochs)):
                 total, count = 0.0, 0
                 for b in length_batches(lengths, batch, rng):
                     x, y = x_all[torch.as_tensor(b)], y_all[torch.as_tensor(b)]
@@ -259,7 +290,7 @@ class SASRecRecommender(Recommender):
                     x, y = x[:, :width], y[:, :width]
                     real = y >= 0
                     h = net(x)[real]  # (tokens, dim)
-                    loss = F.cross_entropy(*next_item_logits(h, net.item_table(), y[real], c["loss"], negatives))
+                    loss = F.cross_entropy(*next_item_logits(h, net.item_table(), y[real], c.loss, negatives))
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -288,13 +319,13 @@ class SASRecRecommender(Recommender):
         users = np.asarray(users, dtype=np.int64)
         out = np.zeros((len(users), self.n_items), np.float32)
         before = torch.get_num_threads()
-        if self.cfg["threads"]:
-            torch.set_num_threads(int(self.cfg["threads"]))
+        if self.cfg.threads:
+            torch.set_num_threads(int(self.cfg.threads))
         try:
             with torch.no_grad():
                 table = self.net.item_table()
                 for lo in range(0, len(users), chunk):
-                    tokens, lengths = last_window(self.indptr, self.items, users[lo : lo + chunk], int(self.cfg["max_len"]))
+                    tokens, lengths = last_window(self.indptr, self.items, users[lo : lo + chunk], int(self.cfg.max_len))
                     has = np.flatnonzero(lengths > 0)
                     if len(has) == 0:
                         continue

@@ -48,11 +48,11 @@ class SASRecLLM(SASRecRecommender):
         if data.artifacts is None:
             raise FileNotFoundError("sasrec_llm needs the encode stage's item vectors (data.artifacts)")
         vecs = load_item_vectors(data.artifacts, data.item_ids, data.phase)
-        dim = int(self.cfg["dim"])
+        dim = int(self.cfg.dim)
         red = pca_reduce(vecs, dim)
         has = np.any(red, axis=1)
         std = float(red[has].std()) if has.any() else 0.0
-        rng = np.random.default_rng(int(self.cfg["seed"]))
+        rng = np.random.default_rng(int(self.cfg.seed))
         init = rng.normal(0.0, dim**-0.5, size=red.shape).astype(np.float32)
         if std > 0:
             init[has] = red[has] * (dim**-0.5 / std)

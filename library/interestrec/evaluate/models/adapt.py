@@ -52,13 +52,13 @@ def load_vectors(artifacts_dir: str, name: str, item_ids: np.ndarray) -> np.ndar
         returns ``(len(item_ids), d)`` float32.
     """
     from interestrec import artifacts
-    from interestrec.recommend.artifacts import align
+    from interestrec.ids import align_table
 
     path = artifacts.join(artifacts_dir, "adapt", name)
     if not artifacts.exists(path):
         raise FileNotFoundError(f"{path} (run the adapt stage with an objective that writes it)")
     t = artifacts.read_parquet(path)
-    return align(t["item_id"].to_numpy(), artifacts.arrow_to_vectors(t["vector"]), item_ids)
+    return align_table(t, item_ids)
 
 
 class Similarities:

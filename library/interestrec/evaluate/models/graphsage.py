@@ -22,12 +22,14 @@ class GraphRow(Recommender):
     baseline = False
     overrides: ClassVar[dict] = {}
 
-    def config(self) -> GraphConfig:
-        """The row's config: defaults, then the row's overrides, then the grid point."""
-        return dataclasses.replace(GraphConfig(), **{**self.overrides, **self.params})
+    def config(self, base: GraphConfig | None = None) -> GraphConfig:
+        """The row's config: the pipeline's ``graph`` config (defaults without one), then the row's overrides,
+        then the grid point."""
+        return dataclasses.replace(base or GraphConfig(), **{**self.overrides, **self.params})
 
     def fit(self, data: Interactions) -> GraphRow:
-        model, graph, self.curve = fit_local(data, self.config(), seed=0, validate=False)
+        base = getattr(data.config, "graph", None)
+        model, graph, self.curve = fit_local(data, self.config(base), seed=0, validate=False)
         self.users, self.items = embeddings(model, graph)
         return self
 

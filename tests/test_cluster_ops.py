@@ -5,8 +5,9 @@ default to), so job submission must present the token, exactly as a user does. T
 through the job's runtime_env (``--working-dir .`` + ``py_modules``), and the test checks the driver and
 the workers import it from there rather than from the developer's install.
 
-Named ``test_zz_*`` so it runs after the in-process Ray tests; each cluster lives in its own process
-group and is killed with it, so other Ray instances on the machine are untouched.
+Marked ``cluster_ops`` so it runs after the in-process Ray tests (``conftest.py`` moves those tests to the
+end of the session); each cluster lives in its own process group and is killed with it, so other Ray
+instances on the machine are untouched.
 
 Every node gets its own ``--temp-dir``, as separate machines would have. Nodes sharing one (the default
 ``/tmp/ray``) share one session directory and so one ``runtime_resources/``: each node's runtime-env agent
@@ -36,7 +37,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster_ops]
 
 
 def _free_port() -> int:

@@ -1,0 +1,20 @@
+"""The recommend package's errors (artifact loading and requests to the model)."""
+
+from __future__ import annotations
+
+from interestrec.errors import InterestrecError
+
+
+class ArtifactError(InterestrecError, FileNotFoundError):
+    """A required artifact is missing or malformed (the message names the file and its stage)."""
+
+
+class InvalidRequest(InterestrecError, ValueError):
+    """A request the model cannot answer as asked (the HTTP layer answers 422)."""
+
+
+class NotFound(InterestrecError, KeyError):
+    """An unknown user, item or cluster (the HTTP layer answers 404)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"

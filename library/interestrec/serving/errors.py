@@ -1,0 +1,32 @@
+"""The serving package's errors; the HTTP layer maps each to its status code."""
+
+from __future__ import annotations
+
+from interestrec.errors import InterestrecError
+
+
+class InvalidId(InterestrecError, ValueError):
+    """An id that cannot be one of this dataset's: a non-numeric string where ids are int64 (422)."""
+
+
+class UnknownId(InterestrecError, KeyError):
+    """An original id the served data does not know (the HTTP layer answers 404)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown id"
+
+
+class StoreError(InterestrecError, RuntimeError):
+    """The store could not durably apply or read (the HTTP layer answers 503; nothing was applied)."""
+
+
+class KeyConflict(InterestrecError, ValueError):
+    """An idempotency key reused for a different batch (the HTTP layer answers 409)."""
+
+
+class Unauthorized(InterestrecError):
+    """Missing or wrong bearer token (401)."""
+
+
+class Unavailable(InterestrecError):
+    """A dependency (encoder, store) is temporarily unavailable (503)."""

@@ -1,0 +1,199 @@
+"""The package's shape: no import cycles, no upward imports, no ``sys.path`` tricks.
+
+Imports are read from the source with ``ast`` (module-level and function-level alike; ``if TYPE_CHECKING:``
+blocks are annotations, not imports, and are left out), so a lazy import inside a function counts as much as
+one at the top of a file.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "library" / "interestrec"
+
+# Lower number = lower layer; a module may import only modules of its own layer or below. The longest
+# matching prefix decides; a package's ``stage`` module (its orchestration wrapper) sits with the orchestration.
+LAYERS: dict[str, int] = {
+    "interestrec": 0,  # the root package itself
+    "interestrec.errors": 0,
+    "interestrec.ids": 0,
+    "interestrec.artifacts": 0,
+    "interestrec.data": 1,
+    "interestrec.encode": 2,
+    "interestrec.adapt": 3,
+    "interestrec.cluster": 3,
+    "interestrec.dynamics": 3,
+    # the evaluation's interface and protocol (what a model fits on and how it is ranked), used by training
+    "interestrec.evaluate.base": 4,
+    "interestrec.evaluate.config": 4,
+    "interestrec.evaluate.data": 4,
+    "interestrec.evaluate.metrics": 4,
+    "interestrec.evaluate.protocol": 4,
+    "interestrec.graph": 5,
+    "interestrec.recommend": 6,
+    "interestrec.evaluate": 7,  # the table's rows, the judge, the cold-start protocols
+    "interestrec.serving": 8,
+    "interestrec.report": 8,
+    "interestrec.publish": 8,
+    "interestrec.serving_check": 8,
+    "interestrec.config": 8,
+    "interestrec.stages": 8,
+}
+ORCHESTRATION = 8
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skip.update(id(n) for n in ast.walk(child))
+    return skip
+
+
+def _resolve(name: str) -> str | None:
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imports_of(name: str) -> dict[str, int]:
+    """Modules of the package that ``name`` imports → first line number."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(), str(path))
+    skip = _type_checking_nodes(tree)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        for t in targets:
+            m = _resolve(t) if t.startswith("interestrec") else None
+            if m and m != name:
+                out.setdefault(m, node.lineno)
+    return out
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def layer(name: str) -> int:
+    if name.split(".")[-1] == "stage":
+        return ORCHESTRATION
+    best = max((p for p in LAYERS if name == p or name.startswith(p + ".")), key=len)
+    return LAYERS[best]
+
+
+def cycles() -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_import_reader_sees_function_level_and_relative_imports(tmp_path):
+    assert "interestrec.artifacts" in GRAPH["interestrec.ids"]  # imported inside IdMap.from_parquet
+    assert "interestrec.recommend.fused" not in GRAPH["interestrec.recommend.topk"]  # TYPE_CHECKING only
+    assert len(MODULES) > 80 and all(GRAPH[m] for m in ("interestrec.stages", "interestrec.evaluate.stage"))
+
+
+def test_no_import_cycles():
+    assert cycles() == []
+
+
+def test_no_upward_imports():
+    upward = [f"{m} (layer {layer(m)}) imports {dep} (layer {layer(dep)}) at line {line}"
+              for m, deps in sorted(GRAPH.items()) for dep, line in sorted(deps.items()) if layer(dep) > layer(m)]
+    assert upward == []
+
+
+@pytest.mark.parametrize(("low", "high"), [("interestrec.recommend", "interestrec.evaluate.models"),
+                                           ("interestrec.adapt", "interestrec.evaluate"),
+                                           ("interestrec.data", "interestrec.stages"),
+                                           ("interestrec.graph", "interestrec.evaluate.models")])
+def test_named_boundaries(low, high):
+    offenders = [(m, d) for m, deps in GRAPH.items() if (m == low or m.startswith(low + "."))
+                 and layer(m) < ORCHESTRATION for d in deps if d == high or d.startswith(high + ".")]
+    assert offenders == []
+
+
+def test_the_library_never_edits_sys_path():
+    offenders = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and ast.unparse(node.value) == "sys":
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_exception_class_derives_from_interestrec_error():
+    import importlib
+    import inspect
+
+    from interestrec.errors import InterestrecError
+
+    plain = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+        if not classes:
+            continue
+        mod = importlib.import_module(name)
+        for cls_name in classes:
+            cls = getattr(mod, cls_name)
+            if (inspect.isclass(cls) and issubclass(cls, BaseException) and cls.__module__ == name
+                    and not issubclass(cls, InterestrecError) and not cls_name.startswith("_")):
+                plain.append(f"{name}.{cls_name}")
+    allowed = {"interestrec.serving.app.BodyTooLarge"}  # an HTTPException (FastAPI's body parser passes it through)
+    assert sorted(set(plain) - allowed) == []
