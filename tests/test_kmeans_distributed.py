@@ -103,6 +103,21 @@ def test_bad_input_is_rejected_before_actors_start(ray_local):
         ClusterConfig(backend="nccl")
 
 
+def test_one_scheduling_strategy_per_rank(ray_local, data):
+    """A list of strategies places each rank by its own; its length must match the actors."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    x, _ = data
+    ref = DistributedKMeans(2, num_cpus=0.5).fit(x, 16, seed=0, max_iter=5)
+    pinned = DistributedKMeans(2, num_cpus=0.5, scheduling=[NodeAffinitySchedulingStrategy(node, soft=False), "SPREAD"])
+    r = pinned.fit(x, 16, seed=0, max_iter=5)
+    np.testing.assert_array_equal(r.centroids, ref.centroids)
+    with pytest.raises(ValueError, match="one strategy per actor: got 1 for 2"):
+        DistributedKMeans(2, scheduling=["SPREAD"])
+
+
 @pytest.mark.parametrize("victim", [1, 0])
 def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path, victim):
     """Kill a shard actor mid-fit (rank 0 also hosts the group's store and writes the checkpoints)."""

@@ -3,7 +3,9 @@
 ``DIR/publish/v<N>/`` holds copies of the files the Serve app reads plus ``manifest.json`` (version,
 creation time, per-stage output hashes, config, headline metrics). It is assembled in a temporary
 directory and renamed into place, so a reader never sees a half-published version; ``DIR/publish/LATEST``
-names the newest version. Works for local paths and any pyarrow filesystem URI.
+names the newest version. Works for local paths and any pyarrow filesystem URI: object stores (S3, GCS)
+have no directory rename, so there the version is written in place and ``manifest.json``, written last,
+marks it complete (``LATEST`` is updated only after it).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def publish(ctx: StageContext) -> dict:
     publish_dir = ctx.stage_dir("publish")
     version = next_version(publish_dir)
     fs, root = artifacts._fs_and_path(publish_dir)
-    tmp = f"{root}/.tmp-v{version}-{uuid.uuid4().hex[:8]}"
     final = f"{root}/v{version}"
+    renames = isinstance(fs, pafs.LocalFileSystem)  # object stores cannot rename a directory
+    tmp = f"{root}/.tmp-v{version}-{uuid.uuid4().hex[:8]}" if renames else final
     fs.create_dir(tmp, recursive=True)
     stages, metrics, files = {}, {}, []
     for stage, names in SERVED_FILES.items():
@@ -77,9 +80,10 @@ def publish(ctx: StageContext) -> dict:
         "metrics": metrics,
         "config": dataclasses.asdict(ctx.config),
     }
-    with fs.open_output_stream(f"{tmp}/manifest.json") as f:  # inside the temp dir: the rename publishes it
+    with fs.open_output_stream(f"{tmp}/manifest.json") as f:  # the rename (object stores: the manifest) publishes it
         f.write((json.dumps(manifest, indent=2, default=str) + "\n").encode())
-    fs.move(tmp, final)
+    if renames:
+        fs.move(tmp, final)
     artifacts.write_bytes_atomic(artifacts.join(publish_dir, "LATEST"), f"v{version}\n".encode())
     ctx.log(f"publish: v{version} with {len(files)} files")
     return {"version": version, "path": artifacts.join(publish_dir, f"v{version}"), "files": len(files), "stages": sorted(stages)}

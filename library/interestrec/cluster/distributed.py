@@ -1,11 +1,12 @@
 """Distributed k-means: one Ray actor per shard, joined by a torch.distributed gloo process group.
 
-Every actor runs the same :func:`~interestrec.cluster.lloyd.fit_data` over a
-:class:`~interestrec.cluster.shard.ClusterData` whose collective is :class:`GlooCollective`: each
-iteration is one float64 all-reduce of ``K·d + K + 1`` numbers (sums, counts, inertia), after which
-every actor computes the same new centroids. Vectors go from the object store (numpy slices, Arrow
-blocks of a ``ray.data.Dataset``, or the caller's object refs) straight into the actors; the driver
-only sees counts, the final centroids and the labels.
+Every actor (:class:`~interestrec.cluster.shard_actor.ShardActor`) runs the same
+:func:`~interestrec.cluster.lloyd.fit_data` over a :class:`~interestrec.cluster.shard.ClusterData`
+whose collective is :class:`~interestrec.cluster.gloo.GlooCollective`: each iteration is one float64
+all-reduce of ``K·d + K + 1`` numbers (sums, counts, inertia), after which every actor computes the
+same new centroids. Vectors go from the object store (numpy slices, Arrow blocks of a
+``ray.data.Dataset``, or the caller's object refs) straight into the actors; the driver only sees
+counts, the final centroids and the labels.
 
 Fault tolerance: rank 0 checkpoints the centroids after every iteration under ``checkpoint_dir`` (a
 local directory or any pyarrow URI — on a cluster, the run's output storage, so the driver finds it
@@ -13,191 +14,26 @@ whichever node rank 0 ran on). Every phase — shard load, group formation, the 
 final labels — is retried after an actor death: the driver recreates the dead actors (which reload
 their shard from the same object refs), destroys the gloo group in every survivor (a survivor that
 does not answer in time is replaced too), forms a new one on a fresh TCP store port and resumes from
-the checkpoint. The loop is deterministic given the centroids, so the result equals an uninterrupted
-run. Every wait on the actors has a deadline.
+the checkpoint (:mod:`~interestrec.cluster.actor_group`). The loop is deterministic given the
+centroids, so the result equals an uninterrupted run. Every wait on the actors has a deadline.
 """
 
 from __future__ import annotations
 
-import datetime
-import logging
 import shutil
-import socket
 import tempfile
-import time
 import uuid
 from typing import Any
 
 import numpy as np
 
+from interestrec.cluster.actor_group import ShardActorGroup
 from interestrec.cluster.assign import validate_vectors
-from interestrec.cluster.checkpoint import read_checkpoint, write_checkpoint
-from interestrec.cluster.lloyd import KMeansResult, LoopState, check_init_centroids, check_params, fit_data
-from interestrec.cluster.shard import ClusterData, LocalCollective, Shard
-
-log = logging.getLogger(__name__)
+from interestrec.cluster.checkpoint import read_checkpoint
+from interestrec.cluster.lloyd import KMeansResult, check_init_centroids, check_params
 
 
-class GlooCollective:
-    """:class:`~interestrec.cluster.shard.Collective` over the default torch.distributed (gloo) group."""
-
-    def __init__(self, rank: int, world: int) -> None:
-        self.rank = rank
-        self.world = world
-
-    def allreduce(self, a: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.distributed as dist
-
-        t = torch.from_numpy(np.array(a, copy=True))
-        dist.all_reduce(t)
-        return t.numpy()
-
-    def allgather(self, a: np.ndarray) -> list[np.ndarray]:
-        import torch
-        import torch.distributed as dist
-
-        t = torch.from_numpy(np.array(a, copy=True))
-        out = [torch.empty_like(t) for _ in range(self.world)]
-        dist.all_gather(out, t)
-        return [o.numpy() for o in out]
-
-    def broadcast(self, a: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.distributed as dist
-
-        t = torch.from_numpy(np.array(a, copy=True))
-        dist.broadcast(t, src=0)
-        return t.numpy()
-
-
-def _to_array(obj: Any, column: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Vectors (and ids, when a ``user_id``/``id`` column is present) from a numpy array or Arrow table."""
-    import pyarrow as pa
-
-    from interestrec import artifacts
-
-    if isinstance(obj, np.ndarray):
-        return obj, None, ""
-    if isinstance(obj, dict):
-        obj = pa.table({k: (artifacts.vectors_to_arrow(v) if np.asarray(v).ndim == 2 else v) for k, v in obj.items()})
-    if isinstance(obj, pa.Table):
-        if column not in obj.column_names:
-            return np.zeros((0, 0), np.float32), None, f"block has no vector column '{column}' (columns: {obj.column_names})"
-        ids = None
-        for name in ("user_id", "id"):
-            if name in obj.column_names:
-                ids = obj.column(name).to_numpy().astype(np.int64)
-                break
-        return artifacts.arrow_to_vectors(obj.column(column)), ids, ""
-    return np.zeros((0, 0), np.float32), None, f"unsupported block type {type(obj).__name__}"
-
-
-class ShardActor:
-    """Holds one shard and runs the SPMD loop; wrapped with ``ray.remote`` by :class:`DistributedKMeans`."""
-
-    def __init__(self, rank: int, threads: int = 1) -> None:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(max(1, int(threads)))
-        self._blas_limits = threadpool_limits(limits=max(1, int(threads)))  # numpy's BLAS does the GEMMs
-        self.rank = rank
-        self.raw: np.ndarray | None = None
-        self.ids: np.ndarray | None = None
-        self.shard: Shard | None = None
-        self.group = False
-
-    def ping(self) -> int:
-        return self.rank
-
-    def load(self, parts: list, column: str, metric: str) -> dict:
-        """Fetch and validate this shard's blocks; returns ``{"n", "d", "problem"}``."""
-        import ray
-
-        xs, ids = [], []
-        for p in parts:
-            obj = ray.get(p) if isinstance(p, ray.ObjectRef) else p
-            x, i, problem = _to_array(obj, column)
-            if problem:
-                return {"n": 0, "d": 0, "problem": f"shard {self.rank}: {problem}"}
-            if x.shape[0]:
-                xs.append(x)
-                ids.append(i)
-        if not xs:
-            self.raw = None
-            return {"n": 0, "d": 0, "problem": ""}
-        dims = {x.shape[1] if x.ndim == 2 else -1 for x in xs}
-        if len(dims) != 1:
-            return {"n": 0, "d": 0, "problem": f"shard {self.rank}: blocks have different dimensions {sorted(dims)}"}
-        try:
-            x = validate_vectors(np.concatenate(xs), "vectors", metric)
-        except ValueError as e:
-            return {"n": 0, "d": 0, "problem": f"shard {self.rank}: {e}"}
-        self.raw = x
-        self.ids = np.concatenate(ids) if all(i is not None for i in ids) else None
-        return {"n": int(x.shape[0]), "d": int(x.shape[1]), "problem": ""}
-
-    def address(self) -> tuple[str, int]:
-        """This node's IP and a free TCP port for the group's store."""
-        import ray
-
-        with socket.socket() as s:
-            s.bind(("", 0))
-            port = s.getsockname()[1]
-        return ray.util.get_node_ip_address(), port
-
-    def init_group(self, addr: str, port: int, world: int, timeout_s: float) -> bool:
-        """Join a new gloo process group (destroying any previous one first)."""
-        import torch.distributed as dist
-
-        self.destroy_group()
-        dist.init_process_group(
-            "gloo", init_method=f"tcp://{addr}:{port}", rank=self.rank, world_size=world,
-            timeout=datetime.timedelta(seconds=timeout_s),
-        )
-        self.group = True
-        return True
-
-    def destroy_group(self) -> bool:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        self.group = False
-        return True
-
-    def fit(self, offset: int, world: int, dim: int, params: dict, init_centroids: np.ndarray | None,
-            resume: dict | None, checkpoint_dir: str, meta: dict) -> dict:
-        """Run initialisation (unless resuming), the Lloyd loop and the final pass on this shard."""
-        if self.shard is None:
-            x = self.raw if self.raw is not None else np.zeros((0, dim), np.float32)
-            self.shard = Shard(x, offset, params["metric"], params["chunk_size"])
-            self.raw = None  # spherical keeps only the normalised copy
-        comm = GlooCollective(self.rank, world) if world > 1 else LocalCollective()
-        data = ClusterData(self.shard, comm)
-
-        def on_iteration(state: LoopState) -> None:
-            if self.rank == 0:
-                write_checkpoint(checkpoint_dir, state, meta)
-
-        start = LoopState(resume["centroids"], resume["n_iter"], resume["history"], resume["done"]) if resume else None
-        state, counts, inertia, times, reduce_s = fit_data(
-            data, params["k"], init=params["init"], init_centroids=init_centroids, max_iter=params["max_iter"],
-            tol=params["tol"], seed=params["seed"], resume=start, on_iteration=on_iteration,
-        )
-        out = {"n_iter": state.n_iter, "inertia": inertia, "times": times, "reduce_s": reduce_s,
-               "compute_s": data.t_compute}
-        if self.rank == 0:
-            out.update(centroids=state.centroids, counts=counts, history=state.history)
-        return out
-
-    def labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """This shard's final labels, distances and ids (if the blocks had an id column)."""
-        return self.shard.labels, self.shard.dist, self.ids
-
-
-class DistributedKMeans:
+class DistributedKMeans(ShardActorGroup):
     """k-means over Ray actors with all-reduce centroid updates.
 
     Args:
@@ -209,7 +45,8 @@ class DistributedKMeans:
             directory, removed after the fit — enough on one node only.
         num_cpus: Ray CPUs reserved per actor (default ``threads_per_actor``; fractions let more actors
             share a small machine).
-        scheduling: Ray scheduling strategy for the actors, e.g. ``"SPREAD"`` to use every node.
+        scheduling: Ray scheduling strategy for the actors, e.g. ``"SPREAD"`` to use every node, or a
+            list with one strategy per rank.
         max_restarts: actor failures tolerated per fit.
         group_timeout_s: gloo collective timeout (also the deadline for load, group formation and labels).
         fit_timeout_s: deadline for the whole Lloyd loop of one attempt.
@@ -235,20 +72,10 @@ class DistributedKMeans:
     ) -> None:
         if backend != "gloo":
             raise ValueError(f"backend '{backend}' is not supported; use 'gloo'")
-        if num_actors < 1 or threads_per_actor < 1:
-            raise ValueError(f"num_actors and threads_per_actor must be ≥ 1, got {num_actors}, {threads_per_actor}")
-        self.num_actors = int(num_actors)
-        self.threads_per_actor = int(threads_per_actor)
+        super().__init__(num_actors, threads_per_actor, num_cpus, scheduling, max_restarts, group_timeout_s, grace_s)
         self.backend = backend
         self.checkpoint_dir = checkpoint_dir
-        self.num_cpus = float(threads_per_actor if num_cpus is None else num_cpus)
-        self.scheduling = scheduling
-        self.max_restarts = int(max_restarts)
-        self.group_timeout_s = float(group_timeout_s)
         self.fit_timeout_s = float(fit_timeout_s)
-        self.grace_s = float(grace_s)
-        self.actors: list = []
-        self.restarts = 0
 
     # -- data -------------------------------------------------------------------------------------
     def _parts(self, data: Any, column: str, metric: str) -> tuple[list[list], int | None, int | None]:
@@ -271,105 +98,6 @@ class DistributedKMeans:
             raise ValueError("data is empty (no blocks)")
         groups = np.array_split(np.arange(len(refs)), self.num_actors)
         return [[refs[i] for i in g] for g in groups], None, None
-
-    def _make_actor(self, rank: int):
-        import ray
-
-        opts: dict = {"num_cpus": self.num_cpus, "max_concurrency": 2}
-        if self.scheduling is not None:
-            opts["scheduling_strategy"] = self.scheduling
-        cls = ray.remote(ShardActor).options(**opts)
-        return cls.remote(rank, self.threads_per_actor)
-
-    def _gather(self, refs: list, timeout_s: float) -> list:
-        """Each call's value, or the exception it raised (``TimeoutError`` for a call still running at the
-        deadline). Once an actor is seen dead the others get at most ``grace_s`` more."""
-        import ray
-        from ray.exceptions import RayActorError
-
-        deadline = time.monotonic() + timeout_s
-        pending = list(refs)
-        while pending and time.monotonic() < deadline:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-            for r in ready:
-                try:
-                    ray.get(r, timeout=self.grace_s)
-                except RayActorError:
-                    deadline = min(deadline, time.monotonic() + self.grace_s)
-                except Exception:  # noqa: S110 — reported to the caller below
-                    pass
-        out: list = []
-        for r in refs:
-            if r in pending:
-                out.append(TimeoutError(f"no answer within {timeout_s:.0f} s"))
-                continue
-            try:
-                out.append(ray.get(r, timeout=self.grace_s))
-            except Exception as e:  # returned, not swallowed: the caller decides
-                out.append(e)
-        return out
-
-    def _lost(self, outcomes: list) -> list[int]:
-        """Ranks whose actor died or did not answer in time."""
-        from ray.exceptions import RayActorError
-
-        return [i for i, o in enumerate(outcomes) if isinstance(o, (RayActorError, TimeoutError))]
-
-    def _replace(self, ranks: list[int]) -> None:
-        import ray
-
-        for i in ranks:
-            try:
-                ray.kill(self.actors[i], no_restart=True)
-            except Exception as e:  # already gone
-                log.debug("k-means: kill of rank %d: %s", i, e)
-            self.actors[i] = self._make_actor(i)
-
-    def _load(self, ranks: list[int], parts: list, column: str, metric: str) -> dict[int, dict]:
-        """Load the shards of ``ranks``, replacing actors that die while loading."""
-        loads: dict[int, dict] = {}
-        todo = list(ranks)
-        while todo:
-            outs = self._gather([self.actors[i].load.remote(parts[i], column, metric) for i in todo], self.group_timeout_s)
-            lost = [todo[j] for j in self._lost(outs)]
-            for i, o in zip(todo, outs):
-                if i in lost:
-                    continue
-                if isinstance(o, Exception):
-                    raise o
-                loads[i] = o
-            if lost:
-                self._recovered(lost, "load", outs)
-                self._replace(lost)
-            todo = lost
-        return loads
-
-    def _recovered(self, lost: list[int], phase: str, outs: list) -> None:
-        self.restarts += 1
-        if self.restarts > self.max_restarts:
-            errs = [o for o in outs if isinstance(o, Exception)]
-            raise RuntimeError(f"k-means actors failed {self.restarts} times (last in {phase}); giving up") from (
-                errs[0] if errs else None)
-        log.warning("k-means: actor(s) %s lost during %s; replacing them and resuming", lost, phase)
-
-    def _form_group(self) -> list[int]:
-        """A fresh gloo group over the current actors; the ranks lost meanwhile (empty on success)."""
-        if self.num_actors == 1:
-            return []
-        got = self._gather([self.actors[0].address.remote()], self.group_timeout_s)
-        if self._lost(got):
-            return [0]
-        if isinstance(got[0], Exception):
-            raise got[0]
-        addr, port = got[0]
-        outs = self._gather([a.init_group.remote(addr, port, self.num_actors, self.group_timeout_s)
-                             for a in self.actors], self.group_timeout_s + self.grace_s)
-        lost = self._lost(outs)
-        errs = [o for o in outs if isinstance(o, Exception)]
-        if errs and not lost:
-            # a rank could not join (e.g. the store host went away): replace every rank that failed
-            lost = [i for i, o in enumerate(outs) if isinstance(o, Exception)]
-        return lost
 
     # -- fit --------------------------------------------------------------------------------------
     def fit(
@@ -395,8 +123,6 @@ class DistributedKMeans:
             ValueError: invalid parameters, NaN/inf vectors, ``k > n`` or a dimension mismatch — before
                 any actor starts for numpy input, right after the shards load (before the fit) otherwise.
         """
-        import ray
-
         check_params(k, metric, init, max_iter, tol)
         parts, n, d = self._parts(data, column, metric)
         c0 = None
@@ -410,8 +136,7 @@ class DistributedKMeans:
         own_ckpt = self.checkpoint_dir is None
         ckpt = tempfile.mkdtemp(prefix="kmeans-ckpt-") if own_ckpt else self.checkpoint_dir
         artifacts.makedirs(ckpt)
-        self.restarts = 0
-        self.actors = [self._make_actor(r) for r in range(self.num_actors)]
+        self._start()
         try:
             loaded = self._load(list(range(self.num_actors)), parts, column, metric)
             loads = [loaded[i] for i in range(self.num_actors)]
@@ -437,12 +162,7 @@ class DistributedKMeans:
                     "fit_id": uuid.uuid4().hex}
             outs, got = self._run(parts, column, offsets, d, params, c0, ckpt, meta)
         finally:
-            for a in self.actors:
-                try:
-                    ray.kill(a)
-                except Exception as e:  # already gone
-                    log.debug("k-means: kill: %s", e)
-            self.actors = []
+            self._stop()
             if own_ckpt:
                 shutil.rmtree(ckpt, ignore_errors=True)  # a temporary local directory we made
         r0 = outs[0]
@@ -482,12 +202,7 @@ class DistributedKMeans:
                         return outs, got
                     outs = got
             self._recovered(lost, phase, outs)
-            survivors = [i for i in range(self.num_actors) if i not in lost]
-            done = self._gather([self.actors[i].destroy_group.remote() for i in survivors], self.grace_s)
-            stuck = [survivors[j] for j, o in enumerate(done) if isinstance(o, Exception)]
-            replaced = sorted(set(lost) | set(stuck))
-            self._replace(replaced)
-            self._load(replaced, parts, column, params["metric"])
+            self._reset_after_loss(lost, parts, column, params["metric"])
             st = read_checkpoint(ckpt, meta)
             resume = None if st is None else {"centroids": st.centroids, "n_iter": st.n_iter,
                                               "history": st.history, "done": st.done}
