@@ -42,8 +42,8 @@ def pyplot():
     return plt
 
 
-def cell(v) -> str:
-    """One table cell: floats to 4 decimals, ``None`` as a dash, dicts as ``key value`` pairs."""
+def plain(v) -> str:
+    """A value as text: floats to 4 decimals, ``None`` as a dash, dicts as ``key value`` pairs, lists joined."""
     if v is None or v == "":
         return "—"
     if isinstance(v, bool):
@@ -51,8 +51,15 @@ def cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     if isinstance(v, dict):
-        return html.escape(", ".join(f"{k} {cell(x)}" for k, x in v.items()))
-    return html.escape(str(v))
+        return ", ".join(f"{k} {plain(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(plain(x) for x in v)
+    return str(v)
+
+
+def cell(v) -> str:
+    """One table cell (:func:`plain`, HTML-escaped)."""
+    return html.escape(plain(v))
 
 
 def table(rows: list[list], head: list[str], classes: list[str] | None = None) -> str:
