@@ -57,7 +57,7 @@ def _training(out: str) -> str:
         return missing("graph")
     plt = pyplot()
     panels = (curve is not None) + bool(adapt_curves)
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 3.4), squeeze=False, layout="constrained")
     axes = list(axes[0])
     parts = []
     if curve is not None:
@@ -66,12 +66,14 @@ def _training(out: str) -> str:
         xs = [e.get("epoch", i) for i, e in enumerate(epochs)]
         ax.plot(xs, [e.get("loss") for e in epochs], "o-", label="train BPR loss")
         ax.set(xlabel="epoch", ylabel="BPR loss", title="GraphSAGE")
+        lines = list(ax.get_lines())
         if any("ndcg@10" in e or "valid_ndcg@10" in e for e in epochs):
             ax2 = ax.twinx()
             ax2.plot(xs, [e.get("valid_ndcg@10", e.get("ndcg@10")) for e in epochs], "s-", color="tab:orange",
                      label="valid NDCG@10")
             ax2.set_ylabel("valid NDCG@10")
-        ax.legend(loc="upper right")
+            lines += ax2.get_lines()
+        ax.legend(handles=lines, loc="upper right")
     if adapt_curves:
         ax = axes.pop(0)
         for objective, losses in adapt_curves.items():

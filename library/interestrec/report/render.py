@@ -51,7 +51,7 @@ def plain(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     if isinstance(v, dict):
-        return ", ".join(f"{k} {plain(x)}" for k, x in v.items())
+        return ", ".join(f"{k} ({plain(x)})" if isinstance(x, dict) else f"{k} {plain(x)}" for k, x in v.items())
     if isinstance(v, (list, tuple)):
         return ", ".join(plain(x) for x in v)
     return str(v)
