@@ -44,17 +44,17 @@ def _recent_items(out: str, window: dict, members: dict[int, list[int]]) -> dict
     """Up to :data:`RECENT_ITEMS` titles each sampled member interacted with last before the window's end."""
     import pyarrow.compute as pc
 
-    from interestrec.data import load_ingest
-
     users = sorted({u for us in members.values() for u in us})
     if not users:
         return {}
-    art = load_ingest(artifacts.join(out, "ingest"))
-    ev = art.events.filter(pc.is_in(art.events["user_id"], value_set=_int64s(users)))
+    ingest = artifacts.join(out, "ingest")
+    ev = artifacts.read_parquet(artifacts.join(ingest, "events.parquet"), columns=["user_id", "item_id", "timestamp"])
+    ev = ev.filter(pc.is_in(ev["user_id"], value_set=_int64s(users)))
     if window.get("end") is not None:
         ev = ev.filter(pc.less(ev["timestamp"], int(window["end"])))
-    ev = ev.select(["user_id", "item_id", "timestamp"]).to_pandas().sort_values(["user_id", "timestamp", "item_id"])
-    titles = dict(zip(art.items["item_id"].to_pylist(), art.items["title"].to_pylist()))
+    ev = ev.to_pandas().sort_values(["user_id", "timestamp", "item_id"])
+    items = artifacts.read_parquet(artifacts.join(ingest, "items.parquet"), columns=["item_id", "title"])
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist()))
     ids = item_map(out)
     last = {int(u): [item_name({"item_id": int(i), "title": titles.get(int(i))}, ids) for i in g.item_id.tolist()[::-1]]
             for u, g in ev.groupby("user_id")}
