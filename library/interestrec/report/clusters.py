@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from interestrec import artifacts
-from interestrec.report.render import fig_png, img_tag, item_map, item_name, missing, pyplot, read, table
+from interestrec.report import render
+from interestrec.report.render import cell, fig_png, img_tag, item_map, item_name, missing, read, table
 
 MEMBERS_SHOWN = 3  # members per cluster whose recent items are shown
 RECENT_ITEMS = 3
@@ -26,7 +27,7 @@ def k_selection(out: str) -> str:
         grid = {key: [g.get(key) for g in grid] for key in ("k", "inertia", "silhouette")}
     ks = grid.get("k") or []
     if ks:
-        plt = pyplot()
+        plt = render.pyplot()
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
         ax[0].plot(ks, grid.get("inertia", []), "o-")
         ax[0].set(title="Elbow: inertia vs K", xlabel="K", ylabel="inertia")
@@ -127,8 +128,8 @@ def current_clusters(out: str) -> str:
         rows.append((cid, c.get("size"), fate.get(str(cid), "—"), c.get("description") or d.get("description"), top, sample))
     head = "".join(f"<th>{h}</th>" for h in ("cluster", "users", "since last window", "description", "top items (lift)",
                                              "members' most recent items"))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v)) if i < 5 else v or '—'}</td>" for i, v in enumerate(r)) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v) if i < 5 else v or '—'}</td>" for i, v in enumerate(r)) + "</tr>"
+                   for r in rows)  # the last column is HTML already
     return (f"<p>Window {w}: {len(rows)} clusters, {sum(int(r[1] or 0) for r in rows)} users with enough events in "
             f"the window.</p><table class='clusters'><tr>{head}</tr>{body}</table>")
 
