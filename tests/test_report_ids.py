@@ -25,7 +25,7 @@ def test_ranks_files_hold_original_user_ids(tmp_path):
 
 
 def test_report_cluster_top_items_show_titles_or_original_ids(tmp_path):
-    from interestrec.report.html import _clusters
+    from interestrec.report.clusters import current_clusters as _clusters
 
     IdMap.dense(["B0a", "B0b", "B0c"]).to_parquet(str(tmp_path / "ingest" / "ids" / "items.parquet"))
     artifacts.write_json(str(tmp_path / "dynamics" / "clusters.json"), {"0": {"description": "space", "top_items": [
