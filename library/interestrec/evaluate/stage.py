@@ -11,7 +11,7 @@ from interestrec.data import load_ingest
 from interestrec.evaluate.base import REGISTRY
 from interestrec.evaluate.data import build_interactions
 from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
-from interestrec.stages import StageContext
+from interestrec.stages import StageContext, StageError
 
 # modules that register models of ours (rows with baseline = False), imported when present
 EXTRA_MODEL_MODULES = ("interestrec.evaluate.models", "interestrec.graph.recommender", "interestrec.evaluate.models.fused",
@@ -64,6 +64,9 @@ def run(ctx: StageContext) -> dict:
     test = build_interactions(art.events, item_ids, "test", ctx.out)
     feats = genre_features(art.items, test.item_ids)
     load_models()
+    unknown = sorted((set(cfg.grids) | set(cfg.params)) - set(REGISTRY))
+    if unknown:
+        raise StageError(f"evaluate.grids/params name unknown row(s) {unknown}; rows: {sorted(REGISTRY)}")
     results, skipped, rankings = {}, {}, {}
     for name in cfg.models:
         if name not in REGISTRY:
@@ -72,7 +75,8 @@ def run(ctx: StageContext) -> dict:
         ctx.log(f"evaluate: {name}")
         try:
             results[name], rankings[name] = tune_and_rank(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk,
-                                                          feats, tune=cfg.tune, log=ctx.log)
+                                                          feats, tune=cfg.tune, log=ctx.log,
+                                                          grid=cfg.row_grid(name, REGISTRY[name].grid))
         except FileNotFoundError as e:  # a model of ours whose upstream stage has not run
             skipped[name] = f"missing artifacts: {e}"
     if cfg.ablations and "fused" in results:
