@@ -237,3 +237,34 @@ def test_track_yields_every_item_unchanged():
 
     assert list(progress.track(iter([3, 1, 2]), "x")) == [3, 1, 2]
     assert list(progress.track(range(4), "y", every=0.0)) == [0, 1, 2, 3]
+
+
+def _toy_train_loop(config: dict) -> None:
+    import ray.train
+
+    for epoch in range(config["epochs"]):
+        ray.train.report({"epoch": epoch, "loss": 1.0 / (epoch + 1)})
+
+
+@pytest.mark.slow
+def test_ray_train_epoch_reports_reach_the_drivers_progress_lines(ray_local, tmp_path, capsys):
+    import ray.cloudpickle
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from interestrec import progress
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    progress.set_level(progress.NORMAL)
+    with progress.ray_train_epochs("toy: epoch", 3) as callbacks:
+        assert len(callbacks) == 1
+        run = RunConfig(name="toy", storage_path=str(tmp_path), callbacks=callbacks)
+        TorchTrainer(_toy_train_loop, train_loop_config={"epochs": 3}, scaling_config=ScalingConfig(num_workers=1),
+                     run_config=run).fit()
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[interestrec] toy: epoch")]
+    assert [x.split(" · ")[0] for x in lines] == [f"[interestrec] toy: epoch {i}/3 ({i / 3:.0%})" for i in (1, 2, 3)]
+    assert lines[-1].endswith("loss 0.3333")
+    progress.set_level(progress.QUIET)
+    with progress.ray_train_epochs("toy: epoch", 3) as callbacks:
+        assert callbacks == []
+    progress.set_level(progress.NORMAL)

@@ -16,12 +16,15 @@ read the same as a terminal.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TextIO, TypeVar
 
+log = logging.getLogger(__name__)
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 _ENV = "INTERESTREC_PROGRESS"  # inherited by local Ray workers started after set_level
 T = TypeVar("T")
@@ -131,3 +134,61 @@ def track(items: Iterable[T], label: str, total: int | None = None, unit: str = 
         yield item
         bar.update()
     bar.close()
+
+
+@contextmanager
+def ray_train_epochs(label: str, total: int) -> Iterator[list]:
+    """Ray Train callbacks that bring each epoch's report to this process's progress lines.
+
+    Ray Train workers (and the controller that sees their reports) print where the driver does not look;
+    the yielded callback (for ``RunConfig(callbacks=...)``) puts each report's ``epoch`` and ``loss`` on a
+    Ray queue (a zero-CPU actor) and a thread of this process prints them as :class:`Progress` lines. Yields
+    ``[]`` at the quiet level.
+    """
+    if level() == QUIET:
+        yield []
+        return
+    import threading
+
+    from ray.train import UserCallback
+    from ray.util.queue import Empty, Queue
+
+    class ForwardReports(UserCallback):
+        """Runs in Ray Train's controller: forwards rank 0's report."""
+
+        def __init__(self, queue: Queue) -> None:
+            self.queue = queue
+
+        def after_report(self, run_context, metrics, checkpoint) -> None:
+            first = metrics[0] if metrics else {}
+            try:
+                self.queue.put_nowait({"epoch": first.get("epoch"), "loss": first.get("loss")})
+            except Exception as e:  # progress must never fail a training run; say why lines stopped
+                log.warning("progress: an epoch report was not forwarded: %s", e)
+
+    queue = Queue(actor_options={"num_cpus": 0})
+    bar = Progress(label, total, "epoch", every=0.0)
+    stop = threading.Event()
+
+    def show(m: dict) -> None:
+        loss = m.get("loss")
+        bar.update(note=f"loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                show(queue.get(timeout=0.5))
+            except Empty:
+                continue
+
+    thread = threading.Thread(target=pump, name="interestrec-train-progress", daemon=True)
+    thread.start()
+    try:
+        yield [ForwardReports(queue)]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        while not queue.empty():
+            show(queue.get_nowait())
+        queue.shutdown()
+        bar.close()

@@ -96,15 +96,20 @@ def select_params(cls: type[Recommender], valid: Interactions, user_chunk: int =
     """
     grid = list(grid or cls.grid)
     grid = grid if tune else grid[:1]
+    from interestrec import progress
+
     best, best_params, tried = -1.0, grid[0], []
     if len(grid) > 1:
+        bar = progress.Progress(f"evaluate: {cls.name} grid", total=len(grid), unit="point")
         for params in grid:
             m = cls(**params).fit(valid)
             score = evaluate_model(m, valid, (10,), user_chunk)["ndcg@10"]
             tried.append({"params": params, "valid_ndcg@10": round(score, 5)})
-            log(f"  {cls.name} {params}: valid NDCG@10 {score:.4f}")
             if score > best:
                 best, best_params = score, params
+            bar.update(note=f"{params}: valid NDCG@10 {score:.4f} (best {best:.4f})")
+        bar.close()
+        log(f"  {cls.name}: best of {len(grid)} grid points {best_params}: valid NDCG@10 {best:.4f}")
     return best_params, best, tried
 
 

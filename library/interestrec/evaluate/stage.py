@@ -53,7 +53,7 @@ def _user_map(ingest_dir: str):
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
-    from interestrec import artifacts
+    from interestrec import artifacts, progress
     from interestrec.evaluate import cold, judge
     from interestrec.evaluate.models.fused import ABLATIONS, ablation_params
 
@@ -68,6 +68,7 @@ def run(ctx: StageContext) -> dict:
     if unknown:
         raise StageError(f"evaluate.grids/params name unknown row(s) {unknown}; rows: {sorted(REGISTRY)}")
     results, skipped, rankings = {}, {}, {}
+    rows = progress.Progress("evaluate: rows", total=len(cfg.models), unit="row", every=0.0)
     for name in cfg.models:
         if name not in REGISTRY:
             skipped[name] = "not registered"
@@ -77,8 +78,10 @@ def run(ctx: StageContext) -> dict:
             results[name], rankings[name] = tune_and_rank(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk,
                                                           feats, tune=cfg.tune, log=ctx.log,
                                                           grid=cfg.row_grid(name, REGISTRY[name].grid))
+            rows.update(note=f"{name} test NDCG@10 {results[name]['ndcg@10']:.4f} in {results[name]['seconds']:.0f}s")
         except FileNotFoundError as e:  # a model of ours whose upstream stage has not run
             skipped[name] = f"missing artifacts: {e}"
+            rows.update(note=f"{name} skipped")
     if cfg.ablations and "fused" in results:
         for row in ABLATIONS:
             t0 = time.perf_counter()

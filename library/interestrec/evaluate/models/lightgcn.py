@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from interestrec import progress
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 DEFAULTS = {"dim": 64, "layers": 3, "lr": 1e-2, "reg": 1e-4, "epochs": 50, "batch": 8192, "seed": 0, "threads": None}
@@ -165,7 +166,7 @@ class LightGCNRecommender(Recommender):
             opt = torch.optim.Adam(model.parameters(), lr=float(c["lr"]))
             batch = int(c["batch"])
             self.losses = []
-            for _ in range(int(c["epochs"])):
+            for _ in progress.track(range(int(c["epochs"])), f"{self.name}: epoch", unit="epoch"):
                 order = rng.permutation(len(pos_u))
                 total, steps = 0.0, 0
                 for lo in range(0, len(order), batch):

@@ -28,6 +28,7 @@ from functools import cache
 
 import numpy as np
 
+from interestrec import progress
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 DEFAULTS = {"dim": 64, "blocks": 2, "heads": 1, "dropout": 0.2, "max_len": 200, "lr": 1e-3, "weight_decay": 0.0,
@@ -251,7 +252,7 @@ class SASRecRecommender(Recommender):
             x_all, y_all = torch.as_tensor(inputs), torch.as_tensor(targets)
             self.losses = []
             net.train()
-            for _ in range(int(c["epochs"])):
+            for _ in progress.track(range(int(c["epochs"])), f"{self.name}: epoch", unit="epoch"):
                 total, count = 0.0, 0
                 for b in length_batches(lengths, batch, rng):
                     x, y = x_all[torch.as_tensor(b)], y_all[torch.as_tensor(b)]
