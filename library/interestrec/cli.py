@@ -302,8 +302,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     s = cfg.serve
     serve.start(http_options={"host": s.host, "port": s.port})
-    serve.run(build_app({"artifacts": ctx.out, "store": s.store, "token": s.token, "read_token": s.read_token,
-                         "text": not args.no_text}), name="interestrec", route_prefix="/")
+    serve.run(build_app({**dataclasses.asdict(s), "artifacts": ctx.out, "text": not args.no_text}), name="interestrec",
+              route_prefix="/")
     print(f"[interestrec] serving {ctx.out} on http://{s.host}:{s.port} (POST /recommend, /events; "
           "GET /docs); Ctrl-C stops", flush=True)
     try:
