@@ -235,6 +235,7 @@ def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve
     if serve_check:
         from interestrec.serving_check import serve_check as check
 
+        _quiet_serve_logs(args.verbose)
         try:
             serve = check(ctx)
         except RuntimeError as e:  # the app answered with an error status: the message carries its body
@@ -243,6 +244,16 @@ def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve
     wall = time.perf_counter() - t0
     print(run_summary(summaries, seconds, skipped, wall, serve, str(report)), flush=True)
     return 0
+
+
+def _quiet_serve_logs(verbose: bool) -> None:
+    """Ray Serve sets its driver logger to INFO when first imported: back to WARNING unless verbose."""
+    import logging
+
+    import ray.serve  # noqa: F401  (its import configures the logger)
+
+    if not verbose:
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -290,6 +301,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"interestrec: artifacts not found: {args.artifacts} (run `interestrec run` first)", file=sys.stderr)
         return EXIT_USAGE
     init_ray(args.verbose)
+    _quiet_serve_logs(args.verbose)
     ctx = StageContext(out=args.artifacts, config=cfg, verbose=args.verbose)
     if args.check:
         from interestrec.serving_check import serve_check
