@@ -41,6 +41,9 @@ class EvaluateConfig:
     params: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for attr in ("grids", "params"):
+            if not isinstance(getattr(self, attr), Mapping):
+                raise ValueError(f"evaluate.{attr} must map row names to settings, got {getattr(self, attr)!r}")
         for name, grid in self.grids.items():
             if isinstance(grid, Mapping) or not grid or not all(isinstance(p, Mapping) for p in grid):
                 raise ValueError(f"evaluate.grids.{name} must be a non-empty list of parameter mappings, got {grid!r}")
