@@ -58,7 +58,7 @@ def test_demo_profile_loads_and_narrows_the_grids():
 
     demo, full = load_config(str(ROOT / "configs/demo.yaml"), []), load_config(str(ROOT / "configs/default.yaml"), [])
     assert full.evaluate.grids == {} and full.evaluate.params == {}  # the benchmark keeps every row's own grid
-    assert demo.evaluate.row_grid("sasrec", [{"dropout": 0.5}]) == [{"dropout": 0.2, "max_len": 200, "epochs": 6}]
+    assert demo.evaluate.row_grid("sasrec", [{"dropout": 0.5}]) == [{"dropout": 0.2, "max_len": 200, "epochs": 5}]
     assert demo.evaluate.row_grid("mostpop", [{}]) == [{}]
     fused = demo.evaluate.row_grid("fused", [])
     assert fused[0]["weights"] == (0.0, 0.0, 0.0, 1.0)  # YAML lists become tuples, as the rows' own grids
