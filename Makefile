@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?=
 OUT ?= out/demo
+BENCH_OUT ?= out/bench
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-multinode test-fast lint bench clean
@@ -17,8 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The demo profile: every stage, publish and the Serve check in under 5 minutes on 2 cores (README).
 demo: setup
-	$(BIN)/python jobs/pipeline.py $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
+	$(BIN)/interestrec run --config configs/demo.yaml $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
+
+# The full table (configs/default.yaml: every grid and budget), every stage re-run and timed (~25 min on 2 cores).
+bench: setup
+	$(BIN)/interestrec bench --config configs/default.yaml $(if $(DATA),--data $(DATA)) --out $(BENCH_OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q tests -m "not multinode and not gpu"

@@ -22,15 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interestrec import cli
 
-import pipeline  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def quality(args: argparse.Namespace, rest: list[str]) -> int:
     from interestrec import artifacts
 
-    rc = pipeline.main(["--out", args.out, "--config", args.config, "--stages", "ingest,adapt,evaluate", *rest])
+    rc = cli.main(["run", "--out", args.out, "--config", args.config, "--stages", "ingest,adapt,evaluate", *rest])
     if rc:
         return rc
     models = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))["models"]
@@ -74,10 +74,10 @@ def prepare(args: argparse.Namespace, rest: list[str]) -> int:
     from interestrec.adapt.pairs import leak_free_texts, pairs_from_ingest, to_table
     from interestrec.data import load_ingest
 
-    rc = pipeline.main(["--out", args.out, "--config", args.config, "--stages", "ingest", *rest])
+    rc = cli.main(["run", "--out", args.out, "--config", args.config, "--stages", "ingest", *rest])
     if rc:
         return rc
-    cfg = pipeline.load_config(args.config, args.set).adapt
+    cfg = cli.load_config(args.config, args.set).adapt
     art = load_ingest(artifacts.join(args.out, "ingest"))
     ids, texts = leak_free_texts(art.items)
     pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.max_pairs, cfg.seed)
@@ -99,7 +99,7 @@ def train_once(args: argparse.Namespace) -> int:
     from interestrec.adapt.train import AdaptJob
     from interestrec.encode.encoder import model_path
 
-    cfg = dataclasses.replace(pipeline.load_config(args.config, args.set).adapt, num_workers=args.workers)
+    cfg = dataclasses.replace(cli.load_config(args.config, args.set).adapt, num_workers=args.workers)
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     adapt = artifacts.join(str(Path(args.out).resolve()), "adapt")
     with tempfile.TemporaryDirectory() as storage:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=("quality", "timing", "train-once", "prepare"))
     p.add_argument("--out", required=True)
-    p.add_argument("--config", default=str(pipeline.ROOT / "configs/adapt-bench.yaml"))
+    p.add_argument("--config", default=str(ROOT / "configs/adapt-bench.yaml"))
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--objective", default="contrastive", choices=("contrastive", "projection"))
     p.add_argument("--workers", type=int, default=1)

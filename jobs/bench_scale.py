@@ -104,8 +104,7 @@ def generate_log(args, raw: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT / "jobs"))
-    import pipeline
+    from interestrec import cli as pipeline
     from interestrec.stages import StageContext, StageError, run_stage
 
     scratch = tempfile.mkdtemp(prefix="interestrec-scale-")

@@ -85,8 +85,7 @@ def quality(out: str, models: list[str], eps: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import pipeline
+    from interestrec import cli as pipeline
 
     pipeline.init_ray(False)
     per_epoch = {} if args.skip_timing else time_workers(args.out, args.workers, args.epochs, args.cpus_per_worker,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_cluster_ops import ROOT, LocalCluster, _free_port
 from test_data_s3 import BUCKET, get_json, put, s3_env, s3fs  # noqa: F401 — s3_env is a fixture
-from test_zz_cluster_ops import ROOT, LocalCluster, _free_port
 
 pytestmark = pytest.mark.multinode
 

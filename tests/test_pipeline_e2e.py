@@ -43,7 +43,7 @@ def test_every_stage_writes_its_summary(pipeline_out):
     models = json.loads((out / "evaluate" / "summary.json").read_text())["models"]
     assert {"mostpop", "ease", "llm", "fused"} <= set(models)
     assert models["fused"]["baseline"] is False and models["ease"]["baseline"] is True
-    assert "== evaluate ==" in r.stdout  # the metrics table is printed
+    assert "== summary ==" in r.stdout and "quality (test, full ranking" in r.stdout  # the closing summary
 
 
 def test_publish_is_versioned_with_a_manifest(pipeline_out):

@@ -6,9 +6,9 @@ initialised by the job).
 
 from __future__ import annotations
 
-import json
 import socket
 import tempfile
+import time
 
 from interestrec.stages import StageContext
 
@@ -19,9 +19,12 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def serve_check(ctx: StageContext) -> None:
+def serve_check(ctx: StageContext) -> dict:
     """Deploy ``interestrec.serving.app`` over ``ctx.out`` (its latest published version when there is one), POST one
     /recommend for the first user, print the answer and shut the app down.
+
+    Returns:
+        ``url, status, ms, user, version, cluster, items`` of the answer (for the run's summary).
 
     Raises:
         RuntimeError: the app answered with a non-200 status (the body is in the message).
@@ -51,7 +54,9 @@ def serve_check(ctx: StageContext) -> None:
         serve.run(build_app({"artifacts": ctx.out, "store": store, "token": cfg.token, "read_token": cfg.read_token,
                              "text": False}), name="interestrec", route_prefix="/")
         headers = {"Authorization": f"Bearer {cfg.read_token}"} if cfg.read_token else {}
+        t0 = time.perf_counter()
         r = httpx.post(f"http://{host}:{port}/recommend", json={"user_id": user, "k": 5}, headers=headers, timeout=60)
+        ms = (time.perf_counter() - t0) * 1000
         if r.status_code != 200:
             raise RuntimeError(f"serve check: POST /recommend answered {r.status_code}: {r.text[:500]}")
         body = r.json()
@@ -63,7 +68,7 @@ def serve_check(ctx: StageContext) -> None:
             like = f"; like '{near}'" if near else ""  # history items are shown only to authorised readers
             print(f"   {it['rank']}. {it['title']}  (interest {ex['interest']}, cluster {ex['cluster']}: "
                   f"{ex['cluster_description']}{like})", flush=True)
-        print(json.dumps({"version": body["version"], "cluster": body["cluster"],
-                          "items": [it["item_id"] for it in body["items"]]}), flush=True)
+        return {"url": f"http://{host}:{port}/recommend", "status": r.status_code, "ms": round(ms, 1), "user": user,
+                "version": body["version"], "cluster": body["cluster"], "items": [it["item_id"] for it in body["items"]]}
     finally:
         serve.shutdown()

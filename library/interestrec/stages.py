@@ -1,4 +1,4 @@
-"""The stage contract shared by ``jobs/pipeline.py`` and the single-stage jobs.
+"""The stage contract behind `interestrec run` (and its Ray job entrypoint ``jobs/pipeline.py``).
 
 A stage is a function ``run(ctx: StageContext) -> dict`` living in ``interestrec.<pkg>.stage``. It
 reads earlier stages' artifacts from ``ctx.stage_dir(<earlier>)``, writes its own under

@@ -56,17 +56,19 @@ def train_with_ray(job: AdaptJob, storage: str, name: str, callbacks: tuple = ()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
-    cfg = job.adapt
-    run = RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
-                    checkpoint_config=CheckpointConfig(num_to_keep=None), callbacks=list(callbacks) or None)
-    resources = {"CPU": cfg.cpus_per_worker}
-    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources)
+    from interestrec import progress
     from interestrec.adapt.train import train_loop
 
-    try:
-        result = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run).fit()
-    except TrainingFailedError as e:
-        raise AdaptTrainingError(f"adapt ({job.objective}) training failed: {e}") from e
+    cfg = job.adapt
+    resources = {"CPU": cfg.cpus_per_worker}
+    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources)
+    with progress.ray_train_epochs(f"adapt {job.objective}: epoch", cfg.schedule(job.objective)[1]) as forward:
+        run = RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
+                        checkpoint_config=CheckpointConfig(num_to_keep=None), callbacks=[*callbacks, *forward] or None)
+        try:
+            result = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run).fit()
+        except TrainingFailedError as e:
+            raise AdaptTrainingError(f"adapt ({job.objective}) training failed: {e}") from e
     if result.error is not None:  # defensive: fit() normally raises
         raise AdaptTrainingError(f"adapt ({job.objective}) training failed: {result.error}")
     if result.checkpoint is None:

@@ -122,8 +122,11 @@ def train_epochs(model, batches: Batches, job: AdaptJob, opt, *, start_epoch: in
     _, epochs, batch_size, _ = cfg.schedule(job.objective)
     if batches.n < 2 * world:
         raise ValueError(f"adapt: {batches.n} training pairs cannot feed {world} worker(s) (need >= 2 each)")
+    from interestrec import progress
+
     device = next(model.parameters()).device
     curve = []
+    bar = progress.Progress(f"adapt {job.objective}: epoch", total=epochs - start_epoch, unit="epoch")
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
@@ -143,8 +146,10 @@ def train_epochs(model, batches: Batches, job: AdaptJob, opt, *, start_epoch: in
         m = {"epoch": epoch, "loss": float(np.mean(losses)), "first_batch_loss": losses[0],
              "seconds": time.perf_counter() - t0, "pairs": int(len(mine))}
         curve.append(m)
+        bar.update(note=f"loss {m['loss']:.4f}")
         if on_epoch:
             on_epoch(epoch, m)
+    bar.close()
     return curve
 
 

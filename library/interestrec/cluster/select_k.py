@@ -73,8 +73,10 @@ def select_k(
     ks = sorted({int(k) for k in grid if 2 <= k < x.shape[0]})
     if not ks:
         raise ValueError(f"no K in grid {tuple(grid)} fits {x.shape[0]} rows (need 2 ≤ K < rows)")
+    from interestrec import progress
+
     rows = []
-    for k in ks:
+    for k in progress.track(ks, "cluster: K grid", unit="K"):
         r = kmeans(x, k, metric=metric, init=init, max_iter=max_iter, tol=tol, seed=seed)
         m = cluster_metrics(x, r.labels, metric=metric, silhouette_sample=sample, seed=seed)
         rows.append({"k": k, "inertia": r.inertia, "silhouette": m["silhouette"]})

@@ -32,6 +32,8 @@ class EncodeConfig:
             ``center``, ``whiten`` or ``remove_pcs``.
         whiten_pcs: principal directions removed by ``remove_pcs``.
         max_tags: event-derived tags per item text (``encode.phases``).
+        reuse_adapt_vectors: item texts the adapt stage already encoded with the same base model (its
+            ``items.parquet``: every item without tags has the same text) are not encoded again.
     """
 
     model: str | None = None
@@ -52,6 +54,7 @@ class EncodeConfig:
     whiten: str = "none"
     whiten_pcs: int = 2
     max_tags: int = 5
+    reuse_adapt_vectors: bool = False
 
     def __post_init__(self) -> None:
         from interestrec.encode.geometry import MODES

@@ -142,11 +142,16 @@ class TextEncoder:
 
     def embed_sorted(self, ids: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """Embed in sub-batches sorted by length (less padding), returned in the input order."""
+        from interestrec import progress
+
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.dim), np.float32)
+        bar = progress.Progress("encoding:", total=len(ids), unit="text")
         for lo in range(0, len(ids), batch_size):
             sel = order[lo : lo + batch_size]
             out[sel] = self.embed([ids[i] for i in sel])
+            bar.update(len(sel))
+        bar.close()
         return out
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

@@ -152,11 +152,35 @@ def window_events(ev, windows, lookback_days: float) -> list[tuple[int, object]]
             for w, end in zip(windows["window"].to_pylist(), windows["end"].to_pylist())]
 
 
-def encode_phase_items(items, events, cfg: EncodeConfig):
+def adapt_vectors(ctx: StageContext, cfg: EncodeConfig) -> dict[str, np.ndarray]:
+    """The adapt stage's base-model vectors by text, where they are what this stage would compute.
+
+    Only with ``cfg.reuse_adapt_vectors``, when adapt's base model is this stage's model, and for texts
+    within both stages' token budgets (so neither truncated them). ``{}`` otherwise.
+    """
+    path = artifacts.join(ctx.stage_dir("adapt"), "items.parquet")
+    summary = artifacts.join(ctx.stage_dir("adapt"), "summary.json")
+    if not cfg.reuse_adapt_vectors or not artifacts.exists(path) or not artifacts.exists(summary):
+        return {}
+    from interestrec.encode.encoder import load_tokenizer
+
+    packaged = "all-MiniLM-L6-v2 (packaged)"  # how the adapt summary names the default model
+    if artifacts.read_json(summary).get("base_model") != (cfg.model or packaged):
+        return {}
+    table = artifacts.read_parquet(path, columns=["text", "vector"])
+    texts, vecs = table["text"].to_pylist(), artifacts.arrow_to_vectors(table["vector"])
+    enc = load_tokenizer(cfg.model)(texts, add_special_tokens=False, return_attention_mask=False,
+                                    return_token_type_ids=False)
+    limit = min(ctx.config.adapt.max_tokens, cfg.max_tokens) - 2  # room for [CLS] and [SEP]
+    return {t: v for t, v, ids in zip(texts, vecs, enc["input_ids"]) if len(ids) <= limit}
+
+
+def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.ndarray] | None = None):
     """Item vectors of every phase (``encode.phases``), each distinct text encoded once.
 
     With ``cfg.whiten`` each phase's vectors are transformed by a whitening fitted on that phase's
-    catalogue (``encode.geometry``).
+    catalogue (``encode.geometry``). Texts in ``known`` (text → vector, :func:`adapt_vectors`) are not
+    encoded again.
 
     Returns:
         ``(ids, {phase: texts}, {phase: vectors (n_items, d)}, geometry summary, distinct texts encoded)``.
@@ -174,7 +198,15 @@ def encode_phase_items(items, events, cfg: EncodeConfig):
     if not len(ids):
         raise StageError("encode: the ingest item catalog is empty")
     unique, rows = distinct_texts(per_phase)
-    _, vecs = encode_texts(np.arange(len(unique)), unique, cfg)
+    known = known or {}
+    todo = [i for i, t in enumerate(unique) if t not in known]
+    fresh = encode_texts(np.arange(len(todo)), [unique[i] for i in todo], cfg)[1] if todo else None
+    dim = fresh.shape[1] if fresh is not None else len(next(iter(known.values())))
+    vecs = np.zeros((len(unique), dim), np.float32)
+    if todo:
+        vecs[todo] = fresh
+    for i in np.setdiff1d(np.arange(len(unique)), todo).tolist():
+        vecs[i] = known[unique[i]]
     out, geometry = {}, {"whiten": cfg.whiten}
     for phase, r in rows.items():
         raw = vecs[r]
@@ -182,7 +214,7 @@ def encode_phase_items(items, events, cfg: EncodeConfig):
         out[phase] = w.transform(raw)
         geometry[phase] = {"mean_cosine_before": round(mean_pairwise_cosine(raw), 4),
                            "mean_cosine_after": round(mean_pairwise_cosine(out[phase]), 4)}
-    return ids, per_phase, out, geometry, len(unique)
+    return ids, per_phase, out, geometry, len(todo)
 
 
 def run(ctx: StageContext) -> dict:
@@ -198,15 +230,17 @@ def run(ctx: StageContext) -> dict:
     out = ctx.stage_dir("encode")
     art = load_ingest(ctx.stage_dir("ingest"))
     t0 = time.perf_counter()
-    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(art.items, art.events, cfg)
+    known = adapt_vectors(ctx, cfg)
+    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(art.items, art.events, cfg, known)
     item_s = time.perf_counter() - t0
+    n_reused = len(set().union(*phase_texts.values()) & known.keys())
     texts, item_vecs = phase_texts["serve"], phase_vecs["serve"]
     dim = int(item_vecs.shape[1])
     for phase, name in PHASE_FILES.items():
         artifacts.write_parquet(artifacts.join(out, name), pa.table({
             "item_id": ids, "vector": artifacts.vectors_to_arrow(phase_vecs[phase])}))
     ctx.log(f"encode: {len(ids)} items × {len(PHASE_FILES)} phases, {n_encoded} distinct texts in {item_s:.1f}s "
-            f"({n_encoded / item_s:.0f} texts/s)")
+            f"({n_encoded / item_s:.0f} texts/s)" + (f"; {n_reused} texts' vectors from adapt" if n_reused else ""))
 
     ev_all, unknown = known_events(art.events, ids)
     train = ev_all[ev_all.split == "train"]
@@ -266,6 +300,7 @@ def run(ctx: StageContext) -> dict:
         "items": int(len(ids)),
         "texts_per_s": round(n_encoded / max(item_s, 1e-9), 1),
         "item_texts_encoded": n_encoded,
+        "item_texts_reused_from_adapt": n_reused,
         "item_texts_changed": {p: int(sum(a != b for a, b in zip(phase_texts[p], texts))) for p in ("valid", "test")},
         "geometry": geometry,
         "user_mode": cfg.user_mode,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from interestrec.configcheck import check_config
 
@@ -22,6 +23,8 @@ class EvaluateConfig:
             in the cold-item protocol (0 turns it off).
         cold_item_models: rows refit on the withheld data (their validation-tuned params, no grid).
         cold_user_max_events: the cold-user slice holds users with at most this many training events.
+        grids: row name → the grid tried on validation, replacing the row's own (a profile's smaller grid).
+        params: row name → parameters added to every grid point of that row (budgets such as ``epochs``).
     """
 
     models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "l3ae", "lightgcn", "sasrec", "llm", "llm_frozen",
@@ -36,12 +39,36 @@ class EvaluateConfig:
     cold_item_seed: int = 0
     cold_item_models: tuple[str, ...] = ("llm_frozen", "llm_adapted", "fused", "ease")
     cold_user_max_events: int = 3
+    grids: dict[str, tuple[dict, ...]] = field(default_factory=dict)
+    params: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0})
         if not self.models or not self.ks:
             raise ValueError("evaluate.models and evaluate.ks must not be empty")
+        for attr in ("grids", "params"):
+            if not isinstance(getattr(self, attr), Mapping):
+                raise ValueError(f"evaluate.{attr} must map row names to settings, got {getattr(self, attr)!r}")
+        for name, grid in self.grids.items():
+            if isinstance(grid, Mapping) or not grid or not all(isinstance(p, Mapping) for p in grid):
+                raise ValueError(f"evaluate.grids.{name} must be a non-empty list of parameter mappings, got {grid!r}")
+        for name, extra in self.params.items():
+            if not isinstance(extra, Mapping):
+                raise ValueError(f"evaluate.params.{name} must be a mapping of parameters, got {extra!r}")
+        # YAML lists become tuples (the rows compare and hash their params)
+        object.__setattr__(self, "grids", {n: tuple(_frozen(dict(p)) for p in g) for n, g in self.grids.items()})
+        object.__setattr__(self, "params", {n: _frozen(dict(p)) for n, p in self.params.items()})
         if not 0.0 <= self.cold_item_share < 1.0:
             raise ValueError(f"evaluate.cold_item_share must be in [0, 1), got {self.cold_item_share}")
         if self.bootstrap_resamples < 100:
             raise ValueError(f"evaluate.bootstrap_resamples must be ≥ 100, got {self.bootstrap_resamples}")
+
+    def row_grid(self, name: str, default: list[dict]) -> list[dict]:
+        """The grid of row ``name``: ``grids[name]`` (else ``default``, the row's own), each point plus ``params[name]``."""
+        extra = self.params.get(name, {})
+        return [{**p, **extra} for p in (self.grids.get(name) or default)]
+
+
+def _frozen(params: dict) -> dict:
+    """``params`` with list values as tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}

@@ -89,18 +89,27 @@ def evaluate_model(model: Recommender, data: Interactions, ks: tuple[int, ...] =
 
 
 def select_params(cls: type[Recommender], valid: Interactions, user_chunk: int = 1024, tune: bool = True,
-         log=print) -> tuple[dict, float, list[dict]]:
-    """Pick hyper-parameters on validation NDCG@10; returns ``(best params, best score or -1, tried points)``."""
-    grid = cls.grid if tune else cls.grid[:1]
+         log=print, grid: list[dict] | None = None) -> tuple[dict, float, list[dict]]:
+    """Pick hyper-parameters on validation NDCG@10; returns ``(best params, best score or -1, tried points)``.
+
+    ``grid`` replaces the row's own ``cls.grid`` (a profile's smaller grid or shorter budget).
+    """
+    grid = list(grid or cls.grid)
+    grid = grid if tune else grid[:1]
+    from interestrec import progress
+
     best, best_params, tried = -1.0, grid[0], []
     if len(grid) > 1:
+        bar = progress.Progress(f"evaluate: {cls.name} grid", total=len(grid), unit="point")
         for params in grid:
             m = cls(**params).fit(valid)
             score = evaluate_model(m, valid, (10,), user_chunk)["ndcg@10"]
             tried.append({"params": params, "valid_ndcg@10": round(score, 5)})
-            log(f"  {cls.name} {params}: valid NDCG@10 {score:.4f}")
             if score > best:
                 best, best_params = score, params
+            bar.update(note=f"{params}: valid NDCG@10 {score:.4f} (best {best:.4f})")
+        bar.close()
+        log(f"  {cls.name}: best of {len(grid)} grid points {best_params}: valid NDCG@10 {best:.4f}")
     return best_params, best, tried
 
 
@@ -114,10 +123,13 @@ def fit_and_rank(cls: type[Recommender], params: dict, test: Interactions, ks: t
 
 def tune_and_rank(cls: type[Recommender], valid: Interactions, test: Interactions, ks: tuple[int, ...] = (10, 20),
                   user_chunk: int = 1024, item_features: np.ndarray | None = None, tune: bool = True,
-                  log=print) -> tuple[dict, Ranking]:
-    """Pick hyper-parameters on validation (NDCG@10), refit on train+valid; test metrics and per-user ranks."""
+                  log=print, grid: list[dict] | None = None) -> tuple[dict, Ranking]:
+    """Pick hyper-parameters on validation (NDCG@10), refit on train+valid; test metrics and per-user ranks.
+
+    ``grid``: as in :func:`select_params` (``None`` = the row's own).
+    """
     t0 = time.perf_counter()
-    best_params, best, tried = select_params(cls, valid, user_chunk, tune, log)
+    best_params, best, tried = select_params(cls, valid, user_chunk, tune, log, grid)
     result, ranking = fit_and_rank(cls, best_params, test, ks, user_chunk, item_features)
     result.update({"baseline": bool(cls.baseline), "params": dict(best_params), "tuning": tried,
                    "seconds": round(time.perf_counter() - t0, 2)})

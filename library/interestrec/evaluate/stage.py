@@ -10,7 +10,7 @@ from interestrec.data import load_ingest
 from interestrec.evaluate.base import REGISTRY
 from interestrec.evaluate.data import build_interactions
 from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
-from interestrec.stages import StageContext
+from interestrec.stages import StageContext, StageError
 
 
 def load_models() -> dict:
@@ -50,7 +50,7 @@ def _user_map(ingest_dir: str):
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
-    from interestrec import artifacts
+    from interestrec import artifacts, progress
     from interestrec.evaluate import cold, judge
     from interestrec.evaluate.models.fused import ABLATIONS, ablation_params
 
@@ -61,7 +61,11 @@ def run(ctx: StageContext) -> dict:
     test = build_interactions(art.events, item_ids, "test", ctx.out, ctx.config)
     feats = genre_features(art.items, test.item_ids)
     load_models()
+    unknown = sorted((set(cfg.grids) | set(cfg.params)) - set(REGISTRY))
+    if unknown:
+        raise StageError(f"evaluate.grids/params name unknown row(s) {unknown}; rows: {sorted(REGISTRY)}")
     results, skipped, rankings = {}, {}, {}
+    rows = progress.Progress("evaluate: rows", total=len(cfg.models), unit="row", every=0.0)
     for name in cfg.models:
         if name not in REGISTRY:
             skipped[name] = "not registered"
@@ -69,9 +73,12 @@ def run(ctx: StageContext) -> dict:
         ctx.log(f"evaluate: {name}")
         try:
             results[name], rankings[name] = tune_and_rank(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk,
-                                                          feats, tune=cfg.tune, log=ctx.log)
+                                                          feats, tune=cfg.tune, log=ctx.log,
+                                                          grid=cfg.row_grid(name, REGISTRY[name].grid))
+            rows.update(note=f"{name} test NDCG@10 {results[name]['ndcg@10']:.4f} in {results[name]['seconds']:.0f}s")
         except FileNotFoundError as e:  # a model of ours whose upstream stage has not run
             skipped[name] = f"missing artifacts: {e}"
+            rows.update(note=f"{name} skipped")
     if cfg.ablations and "fused" in results:
         for row in ABLATIONS:
             t0 = time.perf_counter()

@@ -32,17 +32,20 @@ def train_with_ray(job: GraphJob, storage_path: str, name: str = "graphsage", ma
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
+    from interestrec import progress
+
     cfg = job.graph
     failures = cfg.max_failures if max_failures is None else max_failures
-    run = RunConfig(name=name, storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=2),
-                    failure_config=FailureConfig(max_failures=failures))
     scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                             resources_per_worker={"CPU": cfg.cpus_per_worker})
-    trainer = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run)
-    try:
-        return trainer.fit()
-    except TrainingFailedError as err:
-        raise TrainingError(failure_message(err)) from err
+    with progress.ray_train_epochs("graph: epoch", cfg.epochs) as callbacks:
+        run = RunConfig(name=name, storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=2),
+                        failure_config=FailureConfig(max_failures=failures), callbacks=callbacks or None)
+        trainer = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run)
+        try:
+            return trainer.fit()
+        except TrainingFailedError as err:
+            raise TrainingError(failure_message(err)) from err
 
 
 class TrainingError(StageError):

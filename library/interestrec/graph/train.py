@@ -216,7 +216,10 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
         ei = graph[RATES].edge_index.numpy()
         w = 0.5 ** (steps_from_end(ei[0], graph[RATES].time.numpy(), ei[1]) / cfg.recency_half_life)
         pick = w / w.sum()
+    from interestrec import progress
+
     curve = []
+    bar = progress.Progress("graph: epoch", total=cfg.epochs - start_epoch, unit="epoch")
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -251,8 +254,10 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
             users, items = embeddings(model, graph)
             m["valid_ndcg@10"] = float(evaluate_model(EmbeddingScorer(users, items), data, (10,))["ndcg@10"])
         curve.append(m)
+        bar.update(note=f"loss {m['loss']:.4f}")
         if on_epoch:
             on_epoch(epoch, m)
+    bar.close()
     return curve
 
 

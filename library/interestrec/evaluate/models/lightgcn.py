@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interestrec import progress
 from interestrec.configcheck import check_config
 from interestrec.evaluate.base import Interactions, Recommender, register
 from interestrec.ids import lookup
@@ -189,7 +190,7 @@ class LightGCNRecommender(Recommender):
             opt = torch.optim.Adam(model.parameters(), lr=float(c.lr))
             batch = int(c.batch)
             self.losses = []
-            for _ in range(int(c.epochs)):
+            for _ in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
                 order = rng.permutation(len(pos_u))
                 total, steps = 0.0, 0
                 for lo in range(0, len(order), batch):

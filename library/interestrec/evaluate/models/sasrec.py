@@ -30,6 +30,7 @@ from functools import cache
 
 import numpy as np
 
+from interestrec import progress
 from interestrec.configcheck import check_config
 from interestrec.evaluate.base import Interactions, Recommender, register
 
@@ -282,7 +283,7 @@ class SASRecRecommender(Recommender):
             x_all, y_all = torch.as_tensor(inputs), torch.as_tensor(targets)
             self.losses = []
             net.train()
-            for _ in range(int(c.epochs)):
+            for _ in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
                 total, count = 0.0, 0
                 for b in length_batches(lengths, batch, rng):
                     x, y = x_all[torch.as_tensor(b)], y_all[torch.as_tensor(b)]
