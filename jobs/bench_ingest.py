@@ -7,8 +7,9 @@ Generates a seeded synthetic log once (``interestrec.data.synthetic``, kept unde
 it), then ingests it with ``interestrec.data.stage.ingest`` (distributed: shuffle by user, workers write) and
 ``interestrec.data.reference.ingest_in_driver`` (every event collected into the driver). Each run is its own
 fresh process with its own local Ray (2 CPUs here), the two alternate round by round, and the table gives
-medians: wall seconds of the ingest call and the driver's peak RSS (``ru_maxrss`` of that process; Ray
-workers are separate processes). The last line is
+medians: wall seconds of the ingest call and the driver's peak RSS (sampled every 0.2 s; ``ru_maxrss`` would
+carry the RSS of the process that forked it across ``exec``; Ray workers are separate processes). The log is
+generated in a process of its own for the same reason. The last line is
 ``users=<n> events=<m> distributed_s=<s> reference_s=<s> speedup=<x> distributed_driver_gib=<g> reference_driver_gib=<g>``.
 """
 
@@ -26,36 +27,46 @@ import time
 GIB = 1024**3
 
 RUN = """
-import json, resource, sys, time
+import json, sys, threading, time
+import psutil
 import ray
+me, peak, done = psutil.Process(), [0], threading.Event()
+def sample():
+    while not done.wait(0.2):
+        peak[0] = max(peak[0], me.memory_info().rss)
+threading.Thread(target=sample, daemon=True).start()
 from interestrec.data import IngestConfig
 ray.init(address="local", num_cpus={cpus}, include_dashboard=False, log_to_driver=False)
 from {module} import {fn}
 t = time.perf_counter()
 s = {fn}({raw!r}, IngestConfig(format="synthetic", n_windows=4), {out!r})
 secs = time.perf_counter() - t
-print("RESULT " + json.dumps({{"seconds": secs, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                               "accepted": s["accepted"], "rows_read": s["rows_read"], "users": s["users"]}}))
+done.set()
+peak[0] = max(peak[0], me.memory_info().rss)
+print("RESULT " + json.dumps({{"seconds": secs, "rss": peak[0],
+                               "accepted": s["accepted"], "rows_read": s["rows_read"], "users": s["users"],
+                               "phases": s.get("phase_seconds"), "phase_rss_mb": s.get("phase_driver_peak_rss_mb")}}))
 """
 
 VARIANTS = {"distributed": ("interestrec.data.stage", "ingest"),
             "reference": ("interestrec.data.reference", "ingest_in_driver")}
 
 
+GENERATE = """
+from interestrec.data.synthetic import generate, write_shards
+write_shards(generate({users}, 2000, 32, 4, {epu}, seed=0), {raw!r})
+"""
+
+
 def generate(users: int, events_per_user: int, raw: str) -> int:
-    from interestrec import artifacts
-    from interestrec.data.synthetic import generate as gen
-    from interestrec.data.synthetic import write_shards
+    """The synthetic log under ``raw`` (written by a separate process when absent); its number of events."""
+    import pyarrow.parquet as pq
 
-    if artifacts.exists(os.path.join(raw, "items.parquet")):
-        import pyarrow.parquet as pq
-
-        return sum(pq.ParquetFile(os.path.join(raw, f)).metadata.num_rows for f in os.listdir(raw) if f.startswith("events-"))
-    t = time.perf_counter()
-    data = gen(users, 2000, 32, 4, events_per_user, seed=0)
-    write_shards(data, raw)
-    print(f"generated {data.events.num_rows:,} events for {users:,} users in {time.perf_counter() - t:.1f}s", flush=True)
-    return int(data.events.num_rows)
+    if not os.path.exists(os.path.join(raw, "items.parquet")):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", GENERATE.format(users=users, epu=events_per_user, raw=raw)], check=True)
+        print(f"generated the log for {users:,} users in {time.perf_counter() - t:.1f}s", flush=True)
+    return sum(pq.ParquetFile(os.path.join(raw, f)).metadata.num_rows for f in os.listdir(raw) if f.startswith("events-"))
 
 
 def run_once(variant: str, raw: str, cpus: int) -> dict:
@@ -89,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{v}: read {res['rows_read']:,} / accepted {res['accepted']:,} of {events:,} events")
             runs[v].append(res)
             print(f"round {r + 1} {v:<12} {res['seconds']:8.1f}s  driver peak {res['rss'] / GIB:6.2f} GiB", flush=True)
+            if res.get("phases"):
+                print(f"    phases (s): {res['phases']}\n    driver peak after each (MB): {res['phase_rss_mb']}", flush=True)
     med = {v: (statistics.median(x["seconds"] for x in rs), statistics.median(x["rss"] for x in rs) / GIB)
            for v, rs in runs.items()}
     print(f"\n{'variant':<12}{'median s':>10}{'driver peak GiB':>17}   ({args.rounds} rounds, fresh process each, "

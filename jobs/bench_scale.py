@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
     p.add_argument("--keep", action="store_true", help="keep the scratch data and output")
+    p.add_argument("--raw", default=None, help="synthetic log directory to reuse (generated there when absent; kept)")
     return p.parse_args(argv)
 
 
@@ -94,12 +95,22 @@ class MemorySampler:
 
 
 def generate_log(args, raw: str) -> int:
-    """Write the synthetic shards (and items) to ``raw``; returns the number of events written."""
+    """Write the synthetic shards (and items) to ``raw`` unless they are there; returns the number of events."""
     from interestrec.data.synthetic import generate, write_shards
 
+    if os.path.exists(os.path.join(raw, "items.parquet")):
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(os.path.join(raw, f)).metadata.num_rows for f in os.listdir(raw) if f.startswith("events-"))
     data = generate(args.users, args.items, args.topics, args.windows, args.events_per_user, seed=args.seed)
     write_shards(data, raw)
     return int(data.events.num_rows)
+
+
+def pipeline_summary(out: str, stage: str) -> dict:
+    from interestrec import artifacts
+
+    return artifacts.read_json(artifacts.join(out, stage, "summary.json"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from interestrec.stages import StageContext, StageError, run_stage
 
     scratch = tempfile.mkdtemp(prefix="interestrec-scale-")
-    raw = os.path.join(scratch, "raw")
+    raw = args.raw or os.path.join(scratch, "raw")
     out = args.out or os.path.join(scratch, "out")
     mem = MemorySampler()
     mem.start()
@@ -134,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"stage '{name}' failed: {e}", file=sys.stderr)
                 return 1
             seconds[name] = time.perf_counter() - t
+            if name == "ingest":
+                summary = pipeline_summary(out, name)
+                print(f"ingest: {summary.get('partitions')} partitions, phases {summary.get('phase_seconds')}", flush=True)
         mem.stop()
     finally:
         if not args.keep:

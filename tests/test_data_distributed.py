@@ -22,7 +22,7 @@ from interestrec.data.reference import ingest_in_driver
 from interestrec.data.stage import ingest
 from interestrec.data.windows import window_edges, window_edges_from
 
-VOLATILE = ("driver_peak_rss_mb", "partitions", "phase_seconds")
+VOLATILE = ("driver_peak_rss_mb", "partitions", "phase_seconds", "phase_driver_peak_rss_mb")
 
 
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:

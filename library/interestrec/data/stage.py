@@ -32,7 +32,8 @@ from interestrec.stages import StageContext, StageError
 
 
 class PhaseClock:
-    """Wall seconds of the stage's consecutive phases (``laps``: name → seconds)."""
+    """Wall seconds of the stage's consecutive phases (``laps``: name → seconds) and the driver's peak RSS (MB)
+    at the end of each (``peaks``)."""
 
     def __init__(self) -> None:
         import time
@@ -40,10 +41,14 @@ class PhaseClock:
         self._now = time.perf_counter
         self._t = self._now()
         self.laps: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
+        import resource
+
         t = self._now()
         self.laps[name] = round(t - self._t, 2)
+        self.peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         self._t = t
 
 
@@ -253,6 +258,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         "ignored_files": reading.ignored,
         "partitions": n_parts,
         "phase_seconds": clock.laps,
+        "phase_driver_peak_rss_mb": clock.peaks,
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
