@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The demo profile: every stage, publish and the Serve check in under 5 minutes on 2 cores (README).
+# The demo profile: every stage, publish and the Serve check, sized for ~5 min on a quiet 2-core machine (README).
 demo: setup
 	$(BIN)/interestrec run --config configs/demo.yaml $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +70,12 @@ def test_auto_k_stage_writes_declared_artifacts(ray_local, tmp_path):
     assert summary["k"] == 6 and "_run" in summary
 
 
-def test_fixed_k_and_job_entry_point(ray_local, tmp_path):
-    sys.path.insert(0, str(ROOT / "jobs"))
-    import cluster as cluster_job
+def test_fixed_k_and_command_line_entry_point(ray_local, tmp_path):
+    from interestrec.cli import main
 
     write_users(tmp_path, n=400, k=4, seed=1)
-    rc = cluster_job.main(["--out", str(tmp_path), "--set", "cluster.k=5", "--set", "cluster.metric=euclidean",
-                           "--set", "cluster.num_actors=1", "--config", ""])
+    rc = main(["run", "--stages", "cluster", "--out", str(tmp_path), "--set", "cluster.k=5",
+               "--set", "cluster.metric=euclidean", "--set", "cluster.num_actors=1", "--config", ""])
     assert rc == 0
     s = artifacts.read_json(str(tmp_path / "cluster" / "summary.json"))
     assert s["k"] == 5 and s["k_grid"] == [] and "config" in s["k_reason"] and s["metric"] == "euclidean"
