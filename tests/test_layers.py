@@ -41,6 +41,8 @@ LAYERS: dict[str, int] = {
     "interestrec.serving_check": 8,
     "interestrec.config": 8,
     "interestrec.stages": 8,
+    "interestrec.runner": 9,  # the command line: runs the stages, renders, serves
+    "interestrec.cli": 9,
 }
 ORCHESTRATION = 8
 
