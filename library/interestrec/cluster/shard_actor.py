@@ -62,9 +62,6 @@ class ShardActor:
         self.shard: Shard | None = None
         self.group = False
 
-    def ping(self) -> int:
-        return self.rank
-
     def load(self, parts: list, column: str, metric: str) -> dict:
         """Fetch and validate this shard's blocks; returns ``{"n", "d", "problem"}``."""
         import ray
