@@ -184,6 +184,7 @@ def test_scale_job_runs_the_pipeline_stages(tmp_path):
 
     import pyarrow.parquet as pq
 
+    from interestrec import artifacts
     from interestrec.data.synthetic import generate
 
     users, per_user, items = 1500, 8, 60
@@ -203,7 +204,7 @@ def test_scale_job_runs_the_pipeline_stages(tmp_path):
     assert float(m.group(4)) > 0 and float(m.group(5)) > 0
     ingest = json.loads((out / "ingest" / "summary.json").read_text())
     assert ingest["rows_read"] == truth.num_rows == ingest["accepted"] + ingest["rejected"]
-    assert pq.read_metadata(out / "ingest" / "events.parquet").num_rows == ingest["accepted"]
+    assert artifacts.read_parquet(str(out / "ingest" / "events.parquet")).num_rows == ingest["accepted"]
     n_users = len(set(truth.column("user_id").to_pylist()))
     assert ingest["users"] == n_users
     assert json.loads((out / "encode" / "summary.json").read_text())["users"] == n_users

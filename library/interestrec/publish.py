@@ -68,7 +68,8 @@ def publish(ctx: StageContext) -> dict:
             src_fs, src = artifacts._fs_and_path(artifacts.join(ctx.stage_dir(stage), name))
             if src_fs.get_file_info(src).type == pafs.FileType.NotFound:
                 continue
-            fs.create_dir(f"{tmp}/{stage}/{name}".rsplit("/", 1)[0], recursive=True)
+            is_dir = src_fs.get_file_info(src).type == pafs.FileType.Directory  # a directory dataset (parts + manifest)
+            fs.create_dir(f"{tmp}/{stage}/{name}" if is_dir else f"{tmp}/{stage}/{name}".rsplit("/", 1)[0], recursive=True)
             pafs.copy_files(src, f"{tmp}/{stage}/{name}", source_filesystem=src_fs, destination_filesystem=fs)
             files.append(f"{stage}/{name}")
     files.append(_write_item_table(ctx, tmp, (metrics.get("fused") or {}).get("params") or {}))
