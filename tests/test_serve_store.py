@@ -123,9 +123,10 @@ class TestSQLiteStore(StoreContract):
 
 class TestRedisStore(StoreContract):
     @pytest.fixture(autouse=True, scope="class")
-    def _server(self, tmp_path_factory):
+    @classmethod
+    def _server(cls, tmp_path_factory):
         srv = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        type(self).server = srv
+        cls.server = srv
         yield
         srv.stop()
 
