@@ -47,7 +47,7 @@ def ray_local():
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}},
+            runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
         )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False

@@ -60,3 +60,12 @@ def test_the_graph_rows_are_built_from_the_pipelines_graph_config():
                        "event": ["rate"] * 3, "split": ["train", "valid", "test"]})
     data = build_interactions(events, np.array([10, 11, 12]), "valid", None, pipeline)
     assert data.config is pipeline  # what the evaluate stage hands every row
+
+
+def test_evaluate_skips_a_row_only_when_its_upstream_output_is_absent():
+    from interestrec.evaluate.stage import upstream_missing
+    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
+
+    assert upstream_missing(MissingArtifactError("missing artifact 'graph/users.parquet'"))
+    assert upstream_missing(FileNotFoundError("no such file"))
+    assert not upstream_missing(ArtifactError("cluster/centroids.npy has shape (3, 8); expected (K, 384)"))

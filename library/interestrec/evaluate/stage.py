@@ -48,6 +48,14 @@ def _user_map(ingest_dir: str):
     return IdMap.from_parquet(path) if artifacts.exists(path) else IdMap.identity([])
 
 
+def upstream_missing(e: FileNotFoundError) -> bool:
+    """True when a row failed because an upstream stage's output is absent (the row is skipped); an artifact
+    that is there but malformed is an error."""
+    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
+
+    return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
+
+
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     from interestrec import artifacts, progress
@@ -76,7 +84,9 @@ def run(ctx: StageContext) -> dict:
                                                           feats, tune=cfg.tune, log=ctx.log,
                                                           grid=cfg.row_grid(name, REGISTRY[name].grid))
             rows.update(note=f"{name} test NDCG@10 {results[name]['ndcg@10']:.4f} in {results[name]['seconds']:.0f}s")
-        except FileNotFoundError as e:  # a model of ours whose upstream stage has not run
+        except FileNotFoundError as e:
+            if not upstream_missing(e):
+                raise
             skipped[name] = f"missing artifacts: {e}"
             rows.update(note=f"{name} skipped")
     if cfg.ablations and "fused" in results:

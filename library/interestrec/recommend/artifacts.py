@@ -20,7 +20,7 @@ import numpy as np
 from interestrec import artifacts
 from interestrec.data.schema import INTERACTION_KINDS
 from interestrec.ids import IdMap, align, align_table, lookup
-from interestrec.recommend.errors import ArtifactError
+from interestrec.recommend.errors import ArtifactError, MissingArtifactError
 
 # a required file -> the stage that writes it (for the error message)
 REQUIRED = {
@@ -100,7 +100,7 @@ def tuned_params(root: str) -> dict:
 def _need(root: str, rel: str) -> str:
     p = artifacts.join(root, rel)
     if not artifacts.exists(p):
-        raise ArtifactError(f"missing artifact '{rel}' under {root} (written by the '{REQUIRED[rel]}' stage)")
+        raise MissingArtifactError(f"missing artifact '{rel}' under {root} (written by the '{REQUIRED[rel]}' stage)")
     return p
 
 

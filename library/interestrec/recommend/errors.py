@@ -9,6 +9,10 @@ class ArtifactError(InterestrecError, FileNotFoundError):
     """A required artifact is missing or malformed (the message names the file and its stage)."""
 
 
+class MissingArtifactError(ArtifactError):
+    """A required artifact is absent: its stage has not run (as opposed to an artifact that is there but wrong)."""
+
+
 class InvalidRequest(InterestrecError, ValueError):
     """A request the model cannot answer as asked (the HTTP layer answers 422)."""
 
