@@ -13,6 +13,7 @@ import numpy as np
 from interestrec import artifacts
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
+from interestrec.data.partition import REJECT_COLUMNS
 from interestrec.data.readers import Reading, detect_format, get_reader
 from interestrec.data.resolve import catalog_map, decide_id_type, map_ids, resolve_timestamps
 from interestrec.data.schema import INTERACTION_KINDS, event_schema, item_schema
@@ -20,8 +21,6 @@ from interestrec.data.split import cutoff_split, leave_last_out
 from interestrec.data.validate import mark_duplicates, validate_events
 from interestrec.data.windows import assign_windows, window_edges
 from interestrec.ids import IdMap
-
-REJECT_COLUMNS = ["source", "record", "line", "raw", "reason"]
 
 
 def validated_frame(ds, cfg: IngestConfig):

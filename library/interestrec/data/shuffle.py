@@ -98,8 +98,6 @@ def split_blocks(block_refs: list, n_parts: int, cfg: IngestConfig) -> tuple[lis
 
     task = _remote(_split, num_returns=n_parts + 1)
     outs = [task.remote(b, n_parts, cfg) for b in block_refs]
-    if n_parts == 0:
-        return [], []
     stats = ray.get([o[0] for o in outs])
     return stats, [[o[1 + p] for o in outs] for p in range(n_parts)]
 

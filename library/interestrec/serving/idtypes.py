@@ -31,16 +31,21 @@ UserId = int | str
 ItemId = int | str
 
 
-def _utf8(v: str) -> str:
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("ids must be valid UTF-8 (no lone surrogates)") from None
-    return v
+def utf8_check(what: str):
+    """A pydantic validator: the string is valid UTF-8 (no lone surrogates), else ``ValueError`` naming ``what``."""
+
+    def check(v: str) -> str:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} must be valid UTF-8 (no lone surrogates)") from None
+        return v
+
+    return check
 
 
 _Int = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
-_Str = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_utf8)]
+_Str = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(utf8_check("ids"))]
 UserIdField = Annotated[_Int | _Str, Field(description="user id as in the data: an int64 or a string")]
 ItemIdField = Annotated[_Int | _Str, Field(description="item id as in the data: an int64 or a string")]
 PathId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]

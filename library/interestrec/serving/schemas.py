@@ -11,22 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from interestrec.serving.idtypes import INT64_MAX, INT64_MIN, ItemId, ItemIdField, UserId, UserIdField
+from interestrec.serving.idtypes import (
+    INT64_MAX,
+    INT64_MIN,
+    ItemId,
+    ItemIdField,
+    UserId,
+    UserIdField,
+    utf8_check,
+)
 
 MAX_HISTORY, MAX_TEXT, MAX_K, MAX_BATCH_USERS, MAX_KEY = 1000, 2000, 1000, 100, 200
 EventKind = Literal["view", "click", "rate", "purchase", "tag", "search"]
 Diversity = bool | Literal["none", "round_robin", "mmr"]
-
-
-def _utf8(v: str) -> str:
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid UTF-8 (no lone surrogates)") from None
-    return v
-
-
-Text = Annotated[str, AfterValidator(_utf8)]
+Text = Annotated[str, AfterValidator(utf8_check("text"))]
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
