@@ -159,6 +159,24 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None):
     return pq.ParquetDataset(files, filesystem=fs).read(columns=columns)
 
 
+def parquet_files(path: str | os.PathLike) -> list[str]:
+    """The files of a parquet artifact, as paths in ``path``'s own form (URIs stay URIs).
+
+    ``[path]`` for a single file; for a directory dataset the parts its ``_manifest.json`` lists, in order
+    (an error without the manifest, as in :func:`read_parquet`). This is how per-part readers (Ray tasks,
+    ``ray.data.read_parquet``) see exactly what :func:`read_parquet` reads.
+    """
+    import pyarrow.fs as pafs
+
+    fs, p = _fs_and_path(path)
+    if fs.get_file_info(p).type != pafs.FileType.Directory:
+        return [str(path)]
+    manifest = join(path, MANIFEST)
+    if not exists(manifest):
+        raise FileNotFoundError(f"{path}: incomplete dataset (no {MANIFEST}; its writer did not finish)")
+    return [join(path, name) for name in read_json(manifest)["parts"]]
+
+
 def write_manifest(directory: str | os.PathLike, parts: list[str], rows: int) -> None:
     """Commit a directory dataset: write ``_manifest.json`` (its part files, in order, and the row count) last."""
     write_json(join(directory, MANIFEST), {"parts": list(parts), "rows": int(rows)})

@@ -22,7 +22,7 @@ def _load(path: str, sample: int, seed: int):
     def keep_whole_history(batch):
         return batch.filter(pc.equal(batch["window"], -1)).select(["user_id", "vector"])
 
-    ds = ray.data.read_parquet(path).select_columns(["user_id", "window", "vector"])
+    ds = ray.data.read_parquet(artifacts.parquet_files(path)).select_columns(["user_id", "window", "vector"])
     ds = ds.map_batches(keep_whole_history, batch_format="pyarrow").materialize()
     n = ds.count()
     if n == 0:
