@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     from interestrec.data.stage import ingest
     from interestrec.encode.config import EncodeConfig
     from interestrec.encode.encoder import TextEncoder
-    from interestrec.encode.stage import item_texts, known_events, text_user_vectors, train_user_vectors
+    from interestrec.encode.stage import item_texts, text_user_vectors
+    from interestrec.encode.users import known_events, train_user_vectors
 
     if args.threads % args.actors:
         raise SystemExit("--threads must be a multiple of --actors")

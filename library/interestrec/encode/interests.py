@@ -64,7 +64,8 @@ def user_interests(item_ids: np.ndarray, vectors: np.ndarray, weights: np.ndarra
         centre = (vectors[m] * w[:, None]).sum(0)
         centre /= np.linalg.norm(centre) or 1.0
         v = vectors[m].astype(np.float64)
-        sq = (v * v).sum(1)
-        medoid = int(item_ids[m][np.argmin((sq[:, None] + sq[None, :] - 2 * v @ v.T).sum(1))])
+        gram = v @ v.T
+        sq = np.diag(gram)  # so that a member's distance to itself is exactly 0 and equal members tie exactly
+        medoid = int(item_ids[m][np.argmin((sq[:, None] + sq[None, :] - 2 * gram).sum(1))])
         out.append(Interest(centre.astype(np.float32), medoid, float(weights[m].sum() / total), int(m.sum())))
     return sorted(out, key=lambda i: -i.importance)

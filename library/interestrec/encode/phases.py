@@ -48,6 +48,24 @@ def tag_events(events):
     return events["item_id"].to_numpy()[m].astype(np.int64), split[m], tags
 
 
+def read_tag_events(path: str):
+    """The tag events of an events artifact (a file or a directory dataset), read part by part.
+
+    Only ``item_id, event, text, split`` of rows with ``event == "tag"`` are kept, so the log itself is
+    never held in memory (what :func:`phase_item_texts` needs from it).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from interestrec import artifacts
+
+    tables = []
+    for f in artifacts.parquet_files(path):  # the ingest's events always have these columns (event_schema)
+        t = artifacts.read_parquet(f, columns=["item_id", "event", "text", "split"])
+        tables.append(t.filter(pc.equal(t["event"], "tag")))
+    return pa.concat_tables(tables)
+
+
 def item_tags(item: np.ndarray, split: np.ndarray, tag: np.ndarray, splits: tuple[str, ...] | None,
               max_tags: int = 5) -> dict[int, list[str]]:
     """Each item's most used tags among the tag events of ``splits`` (count descending, then name).

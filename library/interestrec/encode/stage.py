@@ -21,22 +21,13 @@ import numpy as np
 
 from interestrec import artifacts
 from interestrec.encode.config import EncodeConfig
-from interestrec.encode.interests import user_interests
-from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts
-from interestrec.encode.pooling import decay, event_weights, pool_user_vectors, window_user_vectors
+from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts, read_tag_events
 from interestrec.encode.text import SEP, budget_histories, event_text, item_text
+from interestrec.encode.users import interest_type, known_events, pool_rows
 from interestrec.ids import lookup
 from interestrec.stages import StageContext, StageError
 
 USER_MODES = ("pool", "text")
-
-
-def interest_type():
-    """Arrow type of the ``interests`` column."""
-    import pyarrow as pa
-
-    return pa.list_(pa.struct([("vector", pa.list_(pa.float32())), ("medoid_item_id", pa.int64()),
-                               ("importance", pa.float32()), ("size", pa.int32())]))
 
 
 def item_texts(items) -> tuple[np.ndarray, list[str]]:
@@ -49,17 +40,6 @@ def item_texts(items) -> tuple[np.ndarray, list[str]]:
     texts = [item_text(t, y, g, tg) for t, y, g, tg in zip(d["title"], d["year"], d["genres"], d["tags"])]
     order = np.argsort(ids, kind="stable")
     return ids[order], [texts[i] for i in order]
-
-
-def known_events(events, item_ids: np.ndarray):
-    """Events as a DataFrame with ``iidx`` (row of ``item_ids``); events of unknown items dropped and counted."""
-    cols = ["user_id", "item_id", "timestamp", "event", "value", "text"]
-    ev = events.select(cols + (["split"] if "split" in events.column_names else [])).to_pandas()
-    iid = ev.item_id.to_numpy()
-    pos = lookup(item_ids, iid)
-    known = pos >= 0
-    ev = ev[known].assign(iidx=pos[known])
-    return ev, int((~known).sum())
 
 
 def history_texts(ev, texts: list[str], encoder, max_tokens: int) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -81,33 +61,6 @@ def history_texts(ev, texts: list[str], encoder, max_tokens: int) -> tuple[np.nd
     toks = encoder.token_counts(entries)
     htexts, kept = budget_histories(starts, entries, toks, int(encoder.token_counts([SEP])[0]), max_tokens)
     return users.astype(np.int64), htexts, kept
-
-
-def train_user_vectors(ev, item_ids: np.ndarray, item_vecs: np.ndarray, cfg: EncodeConfig):
-    """Pooled ``window = -1`` vectors and interests from train events, decayed to each user's last event.
-
-    Shapes:
-        returns users ``(u,)``, vectors ``(u, d)``, n_events ``(u,)`` and ``u`` interest lists.
-    """
-    users, uidx = np.unique(ev.user_id.to_numpy(), return_inverse=True)
-    uidx = uidx.reshape(-1)
-    ts = ev.timestamp.to_numpy()
-    pos = ev.iidx.to_numpy()
-    last = np.full(len(users), np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(last, uidx, ts)
-    w = event_weights(ev.event.to_numpy(), ev.value.to_numpy(dtype=np.float64, na_value=np.nan))
-    vec, n = pool_user_vectors(uidx, pos, ts, w, item_vecs, len(users), last[uidx], cfg.half_life_days)
-    dw = w * decay(ts, last[uidx], cfg.half_life_days)
-    order = np.lexsort((ts, uidx))
-    bounds = np.searchsorted(uidx[order], np.arange(len(users) + 1))
-    interests = []
-    for u in range(len(users)):
-        sel = order[bounds[u] : bounds[u + 1]]
-        its = user_interests(item_ids[pos[sel]], item_vecs[pos[sel]], dw[sel], cfg.max_interests,
-                             max_distance=cfg.interest_distance)
-        interests.append([{"vector": i.vector.tolist(), "medoid_item_id": i.medoid_item_id, "importance": i.importance,
-                           "size": i.size} for i in its])
-    return users, vec, n, interests
 
 
 def text_user_vectors(groups, texts: list[str], encoder, cfg: EncodeConfig):
@@ -217,101 +170,126 @@ def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.nda
     return ids, per_phase, out, geometry, len(todo)
 
 
+def add_text_mode(pool, events, windows, ids: np.ndarray, phase_texts: dict[str, list[str]], cfg: EncodeConfig,
+                  out: str, ctx: StageContext) -> tuple[object, dict, int]:
+    """Text-mode user vectors (the language model over rendered histories) next to the pool rows.
+
+    With ``user_mode: text`` they replace the pool vectors (interests stay the pool ones); with
+    ``also_text`` they are written to ``users_text.parquet`` for the evaluation to compare.
+
+    Returns:
+        ``(users table, the text mode's summary, empty train histories)``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from interestrec.encode.encoder import TextEncoder
+
+    tok = TextEncoder(cfg.model, device="cpu", max_length=cfg.max_tokens)
+    ev_all, _ = known_events(events, ids)
+    train = ev_all[ev_all.split == "train"]
+    t = time.perf_counter()
+    rows = text_user_vectors([(-1, train)], phase_texts["valid"], tok, cfg)
+    if cfg.user_mode == "text":
+        groups = window_events(ev_all, windows, cfg.lookback_days)
+        if groups:
+            rows = pa.concat_tables([rows, text_user_vectors(groups, phase_texts["serve"], tok, cfg)])
+    text_s = time.perf_counter() - t
+    is_train = rows["window"].to_numpy() == -1
+    tusers, kept = rows["user_id"].to_numpy()[is_train], rows["kept"].to_numpy()[is_train]
+    text_vec = artifacts.arrow_to_vectors(rows["vector"])[is_train]
+    empty = int((kept == 0).sum())
+    mode = {"users": int(len(tusers)), "texts": rows.num_rows, "seconds": round(text_s, 3),
+            "users_per_s": round(len(tusers) / max(text_s, 1e-9), 1),
+            "texts_per_s": round(rows.num_rows / max(text_s, 1e-9), 1), "empty_histories": empty,
+            "empty_window_histories": int((rows["kept"].to_numpy()[~is_train] == 0).sum()),
+            "mean_entries_kept": round(float(kept.mean()), 1) if len(kept) else 0.0}
+    ctx.log(f"encode: text mode {rows.num_rows} histories ({len(tusers)} users) in {text_s:.1f}s, {empty} empty")
+    if cfg.user_mode != "text":
+        artifacts.write_parquet(artifacts.join(out, "users_text.parquet"),
+                                pa.table({"user_id": tusers, "vector": artifacts.vectors_to_arrow(text_vec)}))
+        return pool, mode, empty
+    pool_train = pool.filter(pc.equal(pool["window"], -1))
+    pos = lookup(tusers, pool_train["user_id"].to_numpy())
+    if (pos < 0).any():
+        raise StageError("encode: text and pool modes disagree on the set of users (internal error)")
+    vec = text_vec[pos]
+    keep = np.linalg.norm(vec, axis=1) > 0  # an empty history has no vector (counted above), never NaN
+    train_rows = pool_train.set_column(pool_train.schema.get_field_index("vector"), "vector",
+                                       artifacts.vectors_to_arrow(vec)).filter(pa.array(keep))
+    win = rows.filter(pc.and_(pc.not_equal(rows["window"], -1), pc.greater(rows["kept"], 0)))
+    win = win.select(["user_id", "window", "vector", "n_events"])
+    win = win.append_column("interests", pa.nulls(win.num_rows, interest_type()))
+    return pa.concat_tables([train_rows, win]), mode, empty
+
+
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    from interestrec.data import load_ingest
-    from interestrec.encode.encoder import TextEncoder
+    from interestrec.encode.ray_pool import pool_users
 
     cfg = ctx.config.encode
     if cfg.user_mode not in USER_MODES:
         raise StageError(f"encode.user_mode must be one of {USER_MODES}, got '{cfg.user_mode}'")
-    out = ctx.stage_dir("encode")
-    art = load_ingest(ctx.stage_dir("ingest"))
+    out, ingest = ctx.stage_dir("encode"), ctx.stage_dir("ingest")
+    events_path = artifacts.join(ingest, "events.parquet")
+    items = artifacts.read_parquet(artifacts.join(ingest, "items.parquet"))
+    windows = artifacts.read_parquet(artifacts.join(ingest, "windows.parquet"))
+    # text modes render whole histories in the driver; pool mode never loads the log here (tag events only)
+    in_driver = cfg.user_mode == "text" or cfg.also_text
+    events = artifacts.read_parquet(events_path) if in_driver else read_tag_events(events_path)
     t0 = time.perf_counter()
     known = adapt_vectors(ctx, cfg)
-    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(art.items, art.events, cfg, known)
+    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(items, events, cfg, known)
     item_s = time.perf_counter() - t0
     n_reused = len(set().union(*phase_texts.values()) & known.keys())
-    texts, item_vecs = phase_texts["serve"], phase_vecs["serve"]
-    dim = int(item_vecs.shape[1])
     for phase, name in PHASE_FILES.items():
         artifacts.write_parquet(artifacts.join(out, name), pa.table({
             "item_id": ids, "vector": artifacts.vectors_to_arrow(phase_vecs[phase])}))
     ctx.log(f"encode: {len(ids)} items × {len(PHASE_FILES)} phases, {n_encoded} distinct texts in {item_s:.1f}s "
             f"({n_encoded / item_s:.0f} texts/s)" + (f"; {n_reused} texts' vectors from adapt" if n_reused else ""))
 
-    ev_all, unknown = known_events(art.events, ids)
-    train = ev_all[ev_all.split == "train"]
-    all_users = np.unique(art.events["user_id"].to_numpy())
-
+    users_path = artifacts.join(out, "users.parquet")
     t1 = time.perf_counter()
-    users, pool_vec, n_ev, interests = train_user_vectors(train, ids, phase_vecs["valid"], cfg)
-    pool_windows = window_user_vectors(art.events, ids, item_vecs, art.windows, cfg.lookback_days, cfg.half_life_days)
+    if in_driver:
+        table, counts = pool_rows(events, ids, phase_vecs["valid"], phase_vecs["serve"], windows, cfg)
+    else:
+        counts = pool_users(events_path, users_path, ids, phase_vecs["valid"], phase_vecs["serve"], windows, cfg)
     pool_s = time.perf_counter() - t1
-    modes = {"pool": {"users": int(len(users)), "window_rows": int(pool_windows.num_rows), "seconds": round(pool_s, 3),
-                      "users_per_s": round(len(users) / max(pool_s, 1e-9), 1)}}
-    ctx.log(f"encode: pool mode {len(users)} users + {pool_windows.num_rows} window rows in {pool_s:.1f}s")
-
-    vec, windows, empty = pool_vec, pool_windows, 0
-    if cfg.user_mode == "text" or cfg.also_text:
-        tok = TextEncoder(cfg.model, device="cpu", max_length=cfg.max_tokens)
-        t2 = time.perf_counter()
-        rows = text_user_vectors([(-1, train)], phase_texts["valid"], tok, cfg)
-        win_groups = window_events(ev_all, art.windows, cfg.lookback_days) if cfg.user_mode == "text" else []
-        if win_groups:
-            rows = pa.concat_tables([rows, text_user_vectors(win_groups, texts, tok, cfg)])
-        text_s = time.perf_counter() - t2
-        is_train = rows["window"].to_numpy() == -1
-        tusers, kept = rows["user_id"].to_numpy()[is_train], rows["kept"].to_numpy()[is_train]
-        text_vec = artifacts.arrow_to_vectors(rows["vector"])[is_train]
-        if not np.array_equal(tusers, users):
-            raise StageError("encode: text and pool modes disagree on the set of users (internal error)")
-        empty = int((kept == 0).sum())
-        modes["text"] = {"users": int(len(tusers)), "texts": rows.num_rows, "seconds": round(text_s, 3),
-                         "users_per_s": round(len(tusers) / max(text_s, 1e-9), 1),
-                         "texts_per_s": round(rows.num_rows / max(text_s, 1e-9), 1), "empty_histories": empty,
-                         "empty_window_histories": int((rows["kept"].to_numpy()[~is_train] == 0).sum()),
-                         "mean_entries_kept": round(float(kept.mean()), 1) if len(kept) else 0.0}
-        ctx.log(f"encode: text mode {rows.num_rows} histories ({len(tusers)} users) in {text_s:.1f}s, "
-                f"{empty} empty")
-        if cfg.user_mode == "text":
-            vec = text_vec
-            win = rows.filter(pa.compute.and_(pa.compute.not_equal(rows["window"], -1),
-                                              pa.compute.greater(rows["kept"], 0)))
-            windows = win.select(["user_id", "window", "vector", "n_events"])
-        else:
-            artifacts.write_parquet(artifacts.join(out, "users_text.parquet"),
-                                    pa.table({"user_id": users, "vector": artifacts.vectors_to_arrow(text_vec)}))
-    keep = np.linalg.norm(vec, axis=1) > 0  # an empty history has no vector (counted above), never NaN
-    train_rows = pa.table({"user_id": pa.array(users[keep], pa.int64()),
-                           "window": pa.array(np.full(int(keep.sum()), -1), pa.int32()),
-                           "vector": artifacts.vectors_to_arrow(vec[keep]),
-                           "n_events": pa.array(n_ev[keep], pa.int32()),
-                           "interests": pa.array([i for i, k in zip(interests, keep) if k], interest_type())})
-    win_rows = windows.append_column("interests", pa.nulls(windows.num_rows, interest_type()))
-    artifacts.write_parquet(artifacts.join(out, "users.parquet"), pa.concat_tables([train_rows, win_rows]))
-    n_int = [len(i) for i in interests]
-    used = modes[cfg.user_mode]
+    modes = {"pool": {"users": counts.users, "window_rows": counts.window_rows, "seconds": round(pool_s, 3),
+                      "users_per_s": round(counts.users / max(pool_s, 1e-9), 1)}}
+    ctx.log(f"encode: pool mode {counts.users} users + {counts.window_rows} window rows in {pool_s:.1f}s"
+            + ("" if in_driver else f" ({len(artifacts.parquet_files(users_path))} parts)"))
+    empty, n_users, n_windows = 0, counts.users, counts.window_rows
+    if in_driver:
+        table, modes["text"], empty = add_text_mode(table, events, windows, ids, phase_texts, cfg, out, ctx)
+        is_train = pc.equal(table["window"], -1).to_numpy(zero_copy_only=False)
+        n_users, n_windows = int(is_train.sum()), int((~is_train).sum())
+        artifacts.remove(users_path)
+        artifacts.write_parquet(users_path, table)
     return {
         "model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
-        "dim": dim,
+        "dim": int(phase_vecs["serve"].shape[1]),
         "items": int(len(ids)),
         "texts_per_s": round(n_encoded / max(item_s, 1e-9), 1),
         "item_texts_encoded": n_encoded,
         "item_texts_reused_from_adapt": n_reused,
-        "item_texts_changed": {p: int(sum(a != b for a, b in zip(phase_texts[p], texts))) for p in ("valid", "test")},
+        "item_texts_changed": {p: int(sum(a != b for a, b in zip(phase_texts[p], phase_texts["serve"])))
+                               for p in ("valid", "test")},
         "geometry": geometry,
         "user_mode": cfg.user_mode,
-        "users": int(keep.sum()),
-        "users_per_s": used["users_per_s"],
-        "users_without_train_events": int(len(np.setdiff1d(all_users, users))),
+        "users": n_users,
+        "users_per_s": modes[cfg.user_mode]["users_per_s"],
+        "users_without_train_events": counts.users_without_train_events,
         "empty_histories": empty,
-        "events_unknown_item": unknown,
-        "window_rows": int(windows.num_rows),
+        "events_unknown_item": counts.events_unknown_item,
+        "window_rows": n_windows,
         "modes": modes,
-        "interests_per_user": {"mean": round(float(np.mean(n_int)), 2) if n_int else 0.0, "max": max(n_int, default=0)},
+        "interests_per_user": {"mean": round(counts.interests / max(counts.users, 1), 2),
+                               "max": counts.max_interests},
+        "pool_in_driver": in_driver,
         "actors": cfg.num_actors,
         "config_hash": artifacts.hash_config(cfg),
     }
