@@ -14,7 +14,8 @@ A sampler thread reads every 0.2 s the RSS of this process (the driver) and of e
 (``ray::…``: tasks, actors) under it; the table gives each stage's wall time and both peaks. The last line is
 ``users=<n> events=<m> seconds=<s> driver_peak_rss_gib=<g> worker_peak_rss_gib=<w>`` (``events`` = rows the
 generator wrote, ``seconds`` = the four stages, generation excluded; the peaks are over the four stages).
-Today's ingest stage collects every event into the driver, so the driver's peak grows with the log.
+No stage holds the log in the driver: the ingest shuffles by user in tasks, encode pools each ingest
+partition in its own task, and dynamics counts per partition and clusters from the files.
 """
 
 from __future__ import annotations
