@@ -106,3 +106,24 @@ def test_arrow_column_matches_the_reference_rows():
         assert [g["medoid_item_id"] for g in got] == [x["medoid_item_id"] for x in want]
         np.testing.assert_allclose([g["vector"] for g in got] or np.zeros((0, 32)),
                                    [x["vector"] for x in want] or np.zeros((0, 32)), atol=1e-6)
+
+
+def test_history_interests_equal_the_per_user_reference():
+    """The recommender's interests (recommend.interests, batched) equal user_interests user by user."""
+    from interestrec.encode.pooling import decay
+    from interestrec.recommend.interests import history_interests
+
+    uidx, ts, pos, item_ids, vecs, _, n = histories(5, n_users=80)
+    given = [None] * n
+    given[7] = np.ones((1, vecs.shape[1]), np.float32)
+    got, hist = history_interests(n, uidx, pos, ts, item_ids, vecs, half_life_days=10.0, given=given)
+    order = np.lexsort((pos, ts, uidx))
+    for u in range(n):
+        sel = order[uidx[order] == u]
+        assert hist[u].tolist() == pos[sel].tolist()
+        if u == 7:
+            assert got[u] is given[7]
+            continue
+        ref = user_interests(item_ids[pos[sel]], vecs[pos[sel]], decay(ts[sel], ts[sel].max(initial=0), 10.0))
+        want = np.stack([i.vector for i in ref]) if ref else np.zeros((0, vecs.shape[1]), np.float32)
+        np.testing.assert_allclose(got[u], want, atol=1e-6)

@@ -18,23 +18,21 @@ def history_interests(n_users: int, seq_user: np.ndarray, seq_item: np.ndarray, 
     Shapes:
         seq_*: ``(m,)`` index space; returns per user ``(m_u, d)`` interests and ``(h_u,)`` item indices.
     """
-    from interestrec.encode.interests import user_interests
+    from interestrec.encode.interest_batch import batch_interests
     from interestrec.encode.pooling import decay
 
     order = np.lexsort((seq_item, seq_time, seq_user))
     su, si, st = seq_user[order], seq_item[order], seq_time[order]
     bounds = np.searchsorted(su, np.arange(n_users + 1))
-    interests, history = [], []
+    history = [si[bounds[u]:bounds[u + 1]] for u in range(n_users)]
+    todo = np.ones(n_users, bool) if given is None else np.array([g is None for g in given], bool)
+    sel = todo[su]
+    last = np.full(n_users, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last, su, st)
+    w = decay(st[sel], last[su[sel]], half_life_days)
+    batch = batch_interests(su[sel], st[sel], si[sel], item_ids, item_vecs, w, n_users, max_interests)
     empty = np.zeros((0, item_vecs.shape[1]), np.float32)
-    for u in range(n_users):
-        items, times = si[bounds[u]:bounds[u + 1]], st[bounds[u]:bounds[u + 1]]
-        history.append(items)
-        if given is not None and given[u] is not None:
-            interests.append(given[u])
-            continue
-        if len(items) == 0:
-            interests.append(empty)
-            continue
-        its = user_interests(item_ids[items], item_vecs[items], decay(times, times.max(), half_life_days), max_interests)
-        interests.append(np.stack([i.vector for i in its]))
+    interests = [given[u] if not todo[u] else
+                 (batch.vectors[batch.offsets[u]:batch.offsets[u + 1]] if batch.offsets[u + 1] > batch.offsets[u]
+                  else empty) for u in range(n_users)]
     return interests, history
