@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 WARD = 5  # scipy.cluster.hierarchy._LINKAGE_METHODS["ward"], checked in the tests
-GRAM_ITEMS = 4096  # catalogues up to this size share one item Gram matrix (≤ 128 MiB)
+GRAM_ITEMS = 4096  # catalogues up to this size share one item distance matrix (≤ 128 MiB)
 
 
 @dataclass(frozen=True)
@@ -55,24 +55,32 @@ class InterestBatch:
         return pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)), rows)
 
 
-def _ward(gram: np.ndarray, max_interests: int, max_distance: float, tri: dict) -> tuple[np.ndarray, np.ndarray]:
+def _sq_distances(gram: np.ndarray) -> np.ndarray:
+    """Squared distances from a Gram matrix: exactly 0 on the diagonal and exactly symmetric.
+
+    Shapes:
+        gram: ``(n, n)`` float64; returns ``(n, n)``.
+    """
+    sq = np.diag(gram)
+    return sq[:, None] + sq[None, :] - 2.0 * gram
+
+
+def _ward(d2: np.ndarray, max_interests: int, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
     """One user's 0-based Ward labels (numbered as ``fcluster`` numbers them) and medoid scores.
 
     The score of a row is its summed squared distance to the rows of its own group.
 
     Shapes:
-        gram: ``(n, n)`` float64 Gram matrix of the user's item vectors; returns two ``(n,)`` arrays.
+        d2: ``(n, n)`` squared distances of the user's item vectors (:func:`_sq_distances`);
+        returns two ``(n,)`` arrays.
     """
     from scipy.cluster import _hierarchy
+    from scipy.spatial.distance import squareform
 
-    n = len(gram)
-    sq = np.diag(gram)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * gram
-    if n not in tri:
-        tri[n] = np.triu_indices(n, 1)
+    n = len(d2)
     t = np.zeros(n, dtype="i")
-    if max_interests > 1:
-        z = _hierarchy.nn_chain(np.sqrt(np.maximum(d2[tri[n]], 0.0)), n, WARD)
+    if max_interests > 1:  # squareform: the condensed (row-major upper triangle) form pdist would give
+        z = _hierarchy.nn_chain(np.sqrt(np.maximum(squareform(d2, checks=False), 0.0)), n, WARD)
         _hierarchy.cluster_dist(z, t, float(max_distance), int(n))
         if t.max() > max_interests:
             _hierarchy.cluster_maxclust_dist(z, t, int(n), int(max_interests))
@@ -115,15 +123,14 @@ def batch_interests(user_idx: np.ndarray, timestamps: np.ndarray, item_idx: np.n
     starts = np.concatenate([[0], np.cumsum(counts)])
 
     vec64 = np.asarray(item_vectors, np.float64)
-    full = vec64 @ vec64.T if len(vec64) <= GRAM_ITEMS else None  # small catalogues: one Gram for all users
+    full = _sq_distances(vec64 @ vec64.T) if len(vec64) <= GRAM_ITEMS else None  # small catalogues: one for all
     labels = np.zeros(len(u), np.int64)
     score = np.zeros(len(u))
-    tri: dict = {}
     for i in np.flatnonzero(counts >= 2).tolist():
         s, e = starts[i], starts[i + 1]
         it = items[s:e]
-        gram = full[np.ix_(it, it)] if full is not None else vec64[it] @ vec64[it].T
-        labels[s:e], score[s:e] = _ward(gram, max_interests, max_distance, tri)
+        d2 = full[np.ix_(it, it)] if full is not None else _sq_distances(vec64[it] @ vec64[it].T)
+        labels[s:e], score[s:e] = _ward(d2, max_interests, max_distance)
 
     # groups = (user, label) pairs, numbered user by user in label order (the reference's np.unique order)
     key = u * (max_interests + 1) + labels
@@ -140,7 +147,7 @@ def batch_interests(user_idx: np.ndarray, timestamps: np.ndarray, item_idx: np.n
     cw = np.where(wsum[g] > 0, w, 1.0)  # a group without weight is an unweighted mean
     shape = (n_groups, len(item_vectors))
     centre = np.asarray(sp.csr_matrix((cw, (g, items)), shape=shape) @ vec64)
-    norm = np.linalg.norm(centre, axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij->i", centre, centre))[:, None]
     centre = centre / np.where(norm != 0, norm, 1.0)
 
     best = np.lexsort((np.arange(len(g)), score, g))  # per group: lowest score, then earliest event

@@ -17,12 +17,15 @@ def event_weights(event: np.ndarray, value: np.ndarray | None = None) -> np.ndar
     Shapes:
         event, value: ``(n,)``; returns ``(n,)`` float64.
     """
+    import pandas as pd
+
     ev = np.asarray(event, dtype=object)
-    kinds, inv = np.unique(ev.astype(str), return_inverse=True)
-    unknown = sorted(set(kinds.tolist()) - set(EVENT_WEIGHT))
+    inv, kinds = pd.factorize(ev, use_na_sentinel=False)  # a hash pass, not a sort of n strings
+    names = ["None" if pd.isna(k) else str(k) for k in kinds.tolist()]
+    unknown = sorted(set(names) - set(EVENT_WEIGHT))
     if unknown:
         raise ValueError(f"event_weights: unknown event kind(s) {unknown}; known: {sorted(EVENT_WEIGHT)}")
-    w = np.array([EVENT_WEIGHT[k] for k in kinds.tolist()], dtype=np.float64)[inv.reshape(-1)]
+    w = np.array([EVENT_WEIGHT[k] for k in names], dtype=np.float64)[inv]
     if value is not None:
         v = np.asarray(value, dtype=np.float64)
         rate = (ev == "rate") & ~np.isnan(v)
@@ -63,7 +66,7 @@ def pool_user_vectors(user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np
     w = np.asarray(weights, np.float64) * decay(timestamps, now, half_life_days)
     m = sp.csr_matrix((w, (user_idx, item_idx)), shape=(n_users, item_vectors.shape[0]))
     v = np.asarray(m @ item_vectors.astype(np.float64), dtype=np.float64)
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]  # no (n_users, d) temporary
     v = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
     counts = np.bincount(np.asarray(user_idx, np.int64), minlength=n_users).astype(np.int32)
     return v.astype(np.float32), counts
