@@ -85,6 +85,13 @@ def test_stage_writes_users_per_part_without_loading_the_log(ray_local, tmp_path
                                  artifacts.arrow_to_vectors(items["vector"]), windows, cfg)
     got = artifacts.read_parquet(users)
     assert sort_rows(got).equals(sort_rows(expected))
+    import pyarrow.parquet as pq
+
+    for f in artifacts.parquet_files(users):  # one row group per window: a reader of one window skips the rest
+        part = pq.ParquetFile(f)
+        assert part.metadata.num_row_groups == len(set(part.read(columns=["window"])["window"].to_pylist())) == 3
+    train = artifacts.read_parquet(users, filters=[("window", "=", -1)])
+    assert train.num_rows == s["users"] and set(train["window"].to_pylist()) == {-1}
     assert s["users"] == counts.users and s["window_rows"] == counts.window_rows
     assert s["events_unknown_item"] == counts.events_unknown_item > 0
     # item texts still carry the tags of the phase's tag events (read part by part)

@@ -123,40 +123,58 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_parquet(path: str | os.PathLike, table) -> None:
-    """Atomically write a ``pyarrow.Table`` (or pandas DataFrame) as one parquet file."""
+def write_parquet(path: str | os.PathLike, table, row_groups: list[int] | None = None) -> None:
+    """Atomically write a ``pyarrow.Table`` (or pandas DataFrame) as one parquet file.
+
+    Args:
+        row_groups: row-group lengths (summing to the row count), e.g. one group per value of a sorted
+            column so that readers filtering on it skip the others; default: pyarrow's.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    if row_groups is None:
+        pq.write_table(table, buf, compression="zstd")
+    else:
+        if sum(row_groups) != table.num_rows:
+            raise ValueError(f"row_groups sum to {sum(row_groups)}, the table has {table.num_rows} rows")
+        with pq.ParquetWriter(buf, table.schema, compression="zstd") as w:
+            start = 0
+            for n in row_groups:
+                w.write_table(table.slice(start, n), row_group_size=max(n, 1))
+                start += n
     write_bytes_atomic(path, buf.getvalue())
 
 
 MANIFEST = "_manifest.json"
 
 
-def read_parquet(path: str | os.PathLike, columns: list[str] | None = None):
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filters=None):
     """Read a parquet file, or a directory dataset through its ``_manifest.json``, into a ``pyarrow.Table``.
 
     A directory dataset (written part by part by workers, see :func:`write_manifest`) is complete only once
     its manifest exists; reading one without it is an error, never a silent partial read.
+
+    Args:
+        filters: a pyarrow filter expression or DNF list (rows not matching are dropped; row groups whose
+            statistics exclude a match are not read).
     """
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
     fs, p = _fs_and_path(path)
     if fs.get_file_info(p).type != pafs.FileType.Directory:
-        return pq.read_table(p, filesystem=fs, columns=columns)
+        return pq.read_table(p, filesystem=fs, columns=columns, filters=filters)
     manifest = f"{p.rstrip('/')}/{MANIFEST}"
     if fs.get_file_info(manifest).type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{path}: incomplete dataset (no {MANIFEST}; its writer did not finish)")
     with fs.open_input_stream(manifest) as f:
         parts = json.loads(f.read())["parts"]
     files = [f"{p.rstrip('/')}/{name}" for name in parts]
-    return pq.ParquetDataset(files, filesystem=fs).read(columns=columns)
+    return pq.ParquetDataset(files, filesystem=fs, filters=filters).read(columns=columns)
 
 
 def parquet_files(path: str | os.PathLike) -> list[str]:

@@ -23,8 +23,10 @@ def _pool_part(events_path: str, out_path: str, item_ids: np.ndarray, train_vecs
     events = artifacts.read_parquet(events_path)
     events = events.select([c for c in EVENT_COLUMNS if c in events.column_names])
     table, counts = pool_rows(events, item_ids, train_vecs, serve_vecs, windows, cfg)
-    if table.num_rows:
-        artifacts.write_parquet(out_path, table)
+    if table.num_rows:  # one row group per window (rows come sorted by it): readers of one window skip the rest
+        window = table["window"].to_numpy()
+        bounds = np.flatnonzero(np.diff(window)) + 1
+        artifacts.write_parquet(out_path, table, row_groups=np.diff([0, *bounds, len(window)]).tolist())
     return table.num_rows, counts
 
 
