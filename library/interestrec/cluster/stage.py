@@ -1,7 +1,7 @@
 """The ``cluster`` stage: K selection and distributed k-means over users' whole-history vectors.
 
-Reads ``DIR/encode/users.parquet`` rows with ``window == -1`` (as a Ray Dataset: the vectors go from the
-files straight to the k-means actors), picks K (``k: auto``) on a seeded sample, fits
+Reads ``DIR/encode/users.parquet`` rows with ``window == -1`` (one read task per file: the vectors go from
+the files straight to the k-means actors, ``cluster.sources``), picks K (``k: auto``) on a seeded sample, fits
 :class:`~interestrec.cluster.distributed.DistributedKMeans` and writes ``centroids.npy``,
 ``assignments.parquet`` and the summary (see ``docs/artifacts.md``).
 """
@@ -13,32 +13,20 @@ import numpy as np
 from interestrec import artifacts
 from interestrec.stages import StageContext, StageError
 
+WHOLE_HISTORY = [("window", "=", -1)]  # users' whole-history rows (one row group per window in each part)
 
-def _load(path: str, sample: int, seed: int):
-    """The filtered users Dataset (materialised), its row count and a seeded sample of its vectors."""
-    import pyarrow.compute as pc
-    import ray
 
-    def keep_whole_history(batch):
-        return batch.filter(pc.equal(batch["window"], -1)).select(["user_id", "vector"])
+def _load(path: str, sample: int, seed: int, num_actors: int):
+    """Object refs to the whole-history rows for the actors (one read task per file), their count, and a
+    seeded sample of their vectors for K selection and the metrics."""
+    from interestrec.cluster.sources import file_blocks, read_rows, sample_rows
 
-    ds = ray.data.read_parquet(artifacts.parquet_files(path)).select_columns(["user_id", "window", "vector"])
-    ds = ds.map_batches(keep_whole_history, batch_format="pyarrow").materialize()
-    n = ds.count()
+    files = artifacts.parquet_files(path)
+    n = sum(read_rows(f, ["user_id"], WHOLE_HISTORY).num_rows for f in files)
     if n == 0:
         raise StageError(f"{path} has no rows with window == -1 (users' whole-history vectors)")
-    frac = min(1.0, sample / n)
-    sub = ds if frac >= 1.0 else ds.random_sample(frac, seed=seed)
-    x = artifacts.arrow_to_vectors(_concat(sub).column("vector"))
-    return ds, n, x
-
-
-def _concat(ds):
-    import pyarrow as pa
-    import ray
-
-    tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
-    return pa.concat_tables(tables)
+    x = artifacts.arrow_to_vectors(sample_rows(files, ["vector"], WHOLE_HISTORY, min(1.0, sample / n), seed)["vector"])
+    return file_blocks(files, ["user_id", "vector"], WHOLE_HISTORY, num_actors), n, x
 
 
 def run(ctx: StageContext) -> dict:
@@ -56,7 +44,7 @@ def run(ctx: StageContext) -> dict:
     path = artifacts.join(ctx.stage_dir("encode"), "users.parquet")
     if not artifacts.exists(path):
         raise StageError(f"missing {path}: run the encode stage first")
-    ds, n, sample = _load(path, cfg.silhouette_sample, seed)
+    refs, n, sample = _load(path, cfg.silhouette_sample, seed, cfg.num_actors)
     ctx.log(f"cluster: {n} users, d={sample.shape[1]}, sample {sample.shape[0]}")
 
     if cfg.k == "auto":
@@ -75,7 +63,7 @@ def run(ctx: StageContext) -> dict:
         scheduling=cfg.scheduling or None,
         checkpoint_dir=artifacts.join(ctx.stage_dir("cluster"), "kmeans_checkpoint"),  # shared when the output is
     )
-    res = km.fit(ds, k, metric=cfg.metric, init=cfg.init, max_iter=cfg.max_iter, tol=cfg.tol, seed=seed,
+    res = km.fit(refs, k, metric=cfg.metric, init=cfg.init, max_iter=cfg.max_iter, tol=cfg.tol, seed=seed,
                  chunk_size=cfg.chunk_size)
     out = ctx.stage_dir("cluster")
     artifacts.write_npy(artifacts.join(out, "centroids.npy"), res.centroids.astype(np.float32))
