@@ -1,0 +1,81 @@
+"""The dynamics stage at scale: counted cluster descriptions equal the per-event reference, summed part by part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from interestrec.dynamics.counts import count_events, count_windows, membership, merge_counts
+from interestrec.dynamics.describe import describe_clusters, describe_counts
+from interestrec.dynamics.reference import describe_clusters_reference
+
+
+def random_case(seed: int, n_users: int = 300, n_items: int = 120, n_events: int = 6000):
+    rng = np.random.default_rng(seed)
+    genres = ["Sci-Fi", "Drama", "Crime", "Comedy", "Animation", "Horror"]
+    tags = [f"tag{i}" for i in range(30)]
+    g, t = [], []
+    for _ in range(n_items):
+        r = rng.random()
+        g.append(None if r < 0.1 else [] if r < 0.15 else list(rng.choice(genres, rng.integers(1, 4))))
+        r = rng.random()
+        t.append(None if r < 0.1 else list(rng.choice(tags, rng.integers(1, 9))))  # repeats and > 5 tags
+    items = pa.table({"item_id": pa.array(np.arange(n_items) * 7 + 3, pa.int64()),
+                      "title": [None if i % 17 == 0 else f"title {i}" for i in range(n_items)],
+                      "genres": pa.array(g, pa.list_(pa.string())), "tags": pa.array(t, pa.list_(pa.string()))})
+    # skewed item popularity per cluster so that lifts pass the supports; some items are not in the catalog
+    users = rng.permutation(np.arange(n_users) * 3 + 11)
+    stable = rng.integers(0, 7, n_users) + 40
+    ev_u = rng.choice(users[: int(n_users * 0.9)], n_events)  # some users have no events
+    cl = dict(zip(users.tolist(), stable.tolist()))
+    base = np.array([cl[u] for u in ev_u.tolist()]) * 5 % n_items
+    ev_i = np.where(rng.random(n_events) < 0.6, (base + rng.integers(0, 6, n_events)) % n_items,
+                    rng.integers(0, n_items + 5, n_events)) * 7 + 3
+    outsiders = rng.integers(10_000, 10_050, 300)  # users outside the window's clustering
+    events = pa.table({"user_id": pa.array(np.concatenate([ev_u, outsiders]), pa.int64()),
+                       "item_id": pa.array(np.concatenate([ev_i, rng.integers(0, n_items, 300) * 7 + 3]), pa.int64())})
+    return users, stable, events, items
+
+
+def test_planted_example_equals_reference():
+    items = pa.table({"item_id": [1, 2, 3, 4], "title": ["Alien", "Heat", "Up", None],
+                      "genres": [["Sci-Fi", "Sci-Fi"], ["Crime"], ["Animation"], None],
+                      "tags": [["space", "a", "b", "c", "d", "late"], ["heist"], None, ["x"]]})
+    events = pa.table({"user_id": [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 9], "item_id": [1, 1, 1, 2, 2, 2, 3, 3, 2, 5, 1]})
+    users, stable = np.array([3, 1, 2, 4]), np.array([1, 0, 1, 0])
+    got = describe_clusters(users, stable, events, items)
+    assert got == describe_clusters_reference(users, stable, events, items)
+    assert list(got) == [0, 1] and got[0]["top_genres"][0] == {"genre": "Sci-Fi", "lift": 2.5, "events": 3}
+    assert got[0]["users"] == 2 and got[1]["users"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_data_equals_reference(seed):
+    users, stable, events, items = random_case(seed)
+    got = describe_clusters(users, stable, events, items)
+    assert got == describe_clusters_reference(users, stable, events, items)
+    assert len(got) == len(np.unique(stable)) and any(d["top_items"] for d in got.values())
+
+
+def test_counts_sum_over_user_disjoint_parts():
+    users, stable, events, items = random_case(3)
+    u = events["user_id"].to_numpy()
+    mem = membership(users, stable)
+    parts = [count_events(u[u % 3 == r], events["item_id"].to_numpy()[u % 3 == r], *mem) for r in range(3)]
+    whole = count_events(u, events["item_id"].to_numpy(), *mem)
+    merged = merge_counts(parts)
+    for name in ("cluster", "item", "events", "user_cluster", "users"):
+        assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
+    assert describe_counts(merged, items) == describe_clusters_reference(users, stable, events, items)
+
+
+def test_count_windows_takes_each_windows_lookback():
+    users, stable, events, items = random_case(4)
+    ts = np.random.default_rng(4).integers(0, 100, events.num_rows)
+    table = events.append_column("timestamp", pa.array(ts, pa.int64()))
+    bounds = [(0, 50), (30, 100)]
+    got = count_windows(table, bounds, [membership(users, stable), membership(users[:100], stable[:100])])
+    for (lo, hi), (us, st), counts in zip(bounds, [(users, stable), (users[:100], stable[:100])], got):
+        ev = table.filter(pa.compute.and_(pa.compute.greater_equal(table["timestamp"], lo), pa.compute.less(table["timestamp"], hi)))
+        assert describe_counts(counts, items) == describe_clusters_reference(us, st, ev, items)
