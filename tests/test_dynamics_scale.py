@@ -79,3 +79,84 @@ def test_count_windows_takes_each_windows_lookback():
     for (lo, hi), (us, st), counts in zip(bounds, [(users, stable), (users[:100], stable[:100])], got):
         ev = table.filter(pa.compute.and_(pa.compute.greater_equal(table["timestamp"], lo), pa.compute.less(table["timestamp"], hi)))
         assert describe_counts(counts, items) == describe_clusters_reference(us, st, ev, items)
+
+
+def write_dataset(directory, tables):
+    from interestrec import artifacts
+
+    names = [f"part-{i:05d}.parquet" for i in range(len(tables))]
+    for name, t in zip(names, tables):
+        artifacts.write_parquet(directory / name, t)
+    artifacts.write_manifest(directory, names, sum(t.num_rows for t in tables))
+
+
+def test_count_parts_sums_the_part_files(ray_local, tmp_path):
+    from interestrec.dynamics.ray_counts import count_parts
+
+    users, stable, events, items = random_case(5)
+    ts = np.random.default_rng(5).integers(0, 100, events.num_rows)
+    table = events.append_column("timestamp", pa.array(ts, pa.int64()))
+    u = table["user_id"].to_numpy()
+    write_dataset(tmp_path / "events.parquet", [table.filter(pa.array(u % 3 == r)) for r in range(3)])
+    from interestrec import artifacts
+
+    bounds, members = [(0, 60), (40, 100)], [membership(users, stable), membership(users[50:], stable[50:])]
+    got = count_parts(artifacts.parquet_files(tmp_path / "events.parquet"), bounds, members)
+    for (lo, hi), (us, st), counts in zip(bounds, [(users, stable), (users[50:], stable[50:])], got):
+        ev = table.filter(pa.compute.and_(pa.compute.greater_equal(table["timestamp"], lo), pa.compute.less(table["timestamp"], hi)))
+        assert describe_counts(counts, items) == describe_clusters_reference(us, st, ev, items)
+
+
+def blobs(n, d=16, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 4
+    return (centres[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_windows_read_from_a_dataset_and_fit_with_kept_actors(ray_local, tmp_path):
+    from interestrec import artifacts
+    from interestrec.cluster.distributed import DistributedKMeans
+    from interestrec.dynamics.stage import window_fit
+    from interestrec.dynamics.warmstart import local_fit
+    from interestrec.dynamics.windows import (
+        WindowRows,
+        read_user_vectors,
+        read_window_vectors,
+        window_dataset,
+        window_users,
+    )
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for w in (-1, 0, 1):
+        ids = rng.permutation(3000)[:2500].astype(np.int64) * 7
+        x = blobs(len(ids), seed=w + 2)
+        rows.append(pa.table({"user_id": ids, "window": pa.array(np.full(len(ids), w), pa.int32()),
+                              "vector": artifacts.vectors_to_arrow(x), "n_events": pa.array(rng.integers(1, 9, len(ids)), pa.int32())}))
+    whole = pa.concat_tables(rows)
+    perm = rng.permutation(whole.num_rows)
+    path = tmp_path / "users.parquet"
+    write_dataset(path, [whole.take(perm[:3000]), whole.take(perm[3000:])])
+    by_window = window_users(str(path), 3)
+    assert sorted(by_window) == [0, 1]
+    km = DistributedKMeans(2, num_cpus=0.5)
+    fit = window_fit(km, min_users=1000)
+    with km.kept_actors():
+        for w in (0, 1):
+            users, x = read_window_vectors(str(path), w, 3)
+            assert np.array_equal(users, by_window[w])
+            ref = local_fit(x, 6, None, "spherical", 0)
+            got = fit(WindowRows(window_dataset(str(path), w, 3), users), 6, ref.centroids, "spherical", 0)
+            assert np.array_equal(got.ids, users)
+            assert (got.labels == ref.labels).mean() > 0.999
+            actors = list(km.actors)
+            if w == 0:
+                first = actors
+                import ray
+
+                ray.kill(km.actors[1], no_restart=True)  # an actor lost between fits is replaced
+        assert actors[0] == first[0] and actors[1] != first[1] and km.restarts == 1
+    assert km.actors == []
+    sample = by_window[1][[5, 1, 300]]
+    _, x1 = read_window_vectors(str(path), 1, 3)
+    np.testing.assert_array_equal(read_user_vectors(str(path), 1, sample), x1[[5, 1, 300]])

@@ -1,0 +1,113 @@
+"""The per-window user vectors of ``encode/users.parquet`` without holding them all in the driver.
+
+The driver reads only ``user_id``, ``window`` and ``n_events`` (:func:`window_users`); a window's
+vectors are read on their own (:func:`read_window_vectors`, for windows clustered in the driver), go
+from the files to the k-means actors as a Ray Dataset (:class:`WindowRows`), or are sampled by user
+(:func:`read_user_vectors`, for the plots). Every read goes through ``artifacts.parquet_files``, so a
+single file and a directory dataset read alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from interestrec import artifacts
+
+
+def _read(path: str, columns: list[str], filters) -> Any:
+    """The rows of every file of ``path`` matching ``filters`` (pyarrow DNF), in file order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(f, columns=columns, filters=filters) for f in artifacts.parquet_files(path)]
+    return pa.concat_tables(tables)
+
+
+def window_users(path: str, min_events: int) -> dict[int, np.ndarray]:
+    """``window → user ids`` (file order) of the per-window rows with ``n_events >= min_events``.
+
+    Shapes:
+        each value: ``(n_w,)`` int64.
+    """
+    t = _read(path, ["user_id", "window"], [("window", ">=", 0), ("n_events", ">=", min_events)])
+    w = t.column("window").to_numpy()
+    u = t.column("user_id").to_numpy().astype(np.int64)
+    return {int(x): u[w == x] for x in np.unique(w).tolist()}
+
+
+def read_window_vectors(path: str, window: int, min_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """One window's ``(user_ids, vectors)`` in file order (the rows :func:`window_users` lists).
+
+    Shapes:
+        user_ids: ``(n,)``; vectors: ``(n, d)`` float32.
+    """
+    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("n_events", ">=", min_events)])
+    return t.column("user_id").to_numpy().astype(np.int64), artifacts.arrow_to_vectors(t.column("vector"))
+
+
+def read_user_vectors(path: str, window: int, user_ids: np.ndarray) -> np.ndarray:
+    """The vectors of ``user_ids`` in one window, in the order of ``user_ids`` (a sample, for plots).
+
+    Shapes:
+        user_ids: ``(s,)``, all present in the window; output ``(s, d)`` float32.
+    """
+    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("user_id", "in", np.asarray(user_ids).tolist())])
+    return artifacts.arrow_to_vectors(t.column("vector"))[align(t.column("user_id").to_numpy(), user_ids)]
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """One window's users as a Ray Dataset (``user_id``, ``vector``) for the distributed k-means.
+
+    Shapes:
+        user_ids: ``(n,)`` — the window's users in file order; a fit's labels are returned in this order.
+    """
+
+    dataset: Any
+    user_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+
+def window_dataset(path: str, window: int, min_events: int) -> Any:
+    """A lazy Ray Dataset of one window's ``user_id``/``vector`` rows with ``n_events >= min_events``.
+
+    The filter and the projection are pushed into the parquet read, so the schema is known without
+    reading and only that window's rows leave the read tasks.
+    """
+    import ray
+    from ray.data.expressions import col
+
+    ds = ray.data.read_parquet(artifacts.parquet_files(path), columns=["user_id", "window", "n_events", "vector"])
+    return ds.filter(expr=(col("window") == window) & (col("n_events") >= min_events)).select_columns(["user_id", "vector"])
+
+
+def align(ids: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
+    """Positions in ``ids`` of each of ``user_ids`` (``ids[align(ids, user_ids)] == user_ids``).
+
+    Raises:
+        ValueError: a user of ``user_ids`` is not in ``ids``.
+
+    Shapes:
+        ids: ``(n,)`` distinct; user_ids: ``(m,)``; output ``(m,)``.
+    """
+    ids, user_ids = np.asarray(ids), np.asarray(user_ids)
+    if len(ids) == 0:
+        if len(user_ids):
+            raise ValueError("result ids do not cover the window's users")
+        return np.zeros(0, np.int64)
+    order = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[order], user_ids), len(ids) - 1)
+    if not np.array_equal(ids[order][pos], user_ids):
+        raise ValueError("result ids do not cover the window's users")
+    return order[pos]
+
+
+def plot_sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded sample of ``min(size, n)`` of ``n`` users (for the plots)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, min(size, n), replace=False))
