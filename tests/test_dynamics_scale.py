@@ -160,3 +160,64 @@ def test_windows_read_from_a_dataset_and_fit_with_kept_actors(ray_local, tmp_pat
     sample = by_window[1][[5, 1, 300]]
     _, x1 = read_window_vectors(str(path), 1, 3)
     np.testing.assert_array_equal(read_user_vectors(str(path), 1, sample), x1[[5, 1, 300]])
+
+
+def make_stage_inputs(out, n_users=600, k=4, d=8, seed=0):
+    """ingest (events as a two-part directory dataset), encode/users.parquet and the cluster stage's output."""
+    from interestrec import artifacts
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 5
+    day = 86400
+    bounds = [(w * 30 * day, (w + 1) * 30 * day) for w in range(3)]
+    n_items = 40
+    items = pa.table({"item_id": pa.array(np.arange(n_items) + 100, pa.int64()), "title": [f"t{i}" for i in range(n_items)],
+                      "genres": [[f"G{i % k}"] for i in range(n_items)], "tags": [[f"tag{i % 7}", "x"] for i in range(n_items)]})
+    users = np.arange(n_users, dtype=np.int64) * 5 + 1
+    rows, events = [], []
+    for w in (-1, 0, 1, 2):
+        c = (np.arange(n_users) + (w > 0) * (np.arange(n_users) % 9 == 0)) % k  # some users move
+        x = (centres[c] + rng.normal(size=(n_users, d))).astype(np.float32)
+        rows.append(pa.table({"user_id": users, "window": pa.array(np.full(n_users, w), pa.int32()),
+                              "vector": artifacts.vectors_to_arrow(x), "n_events": pa.array(rng.integers(1, 12, n_users), pa.int32())}))
+        if w >= 0:
+            ev_u = np.repeat(users, 6)
+            ev_i = 100 + (np.repeat(c, 6) + k * rng.integers(0, n_items // k, len(ev_u)))
+            ts = rng.integers(*bounds[w], len(ev_u))
+            events.append(pa.table({"user_id": ev_u, "item_id": pa.array(ev_i, pa.int64()), "timestamp": ts}))
+    artifacts.write_parquet(out / "encode" / "users.parquet", pa.concat_tables(rows))
+    ev = pa.concat_tables(events)
+    u = ev["user_id"].to_numpy()
+    write_dataset(out / "ingest" / "events.parquet", [ev.filter(pa.array(u % 2 == r)) for r in range(2)])
+    artifacts.write_parquet(out / "ingest" / "items.parquet", items)
+    artifacts.write_parquet(out / "ingest" / "windows.parquet", pa.table({
+        "window": pa.array([0, 1, 2], pa.int32()), "start": [b[0] for b in bounds], "end": [b[1] for b in bounds]}))
+    artifacts.write_json(out / "cluster" / "summary.json", {"k": k})
+    artifacts.write_npy(out / "cluster" / "centroids.npy", (centres / np.linalg.norm(centres, axis=1, keepdims=True)).astype(np.float32))
+
+
+def test_stage_from_datasets_equals_the_in_driver_path(ray_local, tmp_path):
+    import dataclasses
+    import json
+
+    from interestrec.config import PipelineConfig
+    from interestrec.dynamics.config import DynamicsConfig
+    from interestrec.dynamics.stage import run
+    from interestrec.encode.config import EncodeConfig
+    from interestrec.stages import StageContext
+
+    outs = {}
+    for name, min_users, plots in (("driver", 10**6, False), ("datasets", 1, True)):
+        out = tmp_path / name
+        make_stage_inputs(out)
+        cfg = dataclasses.replace(PipelineConfig(), encode=EncodeConfig(lookback_days=30),
+                                  dynamics=DynamicsConfig(distributed_min_users=min_users, plots=plots))
+        outs[name] = (out, run(StageContext(out=str(out), config=cfg)))
+    (a, sa), (b, sb) = outs["driver"], outs["datasets"]
+    assert not sa["distributed"] and sb["distributed"]
+    for f in ("lineage.json", "clusters.json"):
+        assert json.loads((a / "dynamics" / f).read_text()) == json.loads((b / "dynamics" / f).read_text())
+    assert pa.parquet.read_table(a / "dynamics" / "assignments.parquet").equals(pa.parquet.read_table(b / "dynamics" / "assignments.parquet"))
+    assert [w["users"] for w in sb["windows"]] == [w["users"] for w in sa["windows"]]
+    assert {"pca_last_window.png", "silhouette.png"} <= set(sb["plots"])
+    assert all((b / "dynamics" / "plots" / p).stat().st_size > 0 for p in sb["plots"])
