@@ -113,7 +113,7 @@ def blobs(n, d=16, k=6, seed=0):
     return (centres[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
 
 
-def test_windows_read_from_a_dataset_and_fit_with_kept_actors(ray_local, tmp_path):
+def test_windows_read_by_tasks_and_fit_with_kept_actors(ray_local, tmp_path):
     from interestrec import artifacts
     from interestrec.cluster.distributed import DistributedKMeans
     from interestrec.dynamics.stage import window_fit
@@ -122,8 +122,7 @@ def test_windows_read_from_a_dataset_and_fit_with_kept_actors(ray_local, tmp_pat
         WindowRows,
         read_user_vectors,
         read_window_vectors,
-        window_dataset,
-        window_users,
+                window_users,
     )
 
     rng = np.random.default_rng(1)
@@ -146,7 +145,7 @@ def test_windows_read_from_a_dataset_and_fit_with_kept_actors(ray_local, tmp_pat
             users, x = read_window_vectors(str(path), w, 3)
             assert np.array_equal(users, by_window[w])
             ref = local_fit(x, 6, None, "spherical", 0)
-            got = fit(WindowRows(window_dataset(str(path), w, 3), users), 6, ref.centroids, "spherical", 0)
+            got = fit(WindowRows(str(path), w, 3, users), 6, ref.centroids, "spherical", 0)
             assert np.array_equal(got.ids, users)
             assert (got.labels == ref.labels).mean() > 0.999
             actors = list(km.actors)
@@ -196,7 +195,7 @@ def make_stage_inputs(out, n_users=600, k=4, d=8, seed=0):
     artifacts.write_npy(out / "cluster" / "centroids.npy", (centres / np.linalg.norm(centres, axis=1, keepdims=True)).astype(np.float32))
 
 
-def test_stage_from_datasets_equals_the_in_driver_path(ray_local, tmp_path):
+def test_stage_with_distributed_windows_equals_the_in_driver_path(ray_local, tmp_path):
     import dataclasses
     import json
 

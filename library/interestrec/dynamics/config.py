@@ -20,7 +20,8 @@ class DynamicsConfig:
         min_events: users with fewer events in the lookback are left out of that window.
         distributed_min_users: windows this large are clustered with the distributed k-means (Ray
             actors, started once for all windows); in ``warm`` mode their vectors go from
-            ``encode/users.parquet`` to the actors as a Ray Dataset and never reach the driver. Smaller
+            ``encode/users.parquet`` to the actors (one read task per file, through the object store)
+            and never reach the driver. Smaller
             windows are clustered in the driver with the single-process reference (same core, no actor
             start-up).
     """

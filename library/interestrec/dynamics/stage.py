@@ -2,7 +2,8 @@
 
 Scales with the data, not the driver: the driver reads only the users' ids per window; a window with at
 least ``dynamics.distributed_min_users`` users goes from ``encode/users.parquet`` to the distributed
-k-means actors as a Ray Dataset (only ids, labels and centroids come back), smaller ones are clustered
+k-means actors through the object store, read by one Ray task per file (only ids, labels and centroids
+come back), smaller ones are clustered
 in the driver with the single-process reference. The actors are started once for all windows. The
 events behind the cluster descriptions are counted by one Ray task per ``ingest/events.parquet`` part
 (:mod:`~interestrec.dynamics.ray_counts`); the driver sums per-``(cluster, item)`` counts.
@@ -28,19 +29,19 @@ from interestrec.dynamics.windows import (
     plot_sample,
     read_user_vectors,
     read_window_vectors,
-    window_dataset,
+    window_blocks,
     window_users,
 )
 from interestrec.stages import StageContext, StageError
 
 
 def window_fit(km, min_users: int):
-    """A ``fit`` for :func:`track`: the distributed k-means ``km`` for a :class:`WindowRows` Dataset (labels
-    put back in the window's user order) or an array of at least ``min_users`` rows, else the reference."""
+    """A ``fit`` for :func:`track`: the distributed k-means ``km`` for :class:`WindowRows` (labels put back
+    in the window's user order) or an array of at least ``min_users`` rows, else the reference."""
 
     def fit(x, k, init, metric, seed):
         if isinstance(x, WindowRows):
-            res = km.fit(x.dataset, k, metric=metric, init_centroids=init, seed=seed, max_iter=100, tol=1e-5)
+            res = km.fit(window_blocks(x, km.num_actors), k, metric=metric, init_centroids=init, seed=seed, max_iter=100, tol=1e-5)
             pos = align(res.ids, x.user_ids)
             return dataclasses.replace(res, labels=res.labels[pos], distances=res.distances[pos], ids=res.ids[pos])
         if len(x) >= min_users:
@@ -53,8 +54,8 @@ def window_fit(km, min_users: int):
 def kept_actor_cpus(num_actors: int, threads: int, cluster_cpus: float) -> float | None:
     """CPUs each k-means actor reserves when kept across windows, or ``None`` when they cannot be kept.
 
-    Kept actors stay alive while the next window's Dataset is read, so together they must leave at
-    least one CPU to Ray Data's read tasks (else the read waits for CPUs the idle actors hold).
+    Kept actors stay alive while the next window is read, so together they must leave at least one CPU
+    to the read tasks (else the read waits for CPUs the idle actors hold).
     """
     per = min(float(threads), (cluster_cpus - 1) / num_actors)
     return per if per > 0 else None
@@ -83,7 +84,7 @@ def run(ctx: StageContext) -> dict:
     per_window = []
     for w in kept:
         if cfg.mode == "warm" and len(by_window[w]) >= cfg.distributed_min_users:
-            per_window.append((w, by_window[w], WindowRows(window_dataset(upath, w, cfg.min_events), by_window[w])))
+            per_window.append((w, by_window[w], WindowRows(upath, w, cfg.min_events, by_window[w])))
         else:
             per_window.append((w, *read_window_vectors(upath, w, cfg.min_events)))
     distributed = any(len(u) >= cfg.distributed_min_users for _, u, _ in per_window)

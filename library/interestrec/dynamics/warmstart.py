@@ -12,8 +12,8 @@ import numpy as np
 class WindowClusters:
     """One window's clustering (labels are local indices into ``centroids``).
 
-    ``vectors`` is ``None`` for a window whose vectors never came to the driver (clustered from a
-    Dataset by the distributed k-means).
+    ``vectors`` is ``None`` for a window whose vectors never came to the driver (read from the files
+    by the distributed k-means).
 
     Shapes:
         user_ids: ``(n,)``; labels: ``(n,)``; centroids: ``(k, d)``; vectors: ``(n, d)``.
@@ -41,7 +41,7 @@ def cluster_windows(per_window: list[tuple[int, np.ndarray, np.ndarray]], k: int
 
     Args:
         per_window: ``(window, user_ids, vectors)`` in time order; ``vectors`` is an ``(n, d)`` array or
-            anything else ``fit`` accepts with ``len() == n`` (e.g. a Dataset of the window's rows) — then
+            anything else ``fit`` accepts with ``len() == n`` (e.g. where the window's rows lie) — then
             ``fit`` returns the labels in the order of ``user_ids``.
         init_centroids: centroids for the first window (e.g. the cluster stage's), else k-means++.
         mode: ``warm`` — Lloyd from the previous centroids; ``streaming`` — one decayed

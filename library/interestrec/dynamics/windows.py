@@ -2,7 +2,8 @@
 
 The driver reads only ``user_id``, ``window`` and ``n_events`` (:func:`window_users`); a window's
 vectors are read on their own (:func:`read_window_vectors`, for windows clustered in the driver), go
-from the files to the k-means actors as a Ray Dataset (:class:`WindowRows`), or are sampled by user
+from the files to the k-means actors through the object store, one read task per file
+(:class:`WindowRows`, :func:`window_blocks`), or are sampled by user
 (:func:`read_user_vectors`, for the plots). Every read goes through ``artifacts.parquet_files``, so a
 single file and a directory dataset read alike.
 """
@@ -60,30 +61,43 @@ def read_user_vectors(path: str, window: int, user_ids: np.ndarray) -> np.ndarra
 
 @dataclass(frozen=True)
 class WindowRows:
-    """One window's users as a Ray Dataset (``user_id``, ``vector``) for the distributed k-means.
+    """One window's rows of ``users.parquet``, left where they are until a fit reads them (:func:`window_blocks`).
 
     Shapes:
         user_ids: ``(n,)`` — the window's users in file order; a fit's labels are returned in this order.
     """
 
-    dataset: Any
+    path: str
+    window: int
+    min_events: int
     user_ids: np.ndarray
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
 
-def window_dataset(path: str, window: int, min_events: int) -> Any:
-    """A lazy Ray Dataset of one window's ``user_id``/``vector`` rows with ``n_events >= min_events``.
+def read_window_part(path: str, window: int, min_events: int, slices: int) -> list:
+    """One file's rows of a window (``user_id``, ``vector``), cut into ``slices`` nearly equal tables.
 
-    The filter and the projection are pushed into the parquet read, so the schema is known without
-    reading and only that window's rows leave the read tasks.
+    Shapes:
+        each table: ``(~n / slices,)`` rows.
     """
-    import ray
-    from ray.data.expressions import col
+    import pyarrow as pa
 
-    ds = ray.data.read_parquet(artifacts.parquet_files(path), columns=["user_id", "window", "n_events", "vector"])
-    return ds.filter(expr=(col("window") == window) & (col("n_events") >= min_events)).select_columns(["user_id", "vector"])
+    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("n_events", ">=", min_events)])
+    cuts = np.linspace(0, t.num_rows, slices + 1).astype(np.int64)
+    return [t.take(pa.array(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:])]  # copies: a slice pickles whole
+
+
+def window_blocks(rows: WindowRows, num_actors: int) -> list:
+    """Object refs to the window's rows, read by one Ray task per file; shard-major order, so that
+    ``DistributedKMeans.fit`` (which gives each actor a contiguous run of refs) gets one slice of every file."""
+    import ray
+
+    task = ray.remote(num_cpus=1, num_returns=num_actors)(read_window_part)
+    per_file = [task.remote(f, rows.window, rows.min_events, num_actors) for f in artifacts.parquet_files(rows.path)]
+    per_file = [r if isinstance(r, list) else [r] for r in per_file]
+    return [refs[a] for a in range(num_actors) for refs in per_file]
 
 
 def align(ids: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
