@@ -220,3 +220,15 @@ def test_stage_with_distributed_windows_equals_the_in_driver_path(ray_local, tmp
     assert [w["users"] for w in sb["windows"]] == [w["users"] for w in sa["windows"]]
     assert {"pca_last_window.png", "silhouette.png"} <= set(sb["plots"])
     assert all((b / "dynamics" / "plots" / p).stat().st_size > 0 for p in sb["plots"])
+
+
+def test_kept_actors_leave_a_cpu_for_the_reads_and_align_checks_coverage():
+    from interestrec.dynamics.stage import kept_actor_cpus
+    from interestrec.dynamics.windows import align
+
+    assert kept_actor_cpus(2, 1, 2.0) == 0.5 and kept_actor_cpus(2, 1, 64.0) == 1.0
+    assert kept_actor_cpus(2, 1, 1.0) is None
+    ids = np.array([30, 10, 20])
+    assert np.array_equal(ids[align(ids, np.array([20, 30]))], [20, 30])
+    with pytest.raises(ValueError, match="cover"):
+        align(ids, np.array([40]))

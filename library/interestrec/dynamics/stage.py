@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,12 +36,16 @@ from interestrec.dynamics.windows import (
 )
 from interestrec.stages import StageContext, StageError
 
+if TYPE_CHECKING:
+    from interestrec.cluster.distributed import DistributedKMeans
+    from interestrec.cluster.lloyd import KMeansResult
 
-def window_fit(km, min_users: int):
+
+def window_fit(km: DistributedKMeans, min_users: int) -> Callable:
     """A ``fit`` for :func:`track`: the distributed k-means ``km`` for :class:`WindowRows` (labels put back
     in the window's user order) or an array of at least ``min_users`` rows, else the reference."""
 
-    def fit(x, k, init, metric, seed):
+    def fit(x: WindowRows | np.ndarray, k: int, init: np.ndarray | None, metric: str, seed: int) -> KMeansResult:
         if isinstance(x, WindowRows):
             res = km.fit(window_blocks(x, km.num_actors), k, metric=metric, init_centroids=init, seed=seed, max_iter=100, tol=1e-5)
             pos = align(res.ids, x.user_ids)
