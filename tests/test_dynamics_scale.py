@@ -162,7 +162,7 @@ def test_windows_read_by_tasks_and_fit_with_kept_actors(ray_local, tmp_path):
 
 
 def make_stage_inputs(out, n_users=600, k=4, d=8, seed=0):
-    """ingest (events as a two-part directory dataset), encode/users.parquet and the cluster stage's output."""
+    """ingest (events as a two-part directory dataset), encode/users.parquet (three parts) and the cluster stage's output."""
     from interestrec import artifacts
 
     rng = np.random.default_rng(seed)
@@ -184,7 +184,9 @@ def make_stage_inputs(out, n_users=600, k=4, d=8, seed=0):
             ev_i = 100 + (np.repeat(c, 6) + k * rng.integers(0, n_items // k, len(ev_u)))
             ts = rng.integers(*bounds[w], len(ev_u))
             events.append(pa.table({"user_id": ev_u, "item_id": pa.array(ev_i, pa.int64()), "timestamp": ts}))
-    artifacts.write_parquet(out / "encode" / "users.parquet", pa.concat_tables(rows))
+    whole = pa.concat_tables(rows)  # users.parquet as a directory dataset, a part per user hash (as encode writes it)
+    uu = whole["user_id"].to_numpy()
+    write_dataset(out / "encode" / "users.parquet", [whole.filter(pa.array(uu % 3 == r)) for r in range(3)])
     ev = pa.concat_tables(events)
     u = ev["user_id"].to_numpy()
     write_dataset(out / "ingest" / "events.parquet", [ev.filter(pa.array(u % 2 == r)) for r in range(2)])
