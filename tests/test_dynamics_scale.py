@@ -156,6 +156,8 @@ def test_windows_read_by_tasks_and_fit_with_kept_actors(ray_local, tmp_path):
                 ray.kill(km.actors[1], no_restart=True)  # an actor lost between fits is replaced
         assert actors[0] == first[0] and actors[1] != first[1] and km.restarts == 1
     assert km.actors == []
+    one = window_fit(DistributedKMeans(1, num_cpus=0.5), min_users=1000)(WindowRows(str(path), 1, 3, users), 6, ref.centroids, "spherical", 0)
+    assert np.array_equal(one.ids, users) and (one.labels == got.labels).mean() > 0.999
     sample = by_window[1][[5, 1, 300]]
     _, x1 = read_window_vectors(str(path), 1, 3)
     np.testing.assert_array_equal(read_user_vectors(str(path), 1, sample), x1[[5, 1, 300]])

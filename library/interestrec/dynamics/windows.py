@@ -89,12 +89,18 @@ def read_window_part(path: str, window: int, min_events: int, slices: int) -> li
     return [t.take(pa.array(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:])]  # copies: a slice pickles whole
 
 
+def _read_window_whole(path: str, window: int, min_events: int, slices: int = 1):
+    """:func:`read_window_part` as one table (for a single actor)."""
+    return read_window_part(path, window, min_events, 1)[0]
+
+
 def window_blocks(rows: WindowRows, num_actors: int) -> list:
     """Object refs to the window's rows, read by one Ray task per file; shard-major order, so that
     ``DistributedKMeans.fit`` (which gives each actor a contiguous run of refs) gets one slice of every file."""
     import ray
 
-    task = ray.remote(num_cpus=1, num_returns=num_actors)(read_window_part)
+    # num_returns=1 would store the one-table list itself: a single actor gets each file's table as it is
+    task = ray.remote(num_cpus=1, num_returns=num_actors)(read_window_part if num_actors > 1 else _read_window_whole)
     per_file = [task.remote(f, rows.window, rows.min_events, num_actors) for f in artifacts.parquet_files(rows.path)]
     per_file = [r if isinstance(r, list) else [r] for r in per_file]
     return [refs[a] for a in range(num_actors) for refs in per_file]
