@@ -199,7 +199,8 @@ def make_stage_inputs(out, n_users=600, k=4, d=8, seed=0):
     artifacts.write_npy(out / "cluster" / "centroids.npy", (centres / np.linalg.norm(centres, axis=1, keepdims=True)).astype(np.float32))
 
 
-def test_stage_with_distributed_windows_equals_the_in_driver_path(ray_local, tmp_path):
+@pytest.mark.parametrize("mode", ["warm", "streaming"])
+def test_stage_with_distributed_windows_equals_the_in_driver_path(ray_local, tmp_path, mode):
     import dataclasses
     import json
 
@@ -214,7 +215,7 @@ def test_stage_with_distributed_windows_equals_the_in_driver_path(ray_local, tmp
         out = tmp_path / name
         make_stage_inputs(out)
         cfg = dataclasses.replace(PipelineConfig(), encode=EncodeConfig(lookback_days=30),
-                                  dynamics=DynamicsConfig(distributed_min_users=min_users, plots=plots))
+                                  dynamics=DynamicsConfig(mode=mode, distributed_min_users=min_users, plots=plots))
         outs[name] = (out, run(StageContext(out=str(out), config=cfg)))
     (a, sa), (b, sb) = outs["driver"], outs["datasets"]
     assert not sa["distributed"] and sb["distributed"]
