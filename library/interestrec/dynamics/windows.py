@@ -85,7 +85,8 @@ def read_window_part(path: str, window: int, min_events: int, slices: int) -> li
     import pyarrow as pa
 
     t = _read(path, ["user_id", "vector"], [("window", "=", window), ("n_events", ">=", min_events)])
-    cuts = np.linspace(0, t.num_rows, slices + 1).astype(np.int64)
+    sizes = t.num_rows // slices + (np.arange(slices) < t.num_rows % slices)  # as np.array_split cuts
+    cuts = np.concatenate([[0], np.cumsum(sizes)])
     return [t.take(pa.array(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:])]  # copies: a slice pickles whole
 
 
