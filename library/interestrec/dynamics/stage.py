@@ -3,10 +3,10 @@
 Scales with the data, not the driver: the driver reads only the users' ids per window; a window with at
 least ``dynamics.distributed_min_users`` users goes from ``encode/users.parquet`` to the distributed
 k-means actors through the object store, read by one Ray task per file (only ids, labels and centroids
-come back), smaller ones are clustered
-in the driver with the single-process reference. The actors are started once for all windows. The
-events behind the cluster descriptions are counted by one Ray task per ``ingest/events.parquet`` part
-(:mod:`~interestrec.dynamics.ray_counts`); the driver sums per-``(cluster, item)`` counts.
+come back); smaller ones are clustered in the driver with the single-process reference. The actors are
+started once for all windows. The events behind the cluster descriptions are counted by one Ray task
+per ``ingest/events.parquet`` part (:mod:`~interestrec.dynamics.ray_counts`); the driver sums
+per-``(cluster, item)`` counts.
 """
 
 from __future__ import annotations
@@ -84,11 +84,11 @@ def run(ctx: StageContext) -> dict:
     cluster_summary = artifacts.read_json(artifacts.join(ctx.stage_dir("cluster"), "summary.json"))
     k = int(cluster_summary["k"])
     init = artifacts.read_npy(artifacts.join(ctx.stage_dir("cluster"), "centroids.npy"))
-    kept = [w for w in sorted(by_window) if len(by_window[w]) >= k]
-    if len(kept) < 2:
-        raise StageError(f"need >= 2 windows with >= K={k} users; got {len(kept)}")
+    usable = [w for w in sorted(by_window) if len(by_window[w]) >= k]
+    if len(usable) < 2:
+        raise StageError(f"need >= 2 windows with >= K={k} users; got {len(usable)}")
     per_window = []
-    for w in kept:
+    for w in usable:
         if cfg.mode == "warm" and len(by_window[w]) >= cfg.distributed_min_users:
             per_window.append((w, by_window[w], WindowRows(upath, w, cfg.min_events, by_window[w])))
         else:
