@@ -10,6 +10,7 @@ single file and a directory dataset read alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,37 @@ import numpy as np
 from interestrec import artifacts
 
 
-def _read(path: str, columns: list[str], filters) -> Any:
-    """The rows of every file of ``path`` matching ``filters`` (pyarrow DNF), in file order."""
+def _read(path: str, columns: list[str], keep: Callable[[Any], Any], needs: list[str]) -> Any:
+    """The ``columns`` of the rows of every file of ``path`` where ``keep(batch)`` (a boolean mask over a
+    record batch with ``columns + needs``) holds, in file order. Streams small batches, so the transient
+    memory is a batch, not a row group."""
     import pyarrow as pa
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(f, columns=columns, filters=filters) for f in artifacts.parquet_files(path)]
-    return pa.concat_tables(tables)
+    batches = []
+    for f in artifacts.parquet_files(path):
+        if "://" in f and not f.startswith("file://"):
+            fs, p = pafs.FileSystem.from_uri(f)
+            src = fs.open_input_file(p)
+        else:
+            src = f.removeprefix("file://")
+        pf = pq.ParquetFile(src)
+        schema = pa.schema([pf.schema_arrow.field(c) for c in columns])
+        for b in pf.iter_batches(batch_size=8192, columns=list(dict.fromkeys(columns + needs))):
+            batches.append(b.filter(keep(b)).select(columns))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _in_window(window: int | None, min_events: int) -> Callable[[Any], Any]:
+    """Mask of the rows of ``window`` (``None``: every window ``>= 0``) with ``n_events >= min_events``."""
+    import pyarrow.compute as pc
+
+    def keep(b):
+        w = pc.greater_equal(b["window"], 0) if window is None else pc.equal(b["window"], window)
+        return pc.and_(w, pc.greater_equal(b["n_events"], min_events))
+
+    return keep
 
 
 def window_users(path: str, min_events: int) -> dict[int, np.ndarray]:
@@ -33,7 +58,7 @@ def window_users(path: str, min_events: int) -> dict[int, np.ndarray]:
     Shapes:
         each value: ``(n_w,)`` int64.
     """
-    t = _read(path, ["user_id", "window"], [("window", ">=", 0), ("n_events", ">=", min_events)])
+    t = _read(path, ["user_id", "window"], _in_window(None, min_events), ["n_events"])
     w = t.column("window").to_numpy()
     u = t.column("user_id").to_numpy().astype(np.int64)
     return {int(x): u[w == x] for x in np.unique(w).tolist()}
@@ -45,7 +70,7 @@ def read_window_vectors(path: str, window: int, min_events: int) -> tuple[np.nda
     Shapes:
         user_ids: ``(n,)``; vectors: ``(n, d)`` float32.
     """
-    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("n_events", ">=", min_events)])
+    t = _read(path, ["user_id", "vector"], _in_window(window, min_events), ["window", "n_events"])
     return t.column("user_id").to_numpy().astype(np.int64), artifacts.arrow_to_vectors(t.column("vector"))
 
 
@@ -55,7 +80,12 @@ def read_user_vectors(path: str, window: int, user_ids: np.ndarray) -> np.ndarra
     Shapes:
         user_ids: ``(s,)``, all present in the window; output ``(s, d)`` float32.
     """
-    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("user_id", "in", np.asarray(user_ids).tolist())])
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = pa.array(np.asarray(user_ids, np.int64))
+    t = _read(path, ["user_id", "vector"], lambda b: pc.and_(pc.equal(b["window"], window), pc.is_in(b["user_id"], wanted)),
+              ["window"])
     return artifacts.arrow_to_vectors(t.column("vector"))[align(t.column("user_id").to_numpy(), user_ids)]
 
 
@@ -84,7 +114,7 @@ def read_window_part(path: str, window: int, min_events: int, slices: int) -> li
     """
     import pyarrow as pa
 
-    t = _read(path, ["user_id", "vector"], [("window", "=", window), ("n_events", ">=", min_events)])
+    t = _read(path, ["user_id", "vector"], _in_window(window, min_events), ["window", "n_events"])
     sizes = t.num_rows // slices + (np.arange(slices) < t.num_rows % slices)  # as np.array_split cuts
     cuts = np.concatenate([[0], np.cumsum(sizes)])
     return [t.take(pa.array(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:])]  # copies: a slice pickles whole
