@@ -16,13 +16,19 @@ their shard from the same object refs), destroys the gloo group in every survivo
 does not answer in time is replaced too), forms a new one on a fresh TCP store port and resumes from
 the checkpoint (:mod:`~interestrec.cluster.actor_group`). The loop is deterministic given the
 centroids, so the result equals an uninterrupted run. Every wait on the actors has a deadline.
+
+Several fits in a row (e.g. one per time window) can share the actors: inside ``with km.kept_actors():``
+each fit loads its data into the running actors instead of starting new ones (an actor that died
+between fits is replaced when the next fit loads its shard).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -76,6 +82,17 @@ class DistributedKMeans(ShardActorGroup):
         self.backend = backend
         self.checkpoint_dir = checkpoint_dir
         self.fit_timeout_s = float(fit_timeout_s)
+        self._keep = False
+
+    @contextlib.contextmanager
+    def kept_actors(self) -> Iterator[DistributedKMeans]:
+        """Keep the actors alive across the fits inside the block (started by the first, killed at the end)."""
+        self._keep = True
+        try:
+            yield self
+        finally:
+            self._keep = False
+            self._stop()
 
     # -- data -------------------------------------------------------------------------------------
     def _parts(self, data: Any, column: str, metric: str) -> tuple[list[list], int | None, int | None]:
@@ -86,9 +103,10 @@ class DistributedKMeans(ShardActorGroup):
             x = validate_vectors(data, "data", metric)
             return [[ray.put(s)] for s in np.array_split(x, self.num_actors)], x.shape[0], x.shape[1]
         if isinstance(data, ray.data.Dataset):
-            ds = data.select_columns([c for c in (column, "user_id", "id") if c in data.schema().names])
-            if column not in ds.schema().names:
-                raise ValueError(f"dataset has no vector column '{column}' (columns: {data.schema().names})")
+            names = data.schema().names  # once: a lazy Dataset may have to run to know its schema
+            ds = data.select_columns([c for c in (column, "user_id", "id") if c in names])
+            if column not in names:
+                raise ValueError(f"dataset has no vector column '{column}' (columns: {names})")
             refs = ds.repartition(self.num_actors).to_arrow_refs()
         elif isinstance(data, (list, tuple)) and all(isinstance(r, ray.ObjectRef) for r in data):
             refs = list(data)
@@ -136,7 +154,10 @@ class DistributedKMeans(ShardActorGroup):
         own_ckpt = self.checkpoint_dir is None
         ckpt = tempfile.mkdtemp(prefix="kmeans-ckpt-") if own_ckpt else self.checkpoint_dir
         artifacts.makedirs(ckpt)
-        self._start()
+        if self._keep and self.actors:
+            self.restarts = 0  # the running actors load this fit's shards
+        else:
+            self._start()
         try:
             loaded = self._load(list(range(self.num_actors)), parts, column, metric)
             loads = [loaded[i] for i in range(self.num_actors)]
@@ -162,7 +183,8 @@ class DistributedKMeans(ShardActorGroup):
                     "fit_id": uuid.uuid4().hex}
             outs, got = self._run(parts, column, offsets, d, params, c0, ckpt, meta)
         finally:
-            self._stop()
+            if not self._keep:
+                self._stop()
             if own_ckpt:
                 shutil.rmtree(ckpt, ignore_errors=True)  # a temporary local directory we made
         r0 = outs[0]

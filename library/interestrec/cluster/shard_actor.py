@@ -66,6 +66,7 @@ class ShardActor:
         """Fetch and validate this shard's blocks; returns ``{"n", "d", "problem"}``."""
         import ray
 
+        self.shard, self.raw, self.ids = None, None, None  # a kept actor drops the previous fit's shard
         xs, ids = [], []
         for p in parts:
             obj = ray.get(p) if isinstance(p, ray.ObjectRef) else p

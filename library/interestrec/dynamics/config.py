@@ -13,11 +13,17 @@ class DynamicsConfig:
 
     Attributes:
         mode: ``warm`` (Lloyd warm-started from the previous centroids) or ``streaming`` (decayed update).
+            ``streaming`` reads every window's vectors into the driver (the decayed update runs there);
+            ``warm`` reads only the windows clustered in the driver.
         decay: streaming decay factor per window (1.0 = no forgetting).
         survive_threshold / split_threshold: MONIC member-overlap thresholds.
         min_events: users with fewer events in the lookback are left out of that window.
         distributed_min_users: windows this large are clustered with the distributed k-means (Ray
-            actors); smaller ones with the single-process reference (same core, no actor start-up).
+            actors, started once for all windows); in ``warm`` mode their vectors go from
+            ``encode/users.parquet`` to the actors (one read task per file, through the object store)
+            and never reach the driver. Smaller
+            windows are clustered in the driver with the single-process reference (same core, no actor
+            start-up).
     """
 
     mode: str = "warm"

@@ -12,6 +12,9 @@ import numpy as np
 class WindowClusters:
     """One window's clustering (labels are local indices into ``centroids``).
 
+    ``vectors`` is ``None`` for a window whose vectors never came to the driver (read from the files
+    by the distributed k-means).
+
     Shapes:
         user_ids: ``(n,)``; labels: ``(n,)``; centroids: ``(k, d)``; vectors: ``(n, d)``.
     """
@@ -20,7 +23,7 @@ class WindowClusters:
     user_ids: np.ndarray
     labels: np.ndarray
     centroids: np.ndarray
-    vectors: np.ndarray
+    vectors: np.ndarray | None
     inertia: float
 
 
@@ -37,7 +40,9 @@ def cluster_windows(per_window: list[tuple[int, np.ndarray, np.ndarray]], k: int
     """Cluster each window in turn, each warm-started from the previous window's centroids.
 
     Args:
-        per_window: ``(window, user_ids, vectors)`` in time order.
+        per_window: ``(window, user_ids, vectors)`` in time order; ``vectors`` is an ``(n, d)`` array or
+            anything else ``fit`` accepts with ``len() == n`` (e.g. where the window's rows lie) — then
+            ``fit`` returns the labels in the order of ``user_ids``.
         init_centroids: centroids for the first window (e.g. the cluster stage's), else k-means++.
         mode: ``warm`` — Lloyd from the previous centroids; ``streaming`` — one decayed
             StreamingKMeans update of the previous centroids with the window's points.
@@ -50,9 +55,11 @@ def cluster_windows(per_window: list[tuple[int, np.ndarray, np.ndarray]], k: int
     out: list[WindowClusters] = []
     prev, counts = init_centroids, None
     for window, users, x in per_window:
-        kk = min(k, len(x))
+        kk = min(k, len(users))
         init = prev if prev is not None and len(prev) == kk else None
         if mode == "streaming" and init is not None:
+            if not isinstance(x, np.ndarray):
+                raise ValueError("dynamics mode 'streaming' needs each window's vectors as an array")
             if counts is None:
                 counts = np.bincount(assign(x, init, metric)[0], minlength=kk).astype(np.float64)
             centroids, counts = streaming_update(init, counts, x, decay=decay, metric=metric)
@@ -64,6 +71,7 @@ def cluster_windows(per_window: list[tuple[int, np.ndarray, np.ndarray]], k: int
             counts = np.bincount(labels, minlength=kk).astype(np.float64)
         else:
             raise ValueError(f"unknown dynamics mode '{mode}' (warm or streaming)")
-        out.append(WindowClusters(window, users, np.asarray(labels), np.asarray(centroids, np.float32), x, inertia))
+        out.append(WindowClusters(window, users, np.asarray(labels), np.asarray(centroids, np.float32),
+                                  x if isinstance(x, np.ndarray) else None, inertia))
         prev = np.asarray(centroids, np.float32)
     return out
