@@ -106,35 +106,13 @@ class WindowRows:
         return len(self.user_ids)
 
 
-def read_window_part(path: str, window: int, min_events: int, slices: int) -> list:
-    """One file's rows of a window (``user_id``, ``vector``), cut into ``slices`` nearly equal tables.
-
-    Shapes:
-        each table: ``(~n / slices,)`` rows.
-    """
-    import pyarrow as pa
-
-    t = _read(path, ["user_id", "vector"], _in_window(window, min_events), ["window", "n_events"])
-    sizes = t.num_rows // slices + (np.arange(slices) < t.num_rows % slices)  # as np.array_split cuts
-    cuts = np.concatenate([[0], np.cumsum(sizes)])
-    return [t.take(pa.array(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:])]  # copies: a slice pickles whole
-
-
-def _read_window_whole(path: str, window: int, min_events: int, slices: int = 1):
-    """:func:`read_window_part` as one table (for a single actor)."""
-    return read_window_part(path, window, min_events, 1)[0]
-
-
 def window_blocks(rows: WindowRows, num_actors: int) -> list:
-    """Object refs to the window's rows, read by one Ray task per file; shard-major order, so that
-    ``DistributedKMeans.fit`` (which gives each actor a contiguous run of refs) gets one slice of every file."""
-    import ray
+    """Object refs to the window's ``user_id, vector`` rows, one read task per users file, in the order
+    ``DistributedKMeans.fit`` shards them (:func:`interestrec.cluster.sources.file_blocks`)."""
+    from interestrec.cluster.sources import file_blocks
 
-    # num_returns=1 would store the one-table list itself: a single actor gets each file's table as it is
-    task = ray.remote(num_cpus=1, num_returns=num_actors)(read_window_part if num_actors > 1 else _read_window_whole)
-    per_file = [task.remote(f, rows.window, rows.min_events, num_actors) for f in artifacts.parquet_files(rows.path)]
-    per_file = [r if isinstance(r, list) else [r] for r in per_file]
-    return [refs[a] for a in range(num_actors) for refs in per_file]
+    flt = [("window", "=", rows.window), ("n_events", ">=", rows.min_events)]
+    return file_blocks(artifacts.parquet_files(rows.path), ["user_id", "vector"], flt, num_actors)
 
 
 def align(ids: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
