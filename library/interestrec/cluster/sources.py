@@ -36,7 +36,8 @@ def _read_one(path: str, columns: list[str], filters, slices: int = 1):
 
 def file_blocks(files: list[str], columns: list[str], filters, num_actors: int, num_cpus: float = 1.0) -> list:
     """Object refs to the rows of ``files``, one read task per file, in shard-major order (actor ``a`` of
-    ``DistributedKMeans`` gets the ``a``-th slice of every file)."""
+    ``DistributedKMeans`` gets the ``a``-th slice of every file); returns once every block is in the
+    object store."""
     import ray
 
     if num_actors > 1:
@@ -45,7 +46,11 @@ def file_blocks(files: list[str], columns: list[str], filters, num_actors: int, 
         task = ray.remote(_read_one).options(num_cpus=num_cpus)
     per_file = [task.remote(f, columns, filters, num_actors) for f in files]
     per_file = [r if isinstance(r, list) else [r] for r in per_file]
-    return [refs[a] for a in range(num_actors) for refs in per_file]
+    refs = [refs[a] for a in range(num_actors) for refs in per_file]
+    # Every read finishes before this returns: actors started next may take every CPU, and a read still
+    # queued then would never run (their load would wait for it until its deadline).
+    ray.wait(refs, num_returns=len(refs), fetch_local=False)  # done, not fetched: the driver holds no vector
+    return refs
 
 
 def _sample_file(path: str, columns: list[str], filters, fraction: float, seed: int):
