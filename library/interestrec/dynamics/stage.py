@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -78,6 +79,14 @@ def run(ctx: StageContext) -> dict:
     cfg, ccfg = ctx.config.dynamics, ctx.config.cluster
     out = ctx.stage_dir("dynamics")
     upath = artifacts.join(ctx.stage_dir("encode"), "users.parquet")
+    clock = [time.perf_counter()]
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - clock[0], 2)
+        clock[0] = now
+
     by_window = window_users(upath, cfg.min_events)
     if not by_window:
         raise StageError("no per-window user vectors in encode/users.parquet (window >= 0)")
@@ -93,12 +102,14 @@ def run(ctx: StageContext) -> dict:
             per_window.append((w, by_window[w], WindowRows(upath, w, cfg.min_events, by_window[w])))
         else:
             per_window.append((w, *read_window_vectors(upath, w, cfg.min_events)))
+    phase("read_window_users")
     distributed = any(len(u) >= cfg.distributed_min_users for _, u, _ in per_window)
     cpus = kept_actor_cpus(ccfg.num_actors, 1, ray.cluster_resources().get("CPU", 0)) if distributed else None
     km = DistributedKMeans(num_actors=ccfg.num_actors, num_cpus=cpus)
     with km.kept_actors() if cpus is not None else contextlib.nullcontext():
         dyn = track(per_window, k, init, cfg.mode, cfg.decay, ccfg.metric, cfg.survive_threshold, cfg.split_threshold,
                     ctx.config.seed, window_fit(km, cfg.distributed_min_users))
+    phase("cluster_windows")
 
     # artifacts: assignments, centroids, lineage
     rows = [pa.table({"user_id": w.user_ids, "window": pa.array(np.full(len(w.user_ids), w.window), pa.int32()),
@@ -113,6 +124,7 @@ def run(ctx: StageContext) -> dict:
     counted = count_parts(artifacts.parquet_files(artifacts.join(ctx.stage_dir("ingest"), "events.parquet")),
                           [(end - lookback, end) for end in ends],
                           [membership(w.user_ids, dyn.user_stable(i)) for i, w in enumerate(dyn.windows)])
+    phase("count_events")
     lineage = {"windows": []}
     sizes: dict[int, list[int]] = {}
     descriptions: dict[int, dict] = {}
@@ -170,9 +182,11 @@ def run(ctx: StageContext) -> dict:
             if isinstance(grid, dict):
                 grid = [dict(zip(grid, vals)) for vals in zip(*grid.values())]
             plot_files.append(plots.elbow_plot(grid, k, f"{pdir}/elbow.png"))
+    phase("describe_and_write")
     return {
         "k": k,
         "mode": cfg.mode,
+        "phase_seconds": phases,
         "windows": per,
         "clusters": len(sizes),
         "examples": {sid: clusters[sid]["description"] for sid in list(clusters)[:6]},
