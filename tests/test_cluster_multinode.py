@@ -165,6 +165,9 @@ class YamlCluster(LocalCluster):
                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.logs))
 
 
+STAGES = ("ingest", "adapt", "encode", "cluster", "dynamics", "graph", "evaluate", "publish")
+
+
 def test_cluster_yaml_nodes_run_the_submitted_pipeline_into_s3(s3_env, tmp_path, ml_subset):  # noqa: F811
     """cluster.yaml's head and worker start commands as a two-node cluster; the whole pipeline through
     `ray job submit`, reading its input from and writing its output to the S3 server."""
@@ -198,17 +201,22 @@ def test_cluster_yaml_nodes_run_the_submitted_pipeline_into_s3(s3_env, tmp_path,
         t_job = time.perf_counter() - t1
         assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
         assert re.search(r"Job '[^']+' succeeded", r.stdout + r.stderr), r.stdout[-3000:]
-        (stages,) = [ln for ln in r.stdout.splitlines() if ln.startswith("[interestrec] stages:")]
-        print(f"\ncluster.yaml nodes up in {t_up:.1f} s; job {t_job:.1f} s; {stages}")
+        out = r.stdout.splitlines()
+        start = out.index("== summary ==")
+        end = next(i for i in range(start, len(out)) if out[i].startswith("total"))
+        table = out[start + 1:end + 1]  # the run's closing stage table: name, seconds, key numbers
+        assert [ln.split()[0] for ln in table[1:-1]] == list(STAGES), table
+        print(f"\ncluster.yaml nodes up in {t_up:.1f} s; job {t_job:.1f} s\n" + "\n".join(table))
     finally:
         cluster.stop()
-    for stage in ("ingest", "adapt", "encode", "cluster", "dynamics", "graph", "evaluate", "publish"):
+    for stage in STAGES:
         summary = get_json(fs, f"yaml-run/{stage}/summary.json")
         assert summary["_run"]["seconds"] >= 0, stage
     import pyarrow.fs as pafs
 
     keys = {i.path.split("/yaml-run/", 1)[1] for i in fs.get_file_info(pafs.FileSelector(f"{BUCKET}/yaml-run", recursive=True))
             if i.type == pafs.FileType.File}
-    assert {"ingest/events.parquet", "encode/users.parquet", "cluster/centroids.npy",
+    # events and (pool-mode) users are directory datasets, committed by their manifest
+    assert {"ingest/events.parquet/_manifest.json", "encode/users.parquet/_manifest.json", "cluster/centroids.npy",
             "cluster/assignments.parquet"} <= keys, sorted(keys)
     assert any(k.startswith("publish/v") and k.endswith("manifest.json") for k in keys), sorted(keys)
