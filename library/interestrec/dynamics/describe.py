@@ -110,15 +110,22 @@ def describe_counts(counts: ClusterCounts, items, top: int = 5) -> dict[int, dic
         g = lift_table(tables["genres"][0][cid], tables["genres"][1], n, n_all, min_support=max(3, n // 50), top=top)
         t = lift_table(tables["tags"][0][cid], tables["tags"][1], n, n_all, min_support=max(2, n // 200), top=top)
         it = lift_table(frame_i, all_i, n, n_all, min_support=ms_i, top=top)
-        words = [x[0] for x in g[:2]] + [x[0] for x in t[:2] if x[0] not in {w.lower() for w in (y[0] for y in g[:2])}]
-        out[int(cid)] = {
-            "description": ", ".join(words) if words else "mixed interests",
-            "top_genres": [{"genre": x, "lift": round(lift, 2), "events": c} for x, lift, c in g],
-            "top_tags": [{"tag": x, "lift": round(lift, 2), "events": c} for x, lift, c in t],
-            "top_items": [{"item_id": int(x), "title": titles.get(x, str(x)), "lift": round(lift, 2), "events": c} for x, lift, c in it],
-            "users": int(users[cid]),
-        }
+        out[int(cid)] = cluster_entry(g, t, it, titles, int(users[cid]))
     return out
+
+
+def cluster_entry(genres: list[tuple], tags: list[tuple], items: list[tuple], titles: Mapping, users: int) -> dict:
+    """One cluster's description dict from its ``lift_table`` rows (genres, tags, items) and user count."""
+    lead = {w.lower() for w in (y[0] for y in genres[:2])}
+    words = [x[0] for x in genres[:2]] + [x[0] for x in tags[:2] if x[0] not in lead]
+    return {
+        "description": ", ".join(words) if words else "mixed interests",
+        "top_genres": [{"genre": x, "lift": round(lift, 2), "events": c} for x, lift, c in genres],
+        "top_tags": [{"tag": x, "lift": round(lift, 2), "events": c} for x, lift, c in tags],
+        "top_items": [{"item_id": int(x), "title": titles.get(x, str(x)), "lift": round(lift, 2), "events": c}
+                      for x, lift, c in items],
+        "users": users,
+    }
 
 
 def describe_clusters(user_ids: np.ndarray, stable: np.ndarray, events, items, top: int = 5) -> dict[int, dict]:

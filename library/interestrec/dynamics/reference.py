@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from interestrec.dynamics.describe import lift_table
+from interestrec.dynamics.describe import cluster_entry, lift_table
 
 
 def describe_clusters_reference(user_ids: np.ndarray, stable: np.ndarray, events, items, top: int = 5) -> dict[int, dict]:
@@ -44,12 +44,5 @@ def describe_clusters_reference(user_ids: np.ndarray, stable: np.ndarray, events
         g = lift_table(count(frame, genres), all_g, n, n_all, min_support=max(3, n // 50), top=top)
         t = lift_table(count(frame, tags), all_t, n, n_all, min_support=max(2, n // 200), top=top)
         it = lift_table(Counter(frame.item_id), all_i, n, n_all, min_support=max(2, n // 200), top=top)
-        words = [x[0] for x in g[:2]] + [x[0] for x in t[:2] if x[0] not in {w.lower() for w in (y[0] for y in g[:2])}]
-        out[int(cid)] = {
-            "description": ", ".join(words) if words else "mixed interests",
-            "top_genres": [{"genre": x, "lift": round(lift, 2), "events": c} for x, lift, c in g],
-            "top_tags": [{"tag": x, "lift": round(lift, 2), "events": c} for x, lift, c in t],
-            "top_items": [{"item_id": int(x), "title": titles.get(x, str(x)), "lift": round(lift, 2), "events": c} for x, lift, c in it],
-            "users": int(frame.user_id.nunique()),
-        }
+        out[int(cid)] = cluster_entry(g, t, it, titles, int(frame.user_id.nunique()))
     return out
