@@ -73,7 +73,7 @@ def test_the_cluster_stage_reader_uses_no_deprecated_api(ray_local, tmp_path):
         "vector": artifacts.vectors_to_arrow(vec)}))
     ctx = _errors_on_deprecation()
     try:
-        _, n, x = _load(str(tmp_path / "users.parquet"), sample=100, seed=0)
+        _, n, x = _load(str(tmp_path / "users.parquet"), sample=100, seed=0, num_actors=2)
     finally:
         ctx.__exit__(None, None, None)
     assert n == 4 and x.shape == (4, 3)  # only the whole-history (window −1) rows
