@@ -32,6 +32,23 @@ def _replica_actors(ray, deployment: str, app: str = "interestrec") -> list[dict
     return [a for a in ray.util.list_named_actors(all_namespaces=True) if f"{app}#{deployment}#" in a["name"]]
 
 
+def _settled_replicas(ray, deployment: str, n: int, app: str = "interestrec", timeout: float = 120) -> set[str]:
+    """Names of the deployment's replicas once the controller reports exactly ``n`` RUNNING and nothing else
+    (no replica starting or stopping) and the named actors agree, twice in a row one second apart."""
+    from ray import serve
+
+    t_end, last = time.time() + timeout, None
+    while time.time() < t_end:
+        states = serve.status().applications[app].deployments[deployment].replica_states
+        names = {a["name"] for a in _replica_actors(ray, deployment, app)}
+        now = names if dict(states) == {"RUNNING": n} and len(names) == n else None
+        if now is not None and now == last:
+            return now
+        last = now
+        time.sleep(1.0)
+    raise AssertionError(f"{deployment} did not settle at {n} running replicas: {states}, {names}")
+
+
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("serve") / "out"
@@ -307,11 +324,8 @@ def test_recommender_replica_killed_mid_load(server, users, ray_local):
     ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=True)
     time.sleep(4.0)
     n_at_kill = len(results)
-    for _ in range(120):  # wait for the controller to bring the replica back
-        names = {a["name"] for a in _replica_actors(ray, "Recommender")}
-        if len(names) == 2 and victim["name"] not in names:
-            break
-        time.sleep(0.5)
+    names = _settled_replicas(ray, "Recommender", 2)  # the controller brought the replica back
+    assert victim["name"] not in names
     time.sleep(2.0)
     stop.set()
     for t in threads:
@@ -349,7 +363,7 @@ def test_store_killed_and_restarted_keeps_acknowledged_events(server, users, red
 def test_version_change_under_load_through_reconfigure(server, out, users, ray_local, redis_srv):
     u = users[2]  # has fresh events from an earlier test
     before = server.post("/recommend", json={"user_id": u, "k": 10}).json()["items"]
-    replicas_before = {a["name"] for a in _replica_actors(ray_local, "Recommender")}
+    replicas_before = _settled_replicas(ray_local, "Recommender", 2)
     v2 = out / "publish" / "v2"
     shutil.copytree(out / "publish" / "v1", v2)
     (v2 / "manifest.json").write_text(json.dumps({"version": 2}))
@@ -377,7 +391,7 @@ def test_version_change_under_load_through_reconfigure(server, out, users, ray_l
     for t in threads:
         t.join(timeout=60)
     assert errors == [] and versions[0] == "1" and versions[-1] == "2"
-    assert {a["name"] for a in _replica_actors(ray_local, "Recommender")} == replicas_before  # no restart
+    assert _settled_replicas(ray_local, "Recommender", 2) == replicas_before  # no restart
     assert {server.get("/version").json()["version"] for _ in range(10)} == {"2"}
     after = server.post("/recommend", json={"user_id": u, "k": 10}).json()
     assert after["version"] == "2" and after["items"] == before  # same store → same fresh state on the new version
