@@ -139,8 +139,8 @@ def test_projection_matches_its_numpy_reference():
     np.testing.assert_allclose(fast, ref, atol=1e-5)
 
 
-def _job(out: str, cfg: AdaptConfig, objective: str):
-    """Write the stage's training inputs for ``out`` and return the job (no Ray)."""
+def _job(out: str, cfg: AdaptConfig, objective: str, model_path: str | None = None):
+    """Write the stage's training inputs for ``out`` and return the job (no Ray; the packaged model by default)."""
     import pyarrow as pa
 
     from interestrec.adapt.pairs import leak_free_texts, pairs_from_ingest, to_table
@@ -158,7 +158,7 @@ def _job(out: str, cfg: AdaptConfig, objective: str):
     pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.schedule(objective)[0], cfg.seed)
     artifacts.write_parquet(artifacts.join(d, "pairs.parquet"), to_table(pairs))
     return AdaptJob(adapt=cfg, objective=objective, pairs_path=artifacts.join(d, "pairs.parquet"),
-                    items_path=artifacts.join(d, "items.parquet"), model_path=default_model_path())
+                    items_path=artifacts.join(d, "items.parquet"), model_path=model_path or default_model_path())
 
 
 def _all_pairs_loss(model, job) -> float:

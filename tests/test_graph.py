@@ -219,7 +219,7 @@ def _full_loss(model, graph, seed: int = 0) -> float:
 
     g = torch.Generator().manual_seed(seed)
     ei = graph["user", "rates", "item"].edge_index
-    neg = torch.randint(0, graph["item"].num_nodes, (ei.shape[1], 8), generator=g)
+    neg = torch.randint(0, graph["item"].num_nodes, (ei.shape[1], 8), generator=g).to(ei.device)
     with torch.no_grad():
         emb = model(graph.x_dict, graph.edge_index_dict)
         return float(bpr_loss(emb["user"][ei[0]], emb["item"][ei[1]], emb["item"][neg]))
@@ -260,13 +260,12 @@ def test_apr_perturbation_raises_the_loss():
 def test_checkpoint_state_roundtrip(tiny):
     import torch
 
+    from interestrec.graph.ray_train import load_state_arrays, state_arrays
     from interestrec.graph.train import (
         build_model,
         graph_for,
         load_interactions,
-        load_state_arrays,
         make_optimizer,
-        state_arrays,
         train_epochs,
     )
 

@@ -196,8 +196,11 @@ def load_trainable_arrays(model, arrays: dict[str, np.ndarray]) -> None:
         inner.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
 
 
-def fit_local(job: AdaptJob):
+def fit_local(job: AdaptJob, device: str = "cpu"):
     """The in-process reference: the same model, batches and loop as :func:`train_loop`, no Ray.
+
+    Args:
+        device: where the model trains (``cpu`` or ``cuda``).
 
     Returns:
         ``(model, curve)``.
@@ -206,7 +209,9 @@ def fit_local(job: AdaptJob):
 
     torch.set_num_threads(job.adapt.threads)
     batches = Batches(job)
-    model = build_model(job, batches)
+    model = build_model(job, batches).to(device)
+    if job.objective == "projection":
+        batches.vectors = batches.vectors.to(device)
     return model, train_epochs(model, batches, job, make_optimizer(model, job))
 
 

@@ -14,7 +14,8 @@ import os
 import numpy as np
 
 from interestrec import artifacts
-from interestrec.graph.train import GraphJob, train_loop
+from interestrec.graph.ray_train import load_state_arrays, train_loop
+from interestrec.graph.train import GraphJob
 from interestrec.stages import StageContext, StageError
 
 
@@ -146,7 +147,6 @@ def run(ctx: StageContext) -> dict:
         fit_local,
         graph_for,
         load_interactions,
-        load_state_arrays,
         perturbed_ndcg,
     )
 

@@ -6,7 +6,7 @@ uniformly sampled negative items (+ APR when enabled). ``sampling="neighbor"``: 
 subgraphs from :class:`~interestrec.graph.sampler.TemporalNeighborSampler` rooted at the batch's
 user, positive and negative items (nothing at or after the supervision time is seen).
 
-Under Ray Train (:func:`train_loop`) every worker holds the graph, takes its own disjoint share of
+Under Ray Train (:func:`interestrec.graph.ray_train.train_loop`) every worker holds the graph, takes its own disjoint share of
 the epoch's supervision edges and DDP averages the gradients; rank 0 reports a safetensors + json
 checkpoint every epoch and a restarted run resumes from the latest one.
 """
@@ -141,11 +141,21 @@ class EmbeddingScorer(Recommender):
         return self.users[users] @ self.items.T
 
 
+def model_device(model):
+    """The device of ``model``'s parameters (a DDP-wrapped model too)."""
+    return next(model.parameters()).device
+
+
+def on_device(graph, device):
+    """``graph`` itself on the CPU, else a copy of it on ``device`` (the CPU graph stays the sampler's source)."""
+    return graph if device.type == "cpu" else graph.clone().to(device)
+
+
 def _full_step(model, graph, batch, neg, cfg: GraphConfig):
     import torch
 
     ei = graph[RATES].edge_index
-    keep = torch.ones(ei.shape[1], dtype=torch.bool)
+    keep = torch.ones(ei.shape[1], dtype=torch.bool, device=ei.device)
     keep[batch] = False  # supervision edges carry no messages in their own step
     eid = dict(graph.edge_index_dict)
     eid[RATES] = ei[:, keep]
@@ -169,14 +179,16 @@ def _sampled_step(model, graph, sampler, batch, neg, cfg: GraphConfig, rng: np.r
     items = np.concatenate([ei[1, batch].numpy(), neg.numpy().reshape(-1)])
     item_t = np.concatenate([t, np.repeat(t, neg.shape[1])])
     sub = sampler.sample({"user": (u, t), "item": (items, item_t)}, rng)
+    dev = model_device(model)
     n_id = {k: torch.as_tensor(v) for k, v in sub.n_id.items()}
-    x = {k: graph[k].x[n_id[k]] for k in n_id if "x" in graph[k]}
-    eid = {et: torch.as_tensor(v) for et, v in sub.edge_index.items()}
+    x = {k: graph[k].x[n_id[k]].to(dev) for k in n_id if "x" in graph[k]}
+    n_id = {k: v.to(dev) for k, v in n_id.items()}
+    eid = {et: torch.as_tensor(v, device=dev) for et, v in sub.edge_index.items()}
     emb, h0 = model(x, eid, n_id, return_inputs=True)
     b = len(batch)
     su, si = sub.seeds["user"], sub.seeds["item"]
-    pos_l, neg_l = torch.as_tensor(si[:b]), torch.as_tensor(si[b:]).view(b, -1)
-    su = torch.as_tensor(su)
+    pos_l, neg_l = torch.as_tensor(si[:b], device=dev), torch.as_tensor(si[b:], device=dev).view(b, -1)
+    su = torch.as_tensor(su, device=dev)
     return (emb["user"][su], emb["item"][pos_l], emb["item"][neg_l], (h0["user"][su], h0["item"][pos_l], h0["item"][neg_l]))
 
 
@@ -194,7 +206,8 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
 
     Every rank draws the epoch's permutation of the supervision edges from the same seed and takes the
     disjoint share ``perm[rank::world]`` (equal sizes, so DDP's collective calls match). Rank 0 adds
-    validation NDCG@10 when ``validate`` and ``data`` has targets.
+    validation NDCG@10 when ``validate`` and ``data`` has targets. ``graph`` stays on the CPU (sampling and
+    edge bookkeeping); full-graph steps run on a copy on the model's device.
     """
     import torch
 
@@ -207,6 +220,8 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
         from interestrec.graph.sampler import TemporalNeighborSampler
 
         sampler = TemporalNeighborSampler(graph, cfg.fanout)
+    device = model_device(model)
+    dev_graph = on_device(graph, device) if sampler is None else None
     n_edges = graph[RATES].edge_index.shape[1]
     n_items = int(graph["item"].num_nodes)
     if n_edges < world:
@@ -236,7 +251,7 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
             batch = torch.as_tensor(mine[lo : lo + cfg.batch_size])
             neg = torch.randint(0, n_items, (len(batch), cfg.negatives), generator=gen)
             if sampler is None:
-                u, p, n, inputs = _full_step(model, graph, batch, neg, cfg)
+                u, p, n, inputs = _full_step(model, dev_graph, batch.to(device), neg.to(device), cfg)
             else:
                 u, p, n, inputs = _sampled_step(model, graph, sampler, batch, neg, cfg, wrng)
             loss = bpr_loss(u, p, n)
@@ -251,7 +266,7 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
         m = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
              "seconds": time.perf_counter() - t0}
         if validate and rank == 0 and (data.target >= 0).any():
-            users, items = embeddings(model, graph)
+            users, items = embeddings(model, graph if dev_graph is None else dev_graph)
             m["valid_ndcg@10"] = float(evaluate_model(EmbeddingScorer(users, items), data, (10,))["ndcg@10"])
         curve.append(m)
         bar.update(note=f"loss {m['loss']:.4f}")
@@ -262,7 +277,7 @@ def train_epochs(model, graph, data: Interactions, cfg: GraphConfig, opt=None, *
 
 
 def embeddings(model, graph) -> tuple[np.ndarray, np.ndarray]:
-    """Final user and item embeddings over the full training graph.
+    """Final user and item embeddings over the full training graph (run on the model's device).
 
     Shapes:
         returns ``(n_users, d)`` and ``(n_items, d)`` float32.
@@ -270,12 +285,14 @@ def embeddings(model, graph) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     inner = getattr(model, "module", model)
+    if graph[RATES].edge_index.device != model_device(inner):
+        graph = graph.clone().to(model_device(inner))
     was = inner.training
     inner.eval()
     with torch.no_grad():
         emb = inner(features(graph), graph.edge_index_dict)
     inner.train(was)
-    return emb["user"].numpy().astype(np.float32), emb["item"].numpy().astype(np.float32)
+    return (emb["user"].cpu().numpy().astype(np.float32), emb["item"].cpu().numpy().astype(np.float32))
 
 
 def perturbed_ndcg(users: np.ndarray, items: np.ndarray, data: Interactions, eps: float, seed: int = 0) -> float:
@@ -296,8 +313,12 @@ def perturbed_ndcg(users: np.ndarray, items: np.ndarray, data: Interactions, eps
     return float(evaluate_model(EmbeddingScorer(noisy(users), noisy(items)), data, (10,))["ndcg@10"])
 
 
-def fit_local(data: Interactions, cfg: GraphConfig, seed: int = 0, graph=None, validate: bool = True):
-    """The in-process reference: the same model and loop as :func:`train_loop`, no Ray.
+def fit_local(data: Interactions, cfg: GraphConfig, seed: int = 0, graph=None, validate: bool = True,
+              device: str = "cpu"):
+    """The in-process reference: the same model and loop as the Ray Train loop, no Ray.
+
+    Args:
+        device: where the model trains (``cpu`` or ``cuda``); the returned graph stays on the CPU.
 
     Returns:
         ``(model, graph, curve)``.
@@ -307,82 +328,6 @@ def fit_local(data: Interactions, cfg: GraphConfig, seed: int = 0, graph=None, v
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     graph = graph if graph is not None else graph_for(data, cfg)
-    model = build_model(graph, cfg)
+    model = build_model(graph, cfg).to(device)
     curve = train_epochs(model, graph, data, cfg, seed=seed, validate=validate)
     return model, graph, curve
-
-
-def state_arrays(model, opt=None) -> dict[str, np.ndarray]:
-    """Model (and Adam) state as numpy arrays, for safetensors (never pickle)."""
-    inner = getattr(model, "module", model)
-    out = {f"model.{k}": v.detach().cpu().numpy() for k, v in inner.state_dict().items()}
-    if opt is not None:
-        for i, st in opt.state_dict()["state"].items():
-            for k, v in st.items():
-                out[f"adam.{i}.{k}"] = v.detach().cpu().numpy().reshape(v.shape) if hasattr(v, "detach") else np.asarray(v)
-    return out
-
-
-def load_state_arrays(model, arrays: dict[str, np.ndarray], opt=None) -> None:
-    """Restore what :func:`state_arrays` saved (Adam state only when ``opt`` is given and it was saved)."""
-    import torch
-
-    inner = getattr(model, "module", model)
-    inner.load_state_dict({k[len("model."):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("model.")})
-    if opt is not None and any(k.startswith("adam.") for k in arrays):
-        sd = opt.state_dict()
-        state: dict[int, dict] = {}
-        for k, v in arrays.items():
-            if k.startswith("adam."):
-                _, i, name = k.split(".", 2)
-                state.setdefault(int(i), {})[name] = torch.as_tensor(v)
-        sd["state"] = state
-        opt.load_state_dict(sd)
-
-
-def train_loop(job: GraphJob) -> None:
-    """Ray Train worker: DDP over :func:`train_epochs`, a safetensors + json checkpoint every epoch, resumable."""
-    import json
-    import os
-    import tempfile
-
-    import ray.train
-    import ray.train.torch
-    import torch
-
-    from interestrec import artifacts
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    cfg = job.graph
-    torch.set_num_threads(max(1, min(cfg.threads, int(cfg.cpus_per_worker) or 1)))
-    torch.manual_seed(job.seed)
-    data = load_interactions(job.out, job.phase)
-    graph = graph_for(data, cfg)
-    model = build_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
-    opt = make_optimizer(model, cfg)
-    start, history, starts = 0, [], []
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            load_state_arrays(model, artifacts.read_safetensors(os.path.join(d, "model.safetensors")), opt)
-            with open(os.path.join(d, "state.json")) as f:
-                saved = json.load(f)
-            start, history = int(saved["epoch"]) + 1, list(saved.get("curve", []))
-            starts = list(saved.get("starts", []))
-    starts.append(start)  # the first epoch of every attempt of this run (a resume adds one)
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
-
-    def report(epoch: int, m: dict) -> None:
-        metrics = {**m, "resumed_from": start, "world_size": world}
-        history.append(m)
-        if rank != 0:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            artifacts.write_safetensors(os.path.join(d, "model.safetensors"), state_arrays(model, opt))
-            # the whole curve travels with the checkpoint (Ray keeps only the last checkpoints' metrics)
-            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, "curve": history, "starts": starts, **metrics})
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
-
-    train_epochs(model, graph, data, cfg, opt, start_epoch=start, rank=rank, world=world, seed=job.seed, on_epoch=report)
