@@ -74,6 +74,34 @@ def test_encoder_unit_vectors_order_and_determinism(encoder):
     assert v[0] @ v[5] > v[0] @ v[1] + 0.1
 
 
+def _length_batches_reference(lengths, rows, tokens):
+    """Greedy, one text at a time: close the pass when the next text would break a limit."""
+    out, cur = [], []
+    for i, n in enumerate(lengths):
+        if cur and (len(cur) == rows or (tokens is not None and (len(cur) + 1) * n > tokens)):
+            out.append((cur[0], cur[-1] + 1))
+            cur = []
+        cur.append(i)
+    return out + ([(cur[0], cur[-1] + 1)] if cur else [])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_batches_equal_the_greedy_reference(seed):
+    from interestrec.encode.encoder import length_batches
+
+    rng = np.random.default_rng(seed)
+    lengths = np.sort(rng.integers(1, 300, rng.integers(0, 400)))
+    for rows, tokens in ((64, None), (1024, 65536), (7, 50), (1, 10), (500, 256)):
+        got = length_batches(lengths, rows, tokens)
+        assert got == _length_batches_reference(lengths, rows, tokens), (rows, tokens)
+        assert [i for lo, hi in got for i in range(lo, hi)] == list(range(len(lengths)))
+
+
+def test_a_token_budget_changes_the_passes_not_the_vectors(encoder):
+    ids = encoder.tokenize(TEXTS)
+    np.testing.assert_allclose(encoder.embed_sorted(ids, 64, max_tokens=40), encoder.embed_sorted(ids, 4), atol=1e-5)
+
+
 def test_encoder_handles_empty_input_and_long_text(encoder):
     assert encoder.encode([]).shape == (0, 384)
     long = " ".join(["word"] * 2000)

@@ -4,6 +4,7 @@
   history-like texts: per-text cosine and nearest-neighbour agreement.
 - GraphSAGE training (full-graph and neighbour-sampled, the loop Ray Train runs) on CUDA against the
   CPU from the same seed: the same loss curve and the same embeddings.
+- The Ray Train worker loop with ``graph.use_gpu``: trains on the worker's GPU to the CPU reference curve.
 - The adapt stage's models: the projection trains to the same curve; the LoRA text tower computes the
   same loss from the same weights and its training lowers it on CUDA as on the CPU.
 
@@ -121,6 +122,31 @@ def test_graphsage_trains_on_cuda_as_on_cpu(graph_tiny, overrides, rtol):
     for x, y in zip(embeddings(m_cpu, graph), embeddings(m_gpu, graph)):
         cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
         assert np.median(cos) > 0.999 and cos.min() > 0.95, (np.median(cos), cos.min())
+
+
+@pytest.fixture(scope="module")
+def ray_gpu():
+    """A real local Ray that owns the GPU (its own instance: this tier runs alone)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_graph_ray_train_worker_uses_its_gpu(graph_tiny, ray_gpu, tmp_path):
+    from interestrec.graph.stage import result_curve, train_with_ray
+    from interestrec.graph.train import GraphJob, fit_local, load_interactions
+    from test_graph import TINY
+
+    cfg = dataclasses.replace(TINY, epochs=3, batch_size=8, use_gpu=True, cpus_per_worker=1)
+    result = train_with_ray(GraphJob(cfg, graph_tiny), str(tmp_path / "runs"), name="gpu")
+    assert result.metrics["device"].startswith("cuda") and result.metrics["world_size"] == 1
+    curve = result_curve(result)
+    _, _, ref = fit_local(load_interactions(graph_tiny, "valid"), dataclasses.replace(cfg, use_gpu=False), seed=0)
+    print(f"\nRay Train on the GPU: loss {[round(m['loss'], 5) for m in curve]}, "
+          f"CPU reference {[round(m['loss'], 5) for m in ref]}")
+    np.testing.assert_allclose([m["loss"] for m in curve], [m["loss"] for m in ref], rtol=1e-3)
 
 
 @pytest.fixture(scope="module")

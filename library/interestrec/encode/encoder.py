@@ -56,6 +56,26 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def length_batches(lengths: np.ndarray, rows: int, tokens: int | None = None) -> list[tuple[int, int]]:
+    """Cut texts sorted by length into consecutive forward passes ``[lo, hi)``.
+
+    A pass holds at most ``rows`` texts and, when ``tokens`` is set, at most ``tokens`` padded tokens
+    (texts × the longest text in the pass); a single text longer than the budget gets a pass of its own.
+
+    Shapes:
+        lengths: ``(n,)`` ascending.
+    """
+    out, lo, n = [], 0, len(lengths)
+    while lo < n:
+        hi = min(n, lo + rows)
+        if tokens is not None:  # lengths ascend, so the pass [lo, hi) pads to lengths[hi - 1]
+            fit = int(np.searchsorted(lengths[lo:hi] * np.arange(1, hi - lo + 1), tokens, side="right"))
+            hi = lo + max(1, fit)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
 def mean_pool(hidden, mask):
     """Attention-masked mean of token states, L2-normalised (differentiable; shared with ``adapt``).
 
@@ -77,9 +97,12 @@ class TextEncoder:
         device: ``auto``, ``cpu`` or ``cuda`` (bf16 on CUDA when supported, else fp16).
         max_length: tokens per text (longer texts are truncated by the tokenizer).
         num_threads: torch intra-op threads on CPU (``None`` = leave torch's default).
+        cuda_rows / cuda_tokens: on CUDA a forward pass of :meth:`embed_sorted` takes up to ``cuda_rows``
+            texts (at least the caller's ``batch_size``) and ``cuda_tokens`` padded tokens.
     """
 
-    def __init__(self, model: str | None = None, device: str = "auto", max_length: int = 256, num_threads: int | None = None):
+    def __init__(self, model: str | None = None, device: str = "auto", max_length: int = 256, num_threads: int | None = None,
+                 cuda_rows: int = 1024, cuda_tokens: int = 65536):
         import torch
         from transformers import AutoModel
 
@@ -96,6 +119,7 @@ class TextEncoder:
         self.model = AutoModel.from_pretrained(path, local_files_only=offline, dtype=dtype).to(self.device).eval()
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
+        self.cuda_rows, self.cuda_tokens = cuda_rows, cuda_tokens
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens (for history budgets)."""
@@ -140,15 +164,23 @@ class TextEncoder:
             pooled = mean_pool(self.model(input_ids=ii, attention_mask=mm).last_hidden_state, mm)
         return pooled.cpu().numpy().astype(np.float32)
 
-    def embed_sorted(self, ids: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """Embed in sub-batches sorted by length (less padding), returned in the input order."""
+    def embed_sorted(self, ids: list[np.ndarray], batch_size: int = 64, max_tokens: int | None = None) -> np.ndarray:
+        """Embed in passes of texts sorted by length (less padding), returned in the input order.
+
+        A pass takes ``batch_size`` texts (on CUDA: up to ``cuda_rows`` texts and ``cuda_tokens`` padded
+        tokens, see :func:`length_batches`); ``max_tokens`` caps the padded tokens of a pass explicitly.
+        """
         from interestrec import progress
 
-        order = np.argsort([len(x) for x in ids], kind="stable")
+        lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
+        order = np.argsort(lengths, kind="stable")
+        rows, tokens = batch_size, max_tokens
+        if self.device == "cuda":
+            rows, tokens = max(batch_size, self.cuda_rows), max_tokens or self.cuda_tokens
         out = np.zeros((len(ids), self.dim), np.float32)
         bar = progress.Progress("encoding:", total=len(ids), unit="text")
-        for lo in range(0, len(ids), batch_size):
-            sel = order[lo : lo + batch_size]
+        for lo, hi in length_batches(lengths[order], rows, tokens):
+            sel = order[lo:hi]
             out[sel] = self.embed([ids[i] for i in sel])
             bar.update(len(sel))
         bar.close()

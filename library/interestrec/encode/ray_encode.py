@@ -35,10 +35,12 @@ class Tokenize:
 class Embed:
     """``map_batches`` callable: token ids → L2-normalised vectors (the model is loaded once per actor)."""
 
-    def __init__(self, model: str | None, device: str, max_length: int, num_threads: int, sub_batch: int):
+    def __init__(self, model: str | None, device: str, max_length: int, num_threads: int, sub_batch: int,
+                 cuda_sub_batch: int = 1024, cuda_sub_tokens: int = 65536):
         from interestrec.encode.encoder import TextEncoder
 
-        self.encoder = TextEncoder(model, device=device, max_length=max_length, num_threads=num_threads)
+        self.encoder = TextEncoder(model, device=device, max_length=max_length, num_threads=num_threads,
+                                   cuda_rows=cuda_sub_batch, cuda_tokens=cuda_sub_tokens)
         self.sub_batch = sub_batch
 
     def __call__(self, batch: dict) -> dict:
@@ -65,8 +67,9 @@ def encode_dataset(ds, cfg: EncodeConfig, text_col: str = "text", embed_cls: typ
                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=cfg.tokenize_cpus)
     return tokens.map_batches(
         embed_cls,
-        fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, cfg.sub_batch),
-        batch_size=cfg.batch_size,
+        fn_constructor_args=(cfg.model, cfg.device, cfg.max_tokens, threads, cfg.sub_batch, cfg.cuda_sub_batch,
+                             cfg.cuda_sub_tokens),
+        batch_size=max(cfg.batch_size, 4 * cfg.cuda_sub_batch) if cfg.num_gpus > 0 else cfg.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
         num_cpus=cfg.num_cpus,

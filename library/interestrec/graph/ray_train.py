@@ -11,6 +11,7 @@ from interestrec.graph.train import (
     graph_for,
     load_interactions,
     make_optimizer,
+    model_device,
     train_epochs,
 )
 
@@ -77,7 +78,7 @@ def train_loop(job: GraphJob) -> None:
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     def report(epoch: int, m: dict) -> None:
-        metrics = {**m, "resumed_from": start, "world_size": world}
+        metrics = {**m, "resumed_from": start, "world_size": world, "device": str(model_device(model))}
         history.append(m)
         if rank != 0:
             ray.train.report(metrics)
