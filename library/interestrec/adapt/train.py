@@ -249,7 +249,8 @@ def train_loop(job: AdaptJob) -> None:
         batches.vectors = batches.vectors.to(ray.train.torch.get_device())
 
     def report(epoch: int, m: dict) -> None:
-        metrics = {**m, "resumed_from": start, "world_size": world, "pid": os.getpid()}
+        metrics = {**m, "resumed_from": start, "world_size": world, "pid": os.getpid(),
+                   "device": str(next(model.parameters()).device)}
         history.append(m)
         if rank != 0:
             ray.train.report(metrics)
