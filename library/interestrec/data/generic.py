@@ -133,8 +133,10 @@ def read_jsonl_log(path: str, cfg: IngestConfig) -> Reading:
                    expected=expected, ignored=hidden)
 
 
-def parse_parquet(batch, m: ColumnMapping) -> dict:
-    """Ray Data batch function: ``{uri, name}`` rows → raw event batches, each column cast to exact text."""
+def parse_parquet(batch, m: ColumnMapping):
+    """Ray Data batch function: ``{uri, name}`` rows → raw event batches (``pyarrow`` tables), each column
+    cast to exact text in Arrow."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -152,19 +154,19 @@ def parse_parquet(batch, m: ColumnMapping) -> dict:
             first = 1
             for rb in pf.iter_batches(batch_size=RECORDS_PER_BATCH):
                 n = rb.num_rows
+                nulls = pa.nulls(n, pa.string())
 
-                def col(c, rb=rb, n=n):
+                def col(c, rb=rb, nulls=nulls):
                     if not c or c not in rb.schema.names:
-                        return np.full(n, None, dtype=object)
-                    return pc.cast(rb.column(c), "string").to_numpy(zero_copy_only=False).astype(object)
+                        return nulls
+                    return pc.cast(rb.column(c), pa.string())
 
-                event = col(m.event) if m.event and m.event in names else np.full(n, m.default_event, dtype=object)
-                rec = np.arange(first, first + n, dtype=np.int64)
+                event = col(m.event) if m.event and m.event in names else pc.fill_null(nulls, m.default_event)
+                rec = pa.array(np.arange(first, first + n, dtype=np.int64))
                 first += n
-                yield {"record": rec, "line": rec, "user_id": col(m.user_id), "item_id": col(m.item_id),
-                       "timestamp": col(m.timestamp), "event": event, "value": col(m.value), "text": col(m.text),
-                       "reason": np.full(n, None, dtype=object), "raw": np.full(n, None, dtype=object),
-                       "source": np.full(n, str(name), dtype=object)}
+                yield pa.table({"record": rec, "line": rec, "user_id": col(m.user_id), "item_id": col(m.item_id),
+                                "timestamp": col(m.timestamp), "event": event, "value": col(m.value), "text": col(m.text),
+                                "reason": nulls, "raw": nulls, "source": pc.fill_null(nulls, str(name))})
 
 
 def read_parquet_log(path: str, cfg: IngestConfig) -> Reading:

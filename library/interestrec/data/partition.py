@@ -58,21 +58,27 @@ class Resolution:
     tags_from_events: bool = False
 
 
-def partition_of(keys: np.ndarray, n_parts: int) -> np.ndarray:
+def partition_of(keys, n_parts: int) -> np.ndarray:
     """Partition of each user id text: a stable hash of its integer value when it is an integer literal
     (so ``"012"`` and ``"12"`` meet), else of the text; null ids go to partition 0.
 
     Shapes:
-        keys: ``(n,)`` object; returns ``(n,)`` int32 in ``[0, n_parts)``.
+        keys: ``(n,)`` object (str or None) or a ``pyarrow`` string array; returns ``(n,)`` int32 in
+        ``[0, n_parts)``.
     """
     import pandas as pd
+    import pyarrow as pa
 
     if n_parts <= 1 or not len(keys):
         return np.zeros(len(keys), np.int32)
     val, is_int, fits = parse_int64(keys)
     as_int = is_int & fits
-    text = np.where(pd.isna(keys), "", keys).astype(object)
-    h = np.where(as_int, pd.util.hash_array(val), pd.util.hash_array(text))
+    h = pd.util.hash_array(val)
+    if not as_int.all():  # only text that is not an integer literal is hashed as text
+        other = ~as_int
+        text = (keys.filter(pa.array(other)).to_numpy(zero_copy_only=False) if isinstance(keys, pa.Array)
+                else keys[other]).astype(object)
+        h[other] = pd.util.hash_array(np.where(pd.isna(text), "", text).astype(object))
     return (h % np.uint64(n_parts)).astype(np.int32)
 
 

@@ -43,12 +43,14 @@ def n_partitions(records: int, cfg: IngestConfig) -> int:
 
 
 def validate_block(batch, cfg: IngestConfig, n_parts: int):
-    """Ray Data batch function: :func:`~interestrec.data.validate.validate_events` plus each row's ``part``."""
-    from interestrec.data.validate import validate_events
+    """Ray Data batch function (``batch_format="pyarrow"``): :func:`~interestrec.data.validate_arrow.validate_table`
+    plus each row's ``part``."""
+    import pyarrow as pa
 
-    out = validate_events(batch, cfg)
-    out["part"] = partition_of(out["user_key"].to_numpy(dtype=object), n_parts)
-    return out
+    from interestrec.data.validate_arrow import validate_table
+
+    out = validate_table(batch, cfg)
+    return out.append_column("part", pa.array(partition_of(out.column("user_key").combine_chunks(), n_parts)))
 
 
 def _remote(fn: Callable, **options):

@@ -151,7 +151,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     blocks = []
     for ds in reading.events.values():
-        out = ds.map_batches(validate_block, fn_kwargs={"cfg": cfg, "n_parts": n_parts}, batch_format="pandas")
+        out = ds.map_batches(validate_block, fn_kwargs={"cfg": cfg, "n_parts": n_parts}, batch_format="pyarrow")
         blocks += out.to_arrow_refs()
     clock.lap("read_validate")
     block_stats, parts = split_blocks(blocks, n_parts, cfg)

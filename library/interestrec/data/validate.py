@@ -40,13 +40,14 @@ def _text(s) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False).astype(object)
 
 
-def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_int64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact int64 parse of text: ``(value, is_integer_literal, fits_int64)``.
 
     Literals of up to 18 digits are cast in Arrow (exact); longer ones are checked one by one.
 
     Shapes:
-        values: ``(n,)`` object (str or None); returns three ``(n,)`` arrays (int64, bool, bool).
+        values: ``(n,)`` object (str or None) or a ``pyarrow`` string array; returns three ``(n,)`` arrays
+        (int64, bool, bool).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -55,7 +56,7 @@ def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     val = np.zeros(n, np.int64)
     if n == 0:
         return val, np.zeros(0, bool), np.zeros(0, bool)
-    arr = _arrow_text(values)
+    arr = values if isinstance(values, pa.Array) else _arrow_text(values)
     is_int = pc.fill_null(pc.match_substring_regex(arr, r"^[+-]?[0-9]+$"), False).to_numpy(zero_copy_only=False)
     length = pc.fill_null(pc.utf8_length(arr), 0).to_numpy(zero_copy_only=False)
     short = is_int & (length <= 18)
@@ -64,35 +65,42 @@ def parse_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         digits = pc.replace_substring_regex(arr.filter(pa.array(short)), r"^\+", "")  # Arrow's cast refuses "+12"
         val[short] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(is_int & ~short):
-        k = int(values[i])
+        k = int(arr[int(i)].as_py())
         if -(2**63) <= k < 2**63:
             fits[i], val[i] = True, k
     return val, is_int, fits
 
 
-def parse_timestamps(ts: np.ndarray) -> dict[str, np.ndarray]:
+def parse_timestamps(ts) -> dict[str, np.ndarray]:
     """Timestamps as text → exact numbers: ``int`` (int64, with ``is_int``), ``float`` (float64, NaN when not a
     decimal), ``iso`` (UTC seconds, with ``is_iso``).
 
     Shapes:
-        ts: ``(n,)``; every returned array ``(n,)``.
+        ts: ``(n,)`` object (str or None) or a ``pyarrow`` string array; every returned array ``(n,)``.
     """
     import pandas as pd
+    import pyarrow as pa
 
-    ival, is_int, fits = parse_int64(ts)
+    arr = ts if isinstance(ts, pa.Array) else _arrow_text(ts)
+
+    def subset(mask: np.ndarray) -> np.ndarray:
+        return arr.filter(pa.array(mask)).to_numpy(zero_copy_only=False).astype(object)
+
+    ival, is_int, fits = parse_int64(arr)
     is_int &= fits
     fval = np.where(is_int, ival, np.nan).astype(np.float64)
-    rest = ~is_int & pd.notna(ts)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    rest = ~is_int & valid
     if rest.any():  # only non-integer text needs the decimal parse
-        parsed = pd.to_numeric(pd.Series(ts[rest], dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        parsed = pd.to_numeric(pd.Series(subset(rest), dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         fval[rest] = np.where(np.isfinite(parsed), parsed, np.nan)
-    iso_like = np.isnan(fval) & pd.notna(ts)
+    iso_like = np.isnan(fval) & valid
     if iso_like.any():
-        iso_like[iso_like] = [bool(_ISO.fullmatch(v)) for v in ts[iso_like]]
-    iso = np.zeros(len(ts), np.int64)
-    is_iso = np.zeros(len(ts), bool)
+        iso_like[iso_like] = [bool(_ISO.fullmatch(v)) for v in subset(iso_like)]
+    iso = np.zeros(len(arr), np.int64)
+    is_iso = np.zeros(len(arr), bool)
     if iso_like.any():
-        parsed = pd.to_datetime(pd.Series(ts[iso_like], dtype=object), format="ISO8601", utc=True, errors="coerce")
+        parsed = pd.to_datetime(pd.Series(subset(iso_like), dtype=object), format="ISO8601", utc=True, errors="coerce")
         secs = ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
         ok = np.isfinite(secs)
         idx = np.flatnonzero(iso_like)[ok]
