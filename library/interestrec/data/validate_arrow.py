@@ -50,8 +50,9 @@ def validate_table(batch, cfg: IngestConfig):
     from interestrec.data.validate import parse_timestamps
 
     n = batch.num_rows
-    reason = _string(batch, "reason").to_numpy(zero_copy_only=False).astype(object)
-    open_ = np.array([r is None for r in reason]) if n else np.zeros(0, bool)
+    given = _string(batch, "reason")
+    reason = given.to_numpy(zero_copy_only=False).astype(object)
+    open_ = np.array(given.is_null().to_numpy(zero_copy_only=False), dtype=bool)  # no reason yet
 
     def flag(mask: np.ndarray, why: str) -> None:
         m = mask & open_
