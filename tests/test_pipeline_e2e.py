@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 FAST = ["--set", "graph.epochs=2", "--set", "cluster.k_grid=[3,4,5]", "--set", "evaluate.tune=false",
         "--set", "evaluate.models=[mostpop,ease,llm,fused]", "--set", "encode.also_text=false",
-        "--set", "cluster.num_actors=2"]
+        "--set", "cluster.num_actors=2", "--set", "adapt.projection_epochs=2",
+        "--set", "adapt.projection_max_pairs=4000", "--set", "encode.reuse_adapt_vectors=true"]
 
 
 def run_pipeline(*args: str) -> subprocess.CompletedProcess:
