@@ -304,7 +304,7 @@ def test_fuzz_openapi_schema_never_answers_5xx(server):
 
 def test_recommender_replica_killed_mid_load(server, users, ray_local):
     ray = ray_local
-    results, stop = [], threading.Event()
+    results, stop = [], threading.Event()  # (status or error name, seconds, start time)
 
     def client():
         with httpx.Client(base_url=server.base_url, timeout=30, headers=RAUTH) as c:
@@ -314,28 +314,30 @@ def test_recommender_replica_killed_mid_load(server, users, ray_local):
                     code = c.post("/recommend", json={"user_id": users[5], "k": 5}).status_code
                 except httpx.HTTPError as e:
                     code = type(e).__name__
-                results.append((code, time.perf_counter() - t))
+                results.append((code, time.perf_counter() - t, t))
 
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
     time.sleep(1.0)
     victim = _replica_actors(ray, "Recommender")[0]
+    t_kill = time.perf_counter()
     ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=True)
-    time.sleep(4.0)
-    n_at_kill = len(results)
     names = _settled_replicas(ray, "Recommender", 2)  # the controller brought the replica back
+    t_settled = time.perf_counter()
     assert victim["name"] not in names
-    time.sleep(2.0)
+    time.sleep(3.0)
     stop.set()
     for t in threads:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads), "a request hung"
-    assert len(results) > n_at_kill > 0
-    assert all(code == 200 for code, _ in results[n_at_kill:]), results[n_at_kill:]
-    assert max(s for _, s in results) < 30
-    ok = sum(code == 200 for code, _ in results)
-    assert ok >= 0.95 * len(results), [r for r in results if r[0] != 200]
+    failed = [(code, round(t0 - t_kill, 2), round(s, 2)) for code, s, t0 in results if code != 200]
+    after = [code for code, _, t0 in results if t0 > t_settled]
+    before = [code for code, s, t0 in results if t0 + s < t_kill]  # answered before the kill
+    assert before and after and all(code == 200 for code in before), failed
+    assert all(code == 200 for code in after), failed  # (code, start after the kill in s, latency in s)
+    assert max(s for _, s, _ in results) < 30
+    assert len(failed) <= 0.05 * len(results), (len(results), failed)
 
 
 def test_store_killed_and_restarted_keeps_acknowledged_events(server, users, redis_srv):
