@@ -378,17 +378,17 @@ def test_rerun_on_new_data_or_forced_trains_from_scratch(tmp_path, ray_local):
     out = str(tmp_path / "out")
     write_fixture(out, seed=0)
     cfg = dataclasses.replace(PipelineConfig(), graph=dataclasses.replace(TINY, epochs=2, companion=False))
-    first = run(StageContext(out=out, config=cfg))
+    ctx = StageContext(out=out, config=cfg)
+    first = run(ctx)
     assert first["attempt_start_epochs"] == [0] and first["epochs"] == 2
     write_fixture(out, seed=1)  # new data: a new run, trained from epoch 0 (not the old run's final checkpoint)
-    second = run(StageContext(out=out, config=cfg))
+    second = run(ctx)
     assert second["run"] != first["run"]
     assert second["attempt_start_epochs"] == [0] and second["epochs"] == 2
     assert second["final_loss"] != first["final_loss"]
-    assert run_name(StageContext(out=out, config=cfg)) == second["run"]
-    assert run_name(StageContext(out=out, config=dataclasses.replace(cfg, seed=cfg.seed + 7))) != second["run"]
+    assert run_name(dataclasses.replace(ctx, config=dataclasses.replace(cfg, seed=cfg.seed + 7))) != second["run"]
     # the same inputs and config again (as with --force): trained again from scratch, same result
-    forced = run(StageContext(out=out, config=cfg))
+    forced = run(ctx)
     assert forced["run"] == second["run"] and forced["attempt_start_epochs"] == [0]
     assert forced["losses"] == pytest.approx(second["losses"], rel=1e-5)
 
