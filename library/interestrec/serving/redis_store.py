@@ -24,7 +24,7 @@ from interestrec.serving.store import (
     id_value,
 )
 
-APPEND = """#!lua
+APPEND = """
 local prev = redis.call('HMGET', KEYS[1], 'digest', 'first', 'n')
 if prev[1] then return {prev[1], tonumber(prev[2]), tonumber(prev[3]), 1} end
 local n = #ARGV - 1
