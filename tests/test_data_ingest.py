@@ -81,15 +81,19 @@ def test_every_reject_reason_is_counted_and_written(ray_local, tmp_path):
         "1,1,4.0,964982703",          # duplicate of the first good row
         b"1,2,\xff\xfe,964982703",    # undecodable_bytes
     ]
-    tags = ["1,1,funny,964982703", "1,2," + "x" * 600 + ",964982800"]  # the second: oversize_text
+    long_tag = "word " * 500  # 2,500 characters: cut, the event kept
+    tags = ["1,1,funny,964982703", "1,2," + long_tag + ",964982800", "9" * 300 + ",2,x,964982801"]  # the last: oversize_id
     data = write_ml_latest(tmp_path / "bad", good + bad, tags)
     out = tmp_path / "out"
     s = ingest(str(data), IngestConfig(), str(out))
     assert s["rejected_by_reason"] == {
         "missing_field": 1, "unparsable_number": 1, "timestamp_out_of_range": 1, "rating_out_of_range": 1,
-        "unknown_item": 1, "duplicate": 1, "undecodable_bytes": 1, "oversize_text": 1}
+        "unknown_item": 1, "duplicate": 1, "undecodable_bytes": 1, "oversize_id": 1}
     assert s["per_file"]["ratings.csv"] == {"rows_read": 11, "accepted": 4, "rejected": 7}
-    assert s["per_file"]["tags.csv"] == {"rows_read": 2, "accepted": 1, "rejected": 1}
+    assert s["per_file"]["tags.csv"] == {"rows_read": 3, "accepted": 2, "rejected": 1}
+    assert s["texts_cut"] == 1
+    texts = [t for t in load_ingest(str(out)).events["text"].to_pylist() if t]
+    assert sorted(len(t) for t in texts) == [5, 1999] and max(texts, key=len) == long_tag[:1999]
     assert s["rows_read"] == s["accepted"] + s["rejected"]
     rejects = pq.read_table(out / "rejects" / "ratings.csv.parquet").to_pandas()
     assert sorted(rejects.reason) == sorted(["missing_field", "unparsable_number", "timestamp_out_of_range",

@@ -140,6 +140,8 @@ def test_amazon_reviews_2023_layout(ray_local, tmp_path):
     cat = load_ingest(str(tmp_path / "out")).items.to_pandas()
     assert items.to_original(cat.item_id) == ["B00YQ6X8EO", "B081TJ8YS3"]
     assert list(cat.genres[1]) == ["Beauty", "Skin Care"]
+    texts = [t for t in load_ingest(str(tmp_path / "out")).events["text"].to_pylist() if t]
+    assert texts == ["Great. ok"]  # a review's title and text become the event text
 
 
 def test_recbole_atomic_files(ray_local, tmp_path):

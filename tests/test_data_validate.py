@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interestrec.data.config import IngestConfig
 
 IDS = ["12", " 012 ", "+12", "-3", "abc", "", "   ", None, "99999999999999999999", "9223372036854775807",
-       "1.5", "u-7"]
+       "1.5", "u-7", "  " + "i" * 24 + "  "]
 TIMES = ["1500000000", "1500000000123", "1.5e9", "2018-03-04T05:06:07Z", "2018-03-04", "not a time", "", None,
          " 1500000001 ", "+1500000002", "inf", "99999999999999999999", "2018-13-45"]
 EVENTS = ["rate", "RATE", " Tag ", "tag", "click", "", None, "view", "like", "Purchase"]
 VALUES = ["4.5", "5", "0", "6", "-1", "abc", "", None, " 3.5 ", "1e0", "nan", "inf"]
-TEXTS = ["funny", "", "   ", None, "x" * 40, "long " * 20]
+TEXTS = ["funny", "", "   ", None, "x" * 40, "long " * 20, "日本語のテキスト" * 6, "a\tb\nc " * 9, "é" * 29 + " tail",
+         "word " * 5 + "w" * 6, " " * 40, "ok " * 10]
 READER = [None, None, None, None, "malformed_record", "undecodable_bytes"]
 
 
@@ -48,7 +51,7 @@ def test_arrow_validation_equals_the_pandas_reference(seed):
     from interestrec.data.validate import validate_events
     from interestrec.data.validate_arrow import validate_table
 
-    cfg = IngestConfig(max_text_chars=30)
+    cfg = IngestConfig(max_text_chars=30, max_id_chars=20)
     batch = messy_batch(400, seed)
     want = validate_events(batch, cfg)
     got = validate_table(pa.Table.from_pandas(batch, preserve_index=False), cfg).to_pandas()
@@ -58,8 +61,29 @@ def test_arrow_validation_equals_the_pandas_reference(seed):
         assert g[c] == w[c], c
     assert got["value"].dtype == np.float32 and got["ts_int"].dtype == np.int64
     reasons = set(w["reason"]) - {None}  # the batch reaches every check
-    assert {"missing_field", "unparsable_number", "unknown_event", "rating_out_of_range", "oversize_text",
+    assert {"missing_field", "unparsable_number", "unknown_event", "rating_out_of_range", "oversize_id",
             "malformed_record"} <= reasons
+    assert all(r != "oversize_text" for r in w["reason"])  # long text is cut, never a reject
+    cut = np.array(w["cut"], bool)
+    texts = batch["text"].to_numpy(dtype=object)
+    assert cut.any() and all((len(t) > 30) == c for t, c in zip(texts, cut) if isinstance(t, str))
+    assert all(len(t) <= 30 for t in np.array(w["text"], dtype=object)[cut])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab é日\t\n\u00a0\u3000.-")), max_size=80), cap=st.integers(1, 40))
+def test_cutting_a_text_in_arrow_equals_the_python_reference(text, cap):
+    import pyarrow as pa
+
+    from interestrec.data.validate import cut_text
+    from interestrec.data.validate_arrow import cut_texts
+
+    want = cut_text(text, cap)
+    got, mask = cut_texts(pa.array([text, None], pa.string()), cap)
+    assert got.to_pylist() == [want, None] and mask.tolist() == [len(text) > cap, False]
+    assert len(want) <= cap and text.startswith(want)
+    if len(text) > cap and text[cap] in " \t\n" and len(text[:cap].rstrip(" \t\n")) >= cap // 2:
+        assert want == text[:cap].rstrip(" \t\n")  # the cap falls between words: nothing more is dropped
 
 
 def test_arrow_validation_of_an_empty_and_an_all_null_batch():

@@ -1,6 +1,6 @@
 """Item catalogs: parsed record by record on the driver, every record accepted or rejected with a reason.
 
-A catalog row is ``(item key, title, genres)``; the key is the original id text (mapped to an index by
+A catalog row is ``(item key, title, genres)`` or ``(item key, title, genres, description)``; the key is the original id text (mapped to an index by
 the ingest stage through :mod:`interestrec.ids`). The file's independent record count is checked here.
 """
 
@@ -36,29 +36,38 @@ def reject_table(rejects: list[tuple[int, int, str, str]], source: str):
     })
 
 
-def items_table(rows: list[tuple[str, str, list[str]]], years: bool = True):
-    """The catalog as a table in the item schema, ``item_id`` still the original id text."""
+def items_table(rows: list[tuple], years: bool = True):
+    """The catalog as a table in the item schema (plus ``description`` when a row carries one), ``item_id`` still
+    the original id text."""
     import pyarrow as pa
 
-    keys, titles, ys, genres = [], [], [], []
-    for key, title, gs in rows:
+    keys, titles, ys, genres, descs = [], [], [], [], []
+    for key, title, gs, *rest in rows:
         t, y = split_title(title) if years else (title, None)
         keys.append(key)
         titles.append(t)
         ys.append(y)
         genres.append(gs)
-    return pa.table({"item_id": pa.array(keys, pa.string()), "title": pa.array(titles, pa.string()),
-                     "year": pa.array(ys, pa.int32()), "genres": pa.array(genres, pa.list_(pa.string())),
-                     "tags": pa.array([[] for _ in keys], pa.list_(pa.string()))})
+        descs.append(rest[0] if rest else None)
+    cols = {"item_id": pa.array(keys, pa.string()), "title": pa.array(titles, pa.string()),
+            "year": pa.array(ys, pa.int32()), "genres": pa.array(genres, pa.list_(pa.string())),
+            "tags": pa.array([[] for _ in keys], pa.list_(pa.string()))}
+    if any(d is not None for d in descs):
+        cols["description"] = pa.array(descs, pa.string())
+    return pa.table(cols)
 
 
-def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field_chars: int, int_ids: bool = False):
-    """Parse a catalog file: returns ``(records_read, [(key, title, genres)], rejects table)``.
+def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field_chars: int, int_ids: bool = False,
+                  seen: set[str] | None = None):
+    """Parse a catalog file: returns ``(records_read, [(key, title, genres[, description])], rejects table)``.
 
-    ``to_item(fields)`` returns ``(key, title, genres)`` or ``None`` for a record missing its id or title.
+    ``to_item(fields)`` returns ``(key, title, genres[, description])`` or ``None`` for a record missing its id or
+    title. ``seen``: keys of catalog files parsed before (shared, updated), so an item listed again is a
+    ``duplicate`` reject across files too.
     """
     data = read_bytes(src.uri)
-    rows, rejects, seen, n = [], [], set(), 0
+    rows, rejects, n = [], [], 0
+    seen = set() if seen is None else seen
     for rec in records_of(data, fmt, max_field_chars):
         n += 1
         reason = rec.reason
@@ -79,7 +88,7 @@ def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field
                 reason = "duplicate"
             else:
                 seen.add(key)
-                rows.append((key, item[1], list(item[2] or [])))
+                rows.append((key, item[1], list(item[2] or []), *item[3:]))
                 continue
         rejects.append((rec.record, rec.line, rec.raw, reason))
     expected = count_of(data, fmt)

@@ -28,14 +28,18 @@ class IngestConfig:
     """How raw data is read, validated, split and windowed.
 
     Attributes:
-        format: ``auto`` (detect the layout), ``ml-latest``, ``ml-1m``, ``ml-100k``, ``amazon-2023``,
-            ``recbole``, ``parquet``, ``csv``, ``jsonl`` or ``synthetic``.
+        format: ``auto`` (detect the layout), ``ml-latest``, ``ml-1m``, ``ml-100k``, ``amazon-2014``,
+            ``amazon-2023``, ``recbole``, ``parquet``, ``csv``, ``jsonl`` or ``synthetic``.
         columns: column mapping for the generic formats.
         items_path: optional item-catalog file for the generic formats.
         min_timestamp / max_timestamp: accepted timestamp range (UTC seconds).
         rating_min / rating_max: accepted range of ``value`` for ``rate`` events.
-        max_text_chars: longer tag/search text is rejected as oversize.
-        max_field_chars: a record with any longer field is rejected as ``oversize_text`` while parsing.
+        max_text_chars: a longer event text (review, tag, search) is cut to this many characters (at a word
+            boundary when one is near) and counted as ``texts_cut``; the event is kept. Catalog descriptions are
+            cut the same way.
+        max_id_chars: a record whose user or item id is longer is rejected as ``oversize_id``.
+        max_field_chars: a record with any longer field is rejected as ``oversize_text`` while parsing (a guard
+            against a runaway quoted field in delimited files).
         id_type: ``auto`` (a column of integer ids is read exactly as int64 — beyond is ``id_out_of_range`` —
             and compact non-negative ids (below ``max(2**20, 8 × distinct ids)``) stay their own index; any other id makes the column's ids strings with
             dense indices), ``int`` (non-integers are ``unparsable_number``) or ``string``.
@@ -57,7 +61,8 @@ class IngestConfig:
     max_timestamp: int = 4102444800  # 2100-01-01
     rating_min: float = 0.5
     rating_max: float = 5.0
-    max_text_chars: int = 512
+    max_text_chars: int = 2000
+    max_id_chars: int = 256
     max_field_chars: int = 65536
     id_type: str = "auto"
     timestamp_unit: str = "auto"
@@ -69,7 +74,7 @@ class IngestConfig:
     partitions: int = 0
 
     def __post_init__(self) -> None:
-        check_config(self, "ingest", ge={"min_timestamp": 0, "max_text_chars": 1, "max_field_chars": 1, "n_windows": 1,
+        check_config(self, "ingest", ge={"min_timestamp": 0, "max_text_chars": 1, "max_id_chars": 1, "max_field_chars": 1, "n_windows": 1,
                                          "window_days": 1, "read_parallelism": -1},
                      choices={"window_mode": ("equal_count", "fixed")})
         if not self.min_timestamp < self.max_timestamp or not self.rating_min <= self.rating_max:

@@ -18,7 +18,7 @@ import numpy as np
 from interestrec.data.catalog import items_table, parse_catalog
 from interestrec.data.config import ColumnMapping, IngestConfig
 from interestrec.data.errors import DataError
-from interestrec.data.reading import Reading, TextFormat, head_fields, read_text_events
+from interestrec.data.reading import Reading, TextFormat, check_json_keys, head_fields, read_text_events
 from interestrec.data.sources import SourceFile, list_files
 
 EXTS = {"csv": (".csv", ".tsv"), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet", ".pq")}
@@ -90,6 +90,8 @@ def _catalog(src: SourceFile | None, cfg: IngestConfig):
         for c, typ in (("title", pa.string()), ("year", pa.int32()), ("genres", pa.list_(pa.string())),
                        ("tags", pa.list_(pa.string()))):
             cols[c] = pc.cast(t[c], typ) if c in t.column_names else pa.nulls(n, typ)
+        if "description" in t.column_names:
+            cols["description"] = pc.cast(t["description"], pa.string())
         return pa.table(cols), {}
     fmt = TextFormat(json=src.kind in EXTS["jsonl"], delimiter="\t" if src.kind == ".tsv" else ",", as_dict=True)
 
@@ -112,7 +114,8 @@ def read_csv_log(path: str, cfg: IngestConfig) -> Reading:
         head = head_fields(f, fmt)
         missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in head]
         if missing:
-            raise DataError(f"{f.uri}: missing columns {missing}; have {head} (set ingest.columns to map them)")
+            raise DataError(f"{f.uri}: missing columns {missing}; have {head}, expected {[m.user_id, m.item_id, m.timestamp]} "
+                            "(set ingest.columns to map them)")
     datasets, expected = {}, {}
     for delim, exts in ((",", (".csv",)), ("\t", (".tsv",))):
         group = [f for f in events if f.kind in exts]
@@ -125,8 +128,12 @@ def read_csv_log(path: str, cfg: IngestConfig) -> Reading:
 
 
 def read_jsonl_log(path: str, cfg: IngestConfig) -> Reading:
-    """JSON-lines event logs (one object per line; mixed value types per record are fine)."""
+    """JSON-lines event logs (one object per line; mixed value types per record are fine). A file none of whose
+    first records has a key that ``ingest.columns`` names for the user, item or timestamp stops the run."""
     events, catalog, hidden = _split(path, cfg, "jsonl")
+    m = cfg.columns
+    for f in events:
+        check_json_keys(f, [m.user_id, m.item_id, m.timestamp])
     ds, expected = read_text_events(events, TextFormat(json=True), event_mapper(cfg.columns), cfg)
     items, item_rows = _catalog(catalog, cfg)
     return Reading(events={"jsonl": ds}, files=[f.name for f in events], items=items, item_rows=item_rows,
@@ -182,10 +189,17 @@ def _parquet_reading(events: list[SourceFile], catalog: SourceFile | None, hidde
     from interestrec.data.sources import _fs
 
     expected = {}
-    for f in events:
+    m = cfg.columns
+    for f in events:  # the footers on the driver: the counts, and a mapping that misses stops here, not in a task
         fs, p = _fs(f.uri)
         with fs.open_input_file(p) as fh:
-            expected[f.name] = pq.ParquetFile(fh).metadata.num_rows
+            pf = pq.ParquetFile(fh)
+            names = pf.schema_arrow.names
+            missing = [c for c in (m.user_id, m.item_id, m.timestamp) if c not in names]
+            if missing:
+                raise DataError(f"{f.uri}: missing columns {missing}; have {names}, expected {[m.user_id, m.item_id, m.timestamp]} "
+                                "(set ingest.columns to map them)")
+            expected[f.name] = pf.metadata.num_rows
     ds = ray.data.from_items([{"uri": f.uri, "name": f.name} for f in events], override_num_blocks=len(events))
     ds = ds.map_batches(parse_parquet, fn_kwargs={"m": cfg.columns}, batch_size=1, batch_format="numpy")
     items, item_rows = _catalog(catalog, cfg)

@@ -160,6 +160,7 @@ def process_partition(frame, cfg: IngestConfig, res: Resolution) -> tuple[object
             "value": value[ok].astype(np.float32)[order], "text": text[ok][order], "split": split[order]}
     stats = partition_stats(cols, rejects, frame["source"].to_numpy(dtype=object)[ok], res)
     stats["too_short"] = int(too_short)
+    stats["texts_cut"] = int(frame["cut"].to_numpy(dtype=bool)[ok].sum())
     accepted = pa.table({k: pa.array(v, from_pandas=True) if v.dtype == object else v for k, v in cols.items()})
     return accepted, rejects, stats
 
@@ -176,7 +177,8 @@ def partition_stats(cols: dict[str, np.ndarray], rejects, accepted_sources: np.n
     ``cols``: the accepted rows' columns (:data:`ACCEPTED_COLUMNS`). Returns ``users`` / ``items`` (sorted unique
     accepted ids; catalog indices for items with a catalog), ``accepted`` (per source), ``reasons`` (Counter of
     reject reasons), ``split`` (interactions per split), ``users_by_split``, ``events_by_kind``, ``n``,
-    ``ts_min`` / ``ts_max`` and ``tags`` (``{(item, tag): count}`` when tags come from events).
+    ``ts_min`` / ``ts_max`` and ``tags`` (``{(item, tag): count}`` when tags come from events);
+    :func:`process_partition` adds ``too_short`` and ``texts_cut`` (accepted events whose text was cut).
     """
     ev, split, user, ts = cols["event"], cols["split"], cols["user"], cols["timestamp"]
     inter = np.isin(ev, INTERACTION_KINDS)

@@ -1,8 +1,9 @@
 """Presets for public real-world log layouts.
 
 - Amazon Reviews 2023: ``<Category>.jsonl(.gz)`` reviews (``user_id``, ``parent_asin``, ``rating``,
-  ``timestamp`` in milliseconds) and ``meta_<Category>.jsonl(.gz)`` (``parent_asin``, ``title``,
-  ``categories``). Reviews become ``rate`` events; string ids get dense indices.
+  ``timestamp`` in milliseconds, ``title``, ``text``) and optionally ``meta_<Category>.jsonl(.gz)``
+  (``parent_asin``, ``title``, ``categories``, ``store``, ``description``). Reviews become ``rate`` events whose
+  text is ``"<title>. <text>"``; string ids get dense indices. (Amazon 2014: :mod:`interestrec.data.amazon`.)
 - RecBole atomic files: ``<name>.inter`` and optional ``<name>.item``, tab-separated with typed headers
   (``user_id:token``, ``item_id:token``, ``rating:float``, ``timestamp:float``; ``movie_title:token_seq``,
   ``release_year:token``, ``class:token_seq``). Without a rating column interactions are ``view`` events.
@@ -10,12 +11,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from interestrec.data.amazon import review_text
 from interestrec.data.catalog import items_table, parse_catalog
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
 from interestrec.data.generic import scalar_text
-from interestrec.data.reading import Reading, TextFormat, head_fields, read_text_events
-from interestrec.data.sources import list_files
+from interestrec.data.reading import Reading, TextFormat, check_json_keys, head_fields, read_text_events
+from interestrec.data.sources import basename, list_files
 
 JSONL = TextFormat(json=True)
 ATOMIC = TextFormat(delimiter="\t", quoting=False, as_dict=True)
@@ -24,31 +28,44 @@ ATOMIC = TextFormat(delimiter="\t", quoting=False, as_dict=True)
 def _amazon_review(fields):
     r = fields[0]
     return (scalar_text(r.get("user_id")), scalar_text(r.get("parent_asin")), scalar_text(r.get("timestamp")), "rate",
-            scalar_text(r.get("rating")), None)
+            scalar_text(r.get("rating")), review_text(r.get("title"), r.get("text")))
 
 
-def _amazon_item(fields):
+def _amazon_item(fields, cap: int):
+    from interestrec.data.validate import cut_text
+
     m = fields[0]
     cats = m.get("categories") or []
     if not isinstance(cats, list):
         raise ValueError("categories is not a list")
-    return scalar_text(m.get("parent_asin")), scalar_text(m.get("title")) or "", [str(c) for c in cats]
+    desc = m.get("description")
+    if isinstance(desc, list):
+        desc = " ".join(d for d in desc if isinstance(d, str))
+    store = scalar_text(m.get("store"))
+    text = review_text(f"Store: {store.strip()}" if store and store.strip() else None, desc)
+    return (scalar_text(m.get("parent_asin")), scalar_text(m.get("title")) or "", [str(c) for c in cats],
+            cut_text(text, cap) if text else None)
 
 
 def read_amazon_2023(path: str, cfg: IngestConfig) -> Reading:
-    """A directory (or URI) holding ``<Category>.jsonl(.gz)`` and ``meta_<Category>.jsonl(.gz)`` pairs."""
+    """A directory (or URI) holding ``<Category>.jsonl(.gz)`` and ``meta_<Category>.jsonl(.gz)`` pairs, or review
+    files alone."""
     files, hidden = list_files(path)
     other = [f.name for f in files if f.kind not in (".jsonl", ".json")]
     if other:
         raise DataError(f"{path}: cannot read {other[0]} as Amazon Reviews 2023 JSON lines")
-    metas = [f for f in files if f.name.rsplit("/", 1)[-1].startswith("meta_")]
+    metas = [f for f in files if basename(f.name).startswith("meta_")]
     reviews = [f for f in files if f not in metas]
     if not reviews:
         raise DataError(f"{path}: no review files <Category>.jsonl next to the meta_<Category>.jsonl files")
+    for f in reviews:
+        check_json_keys(f, ["user_id", "parent_asin", "rating", "timestamp"],
+                        hint="an Amazon 2023 review has user_id, parent_asin, rating, timestamp; set ingest.format")
     ds, expected = read_text_events(reviews, JSONL, _amazon_review, cfg)
-    rows, item_rows = [], {}
+    rows, item_rows, seen = [], {}, set()
     for m in metas:
-        n, part, rejects = parse_catalog(m, JSONL, _amazon_item, cfg.max_field_chars)
+        n, part, rejects = parse_catalog(m, JSONL, partial(_amazon_item, cap=cfg.max_text_chars), cfg.max_field_chars,
+                                         seen=seen)
         rows += part
         item_rows[m.name] = (n, rejects)
     return Reading(events={"reviews": ds}, files=[f.name for f in reviews], items=items_table(rows, years=False) if metas else None,

@@ -56,6 +56,7 @@ class TextFormat:
     header: bool = True
     encoding: str = "utf-8"
     json: bool = False
+    literal: bool = False  # JSON lines whose records may also be Python literal dicts (Amazon 2014 metadata)
     as_dict: bool = False  # hand ``to_event`` ``[{header: field}]`` instead of the field list
 
 
@@ -78,7 +79,7 @@ def records_of(data: bytes, fmt: TextFormat, max_field_chars: int) -> Iterator[R
     from interestrec.data.records import parse_json_lines, parse_records
 
     if fmt.json:
-        return parse_json_lines(data, fmt.encoding)
+        return parse_json_lines(data, fmt.encoding, literal=fmt.literal)
     head, recs = parse_records(data, delimiter=fmt.delimiter, quoting=fmt.quoting, header=fmt.header,
                                encoding=fmt.encoding, max_field_chars=max_field_chars)
     if not fmt.as_dict or head is None:
@@ -168,3 +169,34 @@ def check_header(src: SourceFile, expected: list[str], fmt: TextFormat | None = 
     if got[: len(expected)] != expected:
         raise DataError(f"{src.uri}: columns {got} do not match the expected header {expected}")
 
+
+
+def head_keys(src: SourceFile, literal: bool = False, limit: int = 1 << 20, records: int = 100) -> list[str] | None:
+    """The keys seen in the first JSON-lines records of ``src`` (at most ``records`` of its first ``limit``
+    bytes), in order of first appearance; ``None`` when none of them is an object."""
+    from interestrec.data.records import parse_json_lines
+    from interestrec.data.sources import read_head
+
+    data = read_head(src.uri, limit)
+    if len(data) >= limit:  # the last line may be cut short: leave it out
+        data = data[: data.rfind(b"\n") + 1]
+    keys: dict[str, None] = {}
+    seen = False
+    for n, rec in enumerate(parse_json_lines(data, literal=literal)):
+        if n >= records:
+            break
+        if rec.fields is not None:
+            seen = True
+            keys.update(dict.fromkeys(str(k) for k in rec.fields[0]))
+    return list(keys) if seen else None
+
+
+def check_json_keys(src: SourceFile, expected: list[str], literal: bool = False, hint: str = "set ingest.columns to map them") -> None:
+    """Stop with a clear message when none of the first records of a JSON-lines file has a key of ``expected``
+    (a record missing one now and then is a counted ``missing_field`` reject instead)."""
+    have = head_keys(src, literal)
+    if have is None:
+        return  # no object among the first lines: each is a counted malformed_record
+    missing = [k for k in expected if k not in have]
+    if missing:
+        raise DataError(f"{src.uri}: missing keys {missing}; its first records have {have}, expected {expected} ({hint})")

@@ -129,10 +129,25 @@ def _csv_records(lines, start, delimiter, encoding, max_field_chars, head) -> It
         csv.field_size_limit(old)
 
 
-def parse_json_lines(data: bytes, encoding: str = "utf-8") -> Iterator[Record]:
+def _literal(text: str):
+    """A Python-literal record (``{'asin': 'x', 'price': 3.17}``), parsed without evaluating code."""
+    import ast
+    import warnings
+
+    with warnings.catch_warnings():  # '\d' in a literal string is only a SyntaxWarning: the value stays as written
+        warnings.simplefilter("ignore", SyntaxWarning)
+        try:
+            return ast.literal_eval(text.strip())
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            return None
+
+
+def parse_json_lines(data: bytes, encoding: str = "utf-8", literal: bool = False) -> Iterator[Record]:
     """Records of a JSON-lines file: one object per non-blank line; ``fields`` holds ``[dict]``.
 
-    Undecodable lines → ``undecodable_bytes``; invalid JSON or a non-object → ``malformed_record``.
+    Undecodable lines → ``undecodable_bytes``; invalid JSON or a non-object → ``malformed_record``. With
+    ``literal``, a line that is not JSON may be a Python literal dict instead (Amazon 2014 metadata), read with
+    :func:`ast.literal_eval` (never evaluated as code).
     """
     import json
 
@@ -146,7 +161,7 @@ def parse_json_lines(data: bytes, encoding: str = "utf-8") -> Iterator[Record]:
         try:
             obj = json.loads(text)
         except ValueError:
-            obj = None
+            obj = _literal(text) if literal else None
         if not isinstance(obj, dict):
             yield Record(n, n, None, raw[:2000], "malformed_record")
             continue

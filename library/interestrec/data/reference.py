@@ -131,6 +131,7 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     item_map.to_parquet(artifacts.join(out_dir, "ids", "items.parquet"))
 
     acc = allrows[ok]
+    texts_cut = int(acc["cut"].to_numpy(dtype=bool).sum())
     if len(acc) == 0:
         raise DataError(f"no valid events in {data_path}: every row was rejected ({dict(by_reason)}); see {out_dir}/rejects/")
     acc = acc.sort_values(["user_id", "timestamp", "item_id"], kind="stable", ignore_index=True)
@@ -157,15 +158,16 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     if items is None:  # generic logs without a catalog: items are the ids seen, titled by their original id
         ids = np.unique(item)
         items = pa.table([ids, pa.array([str(x) for x in item_map.to_original(ids)], pa.string()), pa.nulls(len(ids), pa.int32()),
-                          pa.array([[]] * len(ids), pa.list_(pa.string())), pa.array([[]] * len(ids), pa.list_(pa.string()))],
-                         schema=item_schema())
+                          pa.array([[]] * len(ids), pa.list_(pa.string())), pa.array([[]] * len(ids), pa.list_(pa.string())),
+                          pa.nulls(len(ids), pa.string())], schema=item_schema(description=True))
     else:
         tags = items.column("tags")
         if reading.tags_from_events:
             is_tag = event == "tag"
             tags = pa.array(item_tags(cat_index, item[is_tag], text[is_tag]), pa.list_(pa.string()))
+        desc = items.column("description") if "description" in items.column_names else pa.nulls(items.num_rows, pa.string())
         items = pa.table([pa.array(cat_index, pa.int64()), items.column("title"), items.column("year"),
-                          items.column("genres"), tags], schema=item_schema())
+                          items.column("genres"), tags, desc], schema=item_schema(description=True))
     artifacts.write_parquet(artifacts.join(out_dir, "items.parquet"), items)
 
     n_win = len(edges) - 1
@@ -186,6 +188,7 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         "accepted": accepted,
         "rejected": rows_read - accepted,
         "rejected_by_reason": dict(sorted(by_reason.items())),
+        "texts_cut": texts_cut,
         "per_file": per_file,
         "users": int(len(np.unique(user))),
         "items": int(items.num_rows),

@@ -71,6 +71,8 @@ def parse_keys(keys: np.ndarray, kind: str, reason: np.ndarray) -> np.ndarray:
     if kind != "int":
         return np.where(pd.isna(keys), "", keys).astype(object)
     codes, uniq = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    if not len(uniq):  # no id at all (every row already rejected as missing_field)
+        return np.zeros(len(keys), np.int64)
     val, is_int, fits = parse_int64(np.asarray(uniq, dtype=object))
     c = np.maximum(codes, 0)
     has = codes >= 0
@@ -106,7 +108,7 @@ def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None
 
     codes, uniq = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
     idx = np.zeros(len(keys), np.int64)
-    if kind == "int":
+    if kind == "int" and len(uniq):
         val, is_int, fits = parse_int64(np.asarray(uniq, dtype=object))
         c = np.maximum(codes, 0)
         has = codes >= 0

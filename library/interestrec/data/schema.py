@@ -21,6 +21,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "unknown_event",
     "malformed_record",
     "id_out_of_range",
+    "oversize_id",
 )
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -42,19 +43,20 @@ def event_schema(with_split: bool = False):
     return pa.schema(fields)
 
 
-def item_schema():
-    """pyarrow schema of the item catalog."""
+def item_schema(description: bool = False):
+    """pyarrow schema of the item catalog; with ``description`` the trailing nullable ``description`` column the
+    ingest stage writes (free catalog text such as a product's brand and description; null where a format has
+    none)."""
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            ("item_id", pa.int64()),
-            ("title", pa.string()),
-            ("year", pa.int32()),
-            ("genres", pa.list_(pa.string())),
-            ("tags", pa.list_(pa.string())),
-        ]
-    )
+    fields = [
+        ("item_id", pa.int64()),
+        ("title", pa.string()),
+        ("year", pa.int32()),
+        ("genres", pa.list_(pa.string())),
+        ("tags", pa.list_(pa.string())),
+    ]
+    return pa.schema(fields + ([("description", pa.string())] if description else []))
 
 
 def raw_event_schema():

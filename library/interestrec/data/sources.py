@@ -128,15 +128,19 @@ def read_bytes(uri: str) -> bytes:
     return data
 
 
-def read_first_line(uri: str, limit: int = 1 << 20) -> bytes:
-    """The first line of a file (at most ``limit`` bytes), gunzipped when its name ends in ``.gz``."""
+def read_head(uri: str, limit: int = 1 << 20) -> bytes:
+    """The first ``limit`` bytes of a file (fewer when it is shorter), gunzipped when its name ends in ``.gz``."""
     fs, p = _fs(uri)
     try:
         with fs.open_input_stream(p, compression="gzip" if uri.lower().endswith(".gz") else None) as f:
-            head = f.read(limit)
+            return f.read(limit)
     except OSError as e:
         raise DataError(f"cannot read input file {uri}: {e}") from e
-    return head.split(b"\n", 1)[0]
+
+
+def read_first_line(uri: str, limit: int = 1 << 20) -> bytes:
+    """The first line of a file (at most ``limit`` bytes), gunzipped when its name ends in ``.gz``."""
+    return read_head(uri, limit).split(b"\n", 1)[0]
 
 
 def fingerprint(location: str) -> str:

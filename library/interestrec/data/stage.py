@@ -117,7 +117,16 @@ def catalog_items(reading: Reading, cat_index: np.ndarray, tags: Counter):
             per_item.setdefault(i, []).append((-c, t))
         col = pa.array([[t for _, t in sorted(per_item.get(int(i), []))] for i in cat_index], pa.list_(pa.string()))
     return pa.table([pa.array(cat_index, pa.int64()), items.column("title"), items.column("year"),
-                     items.column("genres"), col], schema=item_schema())
+                     items.column("genres"), col, descriptions(items)], schema=item_schema(description=True))
+
+
+def descriptions(items):
+    """The catalog's ``description`` column, all null when the format has none."""
+    import pyarrow as pa
+
+    if "description" in items.column_names:
+        return items.column("description")
+    return pa.nulls(items.num_rows, pa.string())
 
 
 def log_items(item_map: IdMap):
@@ -127,8 +136,8 @@ def log_items(item_map: IdMap):
     ids = np.arange(len(item_map), dtype=np.int64) if item_map.kind == "dense" else item_map.ids.astype(np.int64)
     n = len(ids)
     return pa.table([ids, pa.array([str(x) for x in item_map.to_original(ids)], pa.string()), pa.nulls(n, pa.int32()),
-                     pa.array([[]] * n, pa.list_(pa.string())), pa.array([[]] * n, pa.list_(pa.string()))],
-                    schema=item_schema())
+                     pa.array([[]] * n, pa.list_(pa.string())), pa.array([[]] * n, pa.list_(pa.string())),
+                     pa.nulls(n, pa.string())], schema=item_schema(description=True))
 
 
 def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
@@ -232,6 +241,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         "accepted": accepted_rows,
         "rejected": rows_read - accepted_rows,
         "rejected_by_reason": dict(sorted(by_reason.items())),
+        "texts_cut": int(sum(s["texts_cut"] for s in pstats)),
         "per_file": per_file,
         "users": len(user_map),
         "items": int(items.num_rows),

@@ -22,7 +22,18 @@ from interestrec.data.config import IngestConfig
 from interestrec.data.schema import EVENT_KINDS
 
 _INT = re.compile(r"[+-]?\d+")
+SPACE = " \t\n\r\f\v"  # the whitespace a text is cut at (ASCII, the same in Python and Arrow's RE2)
+_LAST_WORD = re.compile(f"[^{SPACE}]*\\Z")
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+
+
+def cut_text(text: str, cap: int) -> str:
+    """``text`` within ``cap`` characters: unchanged when it fits, else cut at the last whitespace before the cap
+    when that keeps at least half of it (else at the cap itself), trailing whitespace removed."""
+    if len(text) <= cap:
+        return text
+    words = _LAST_WORD.sub("", text[: cap + 1], count=1).rstrip(SPACE)
+    return words if len(words) >= cap // 2 else text[:cap].rstrip(SPACE)
 
 
 def _arrow_text(values):
@@ -113,8 +124,8 @@ def validate_events(batch, cfg: IngestConfig):
     """Parse and check a raw event batch (pandas DataFrame in the raw event schema).
 
     Returns ``source, record, line, user_key, item_key`` (id text), ``ts_int, ts_is_int, ts_float, ts_iso,
-    ts_is_iso`` (see :func:`parse_timestamps`), ``event``/``text`` (str), ``value`` (float32), ``reason``
-    (``None`` while accepted) and ``raw``.
+    ts_is_iso`` (see :func:`parse_timestamps`), ``event``/``text`` (str; the text cut to ``max_text_chars``),
+    ``cut`` (bool: the text was cut), ``value`` (float32), ``reason`` (``None`` while accepted) and ``raw``.
     """
     import pandas as pd
 
@@ -136,6 +147,9 @@ def validate_events(batch, cfg: IngestConfig):
     missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
     missing |= is_tag & pd.isna(_text(text))
     flag(missing, "missing_field")
+    for ids in (user, item):
+        flag(pc.fill_null(pc.utf8_length(_arrow_text(ids)), 0).to_numpy(zero_copy_only=False) > cfg.max_id_chars,
+             "oversize_id")
 
     t = parse_timestamps(ts_text)
     value = pd.to_numeric(pd.Series(val_text, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
@@ -144,13 +158,14 @@ def validate_events(batch, cfg: IngestConfig):
     flag(bad, "unparsable_number")
     flag(~np.isin(event.astype(str), EVENT_KINDS), "unknown_event")
     flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
-    text_len = pc.fill_null(pc.utf8_length(text_arr), 0).to_numpy(zero_copy_only=False)
-    flag(text_len > cfg.max_text_chars, "oversize_text")
 
     raw = batch["raw"].astype(object).to_numpy(dtype=object).copy()
     no_raw = np.flatnonzero(pd.isna(raw) & ~pd.isna(reason))
     for i in no_raw:  # columnar sources carry no raw text: rebuild it for the rejects only
         raw[i] = ",".join("" if v is None else str(v) for v in (user[i], item[i], ts_text[i], ev_text[i], val_text[i], text[i]))
+    cut = np.array([isinstance(x, str) and len(x) > cfg.max_text_chars for x in text], dtype=bool)
+    for i in np.flatnonzero(cut):
+        text[i] = cut_text(text[i], cfg.max_text_chars)
     return pd.DataFrame({
         "source": batch["source"].astype(str).to_numpy(),
         "record": batch["record"].astype("int64").to_numpy(),
@@ -160,6 +175,7 @@ def validate_events(batch, cfg: IngestConfig):
         "event": np.where(pd.isna(event), "", event).astype(object),
         "value": value.astype(np.float32),
         "text": text,
+        "cut": cut,
         "reason": reason,
         "raw": raw,
     })

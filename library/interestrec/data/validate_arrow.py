@@ -38,6 +38,29 @@ def _mask(arr) -> np.ndarray:
     return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
 
 
+def cut_texts(text, cap: int):
+    """Texts over ``cap`` characters cut as :func:`~interestrec.data.validate.cut_text` does, in Arrow; returns
+    ``(texts, cut mask)``.
+
+    Shapes:
+        text: a ``pyarrow`` string array of ``n``; returns it cut and an ``(n,)`` bool array.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from interestrec.data.validate import SPACE
+
+    cut = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False) > cap
+    if not cut.any():
+        return text, cut
+    long = text.filter(pa.array(cut))
+    words = pc.utf8_rtrim(pc.replace_substring_regex(pc.utf8_slice_codeunits(long, 0, cap + 1),
+                                                     r"[^ \t\n\r\f\v]*$", "", max_replacements=1), characters=SPACE)
+    chars = pc.utf8_rtrim(pc.utf8_slice_codeunits(long, 0, cap), characters=SPACE)
+    short = pc.less(pc.utf8_length(words), cap // 2)
+    return pc.replace_with_mask(text, pa.array(cut), pc.if_else(short, chars, words)), cut
+
+
 def validate_table(batch, cfg: IngestConfig):
     """Parse and check a raw event batch (a ``pyarrow.Table`` in the raw event schema).
 
@@ -71,6 +94,8 @@ def validate_table(batch, cfg: IngestConfig):
     missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
     missing |= is_tag & blank(_stripped(text))
     flag(missing, "missing_field")
+    for ids in (user, item):
+        flag(pc.fill_null(pc.utf8_length(ids), 0).to_numpy(zero_copy_only=False) > cfg.max_id_chars, "oversize_id")
 
     t = parse_timestamps(ts_text)
     has_value = ~blank(val_text)
@@ -84,8 +109,6 @@ def validate_table(batch, cfg: IngestConfig):
     flag(bad, "unparsable_number")
     flag(~_mask(pc.is_in(event, value_set=pa.array(list(EVENT_KINDS)))), "unknown_event")
     flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
-    text_len = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
-    flag(text_len > cfg.max_text_chars, "oversize_text")
 
     raw = _string(batch, "raw").to_numpy(zero_copy_only=False).astype(object)
     no_raw = np.flatnonzero(pd.isna(raw) & ~open_)
@@ -94,6 +117,7 @@ def validate_table(batch, cfg: IngestConfig):
         cols = [a.take(take).to_pylist() for a in (user, item, ts_text, ev_text, val_text, text)]
         for k, i in enumerate(no_raw):
             raw[i] = ",".join("" if c[k] is None else str(c[k]) for c in cols)
+    text, cut = cut_texts(text, cfg.max_text_chars)
     return pa.table({
         "source": _string(batch, "source"),
         "record": pc.cast(batch.column("record"), pa.int64()).combine_chunks(),
@@ -103,6 +127,7 @@ def validate_table(batch, cfg: IngestConfig):
         "event": pc.fill_null(event, ""),
         "value": value.astype(np.float32),
         "text": text,
+        "cut": cut,
         "reason": pa.array(reason, pa.string()),
         "raw": pa.array(raw, pa.string()),
     })
