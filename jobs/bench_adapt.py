@@ -4,24 +4,25 @@
     python jobs/bench_adapt.py quality --out DIR [--config configs/adapt-bench.yaml] [--set KEY=VALUE ...]
     # time per epoch, 1 vs 2 workers, on DIR/adapt's pairs (run `prepare`, `quality` or the adapt stage first)
     python jobs/bench_adapt.py prepare --out DIR --data PATH
-    python jobs/bench_adapt.py timing --out DIR [--config ...] [--objective contrastive] [--rounds 2]
+    python jobs/bench_adapt.py timing --out DIR [--config ...] [--objective contrastive] [--rounds 2] [--workers 1 2]
 
-``timing`` runs every measurement in its own fresh Python process (its own local Ray), alternating
-1, 2, 1, 2 workers, the same config and pairs, each in a new Ray Train run (nothing resumed), and prints
-the median seconds per epoch of each and their ratio.
+``timing`` runs every measurement in its own fresh Python process (its own local Ray), the worker counts
+alternating (1, 2 / 2, 1 / ...: ``_bench``), the same config and pairs, each in a new Ray Train run (nothing
+resumed). Each run's value is its median seconds per epoch; the table gives each round and the medians. The
+last line is ``objective=<o> s_per_epoch_1=<a> s_per_epoch_2=<b> speedup_2_over_1=<a/b>`` (the first two
+``--workers``, smallest first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _bench
 from interestrec import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,19 +89,19 @@ def prepare(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def train_once(args: argparse.Namespace) -> int:
-    """One fresh Ray Train run on DIR/adapt's pairs with ``--workers``; prints its curve as json."""
+    """One fresh Ray Train run on DIR/adapt's pairs with ``--child`` workers; emits its curve."""
     import dataclasses
 
     import numpy as np
-    import ray
 
     from interestrec import artifacts
     from interestrec.adapt.stage import train_with_ray
     from interestrec.adapt.train import AdaptJob
     from interestrec.encode.encoder import model_path
 
-    cfg = dataclasses.replace(cli.load_config(args.config, args.set).adapt, num_workers=args.workers)
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    workers = int(args.child)
+    cfg = dataclasses.replace(cli.load_config(args.config, args.set).adapt, num_workers=workers)
+    _bench.start_local_ray()
     adapt = artifacts.join(str(Path(args.out).resolve()), "adapt")
     with tempfile.TemporaryDirectory() as storage:
         # the objective's max_pairs caps the stage's pairs (a seeded sample, the same in every process)
@@ -111,49 +112,50 @@ def train_once(args: argparse.Namespace) -> int:
         job = AdaptJob(adapt=cfg, objective=args.objective, pairs_path=pairs_path,
                        items_path=artifacts.join(adapt, "items.parquet"), model_path=model_path(cfg.base_model))
         t0 = time.perf_counter()
-        result = train_with_ray(job, storage, f"bench-{args.workers}")
+        result = train_with_ray(job, storage, f"bench-{workers}")
         wall = time.perf_counter() - t0
         with result.checkpoint.as_directory() as d:
             curve = json.loads(Path(d, "state.json").read_text())["curve"]
-    print("RESULT " + json.dumps({"workers": args.workers, "wall": wall, "curve": curve}), flush=True)
+    _bench.emit({"workers": workers, "train_s": wall, "curve": curve,
+                 "s_per_epoch": _bench.median([m["seconds"] for m in curve])})
     return 0
 
 
-def timing(args: argparse.Namespace) -> int:
-    runs: dict[int, list[dict]] = {1: [], 2: []}
-    for r in range(args.rounds):
-        for w in (1, 2):
-            cmd = [sys.executable, __file__, "train-once", "--out", args.out, "--config", args.config,
-                   "--objective", args.objective, "--workers", str(w), *sum((["--set", s] for s in args.set), [])]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if out.returncode or not line:
-                print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-                return 1
-            res = json.loads(line[-1][len("RESULT "):])
-            runs[w].append(res)
-            eps = [round(m["seconds"], 2) for m in res["curve"]]
-            print(f"round {r} workers={w}: seconds/epoch {eps}, pairs/worker {res['curve'][0]['pairs']}, "
-                  f"run wall {res['wall']:.1f}s", flush=True)
-    med = {w: statistics.median(m["seconds"] for res in rs for m in res["curve"]) for w, rs in runs.items()}
-    print(f"objective={args.objective} median seconds/epoch: 1 worker {med[1]:.2f}, 2 workers {med[2]:.2f}; "
-          f"speed-up {med[1] / med[2]:.2f}x")
+def timing(args: argparse.Namespace, argv: list[str]) -> int:
+    """The worker counts side by side, each run in a fresh process, alternating; tables and the last line."""
+    names = [str(w) for w in args.workers]
+    _bench.how_it_ran(f"objective={args.objective}, {' '.join([args.config, *args.set])}; each run a new Ray Train "
+                      "run in its own fresh process with its own local Ray; workers: " + _bench.rounds_text(names, args.rounds))
+
+    def progress(_: str, res: dict) -> str:
+        eps = [round(m["seconds"], 2) for m in res["curve"]]
+        return f"seconds/epoch {eps}, pairs/worker {res['curve'][0]['pairs']}, run wall {res['train_s']:.1f}s"
+
+    runs = _bench.run_rounds({n: _bench.Child(__file__, argv) for n in names}, args.rounds, progress=progress)
+    med = _bench.print_rounds("s/epoch by workers", _bench.values(runs, "s_per_epoch"), digits=2)
+    a, b = sorted(args.workers)[:2]
+    _bench.last_line({"objective": args.objective, f"s_per_epoch_{a}": med[str(a)], f"s_per_epoch_{b}": med[str(b)]},
+                     ratio=(f"speedup_{b}_over_{a}", med[str(a)] / med[str(b)]), digits=2)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("quality", "timing", "train-once", "prepare"))
+    p.add_argument("mode", choices=("quality", "timing", "prepare"))
     p.add_argument("--out", required=True)
     p.add_argument("--config", default=str(ROOT / "configs/adapt-bench.yaml"))
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--objective", default="contrastive", choices=("contrastive", "projection"))
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="timing: worker counts compared")
     p.add_argument("--rounds", type=int, default=2)
+    _bench.add_child_flag(p)  # internal (timing): one Ray Train run with that many workers
     args, rest = p.parse_known_args(argv)
     if args.mode in ("quality", "prepare"):
         return (quality if args.mode == "quality" else prepare)(args, [*rest, *sum((["--set", s] for s in args.set), [])])
-    return train_once(args) if args.mode == "train-once" else timing(args)
+    if len(set(args.workers)) < 2:
+        p.error("timing compares two or more distinct --workers counts")
+    return train_once(args) if args.child else timing(args, argv)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ in steady state (from the first batch's start to the last batch's end inside the
 start-up and model loading are reported apart),
 (a) without model loading; (a) runs the pipeline's batches (``--batch-size``) in order, each sorted by
 length inside, so both do the same padding work. (a) runs in its own fresh Python process every round
-(never in the process that drives Ray). Rounds alternate a, b, a, b; the last line is the
-median of the per-round ratios (robust to a busy machine), the best of each is printed too. Then the users of
-ml-latest-small are encoded in ``pool`` and ``text`` mode.
+(never in the process that drives Ray). Rounds alternate a, b / b, a (``_bench``); the table gives each
+round's texts/s and (b)/(a), the best of each is printed too. Before it, the users of ml-latest-small are
+encoded in ``pool`` and ``text`` mode. The last line is ``texts=<n> threads=<t> bare_texts_per_s=<a>
+ray_data_texts_per_s=<b> ray_data_over_bare=<r>``: medians, ``r`` the median of the per-round ratios
+(robust to a busy machine).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
+import _bench
 from interestrec.encode.ray_encode import Embed
 
 
@@ -37,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="encode only the first N item texts (0 = all)")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of (a) and (b)")
     p.add_argument("--skip-users", action="store_true", help="skip the text vs pool users/s part")
-    p.add_argument("--bare-worker", help=argparse.SUPPRESS)  # internal: run (a) on this texts file, print JSON
+    _bench.add_child_flag(p)  # internal: run (a) on --texts in this fresh process
+    p.add_argument("--texts", help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--peak-tflops", type=float, default=989.0,
                    help="the accelerator's dense bf16/fp16 peak for the FLOP share on a GPU (H100 SXM: 989)")
@@ -57,31 +60,15 @@ def bare(texts: list[str], threads: int, batch_size: int, sub_batch: int, device
     return len(texts) / (time.perf_counter() - t0), vec
 
 
-def bare_fresh(texts: list[str], tmp: str, args, device: str) -> tuple[float, object]:
-    """:func:`bare` in a new Python process (the anchor never shares the Ray driver's process)."""
+def bare_child(args: argparse.Namespace) -> int:
+    """(a) in this fresh process on the ``--texts`` file; its vectors next to it, its rate emitted."""
     import numpy as np
 
-    src = os.path.join(tmp, "texts.json")
-    if not os.path.exists(src):
-        with open(src, "w") as f:
-            json.dump(texts, f)
-    cmd = [sys.executable, os.path.abspath(__file__), "--bare-worker", src, "--threads", str(args.threads),
-           "--batch-size", str(args.batch_size), "--sub-batch", str(args.sub_batch), "--device", device]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"bare loop failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    rate = json.loads(done.stdout.strip().splitlines()[-1])["texts_per_s"]
-    return rate, np.load(src + ".npy")
-
-
-def bare_worker(args) -> int:
-    import numpy as np
-
-    with open(args.bare_worker) as f:
+    with open(args.texts) as f:
         texts = json.load(f)
     rate, vec = bare(texts, args.threads, args.batch_size, args.sub_batch, args.device)
-    np.save(args.bare_worker + ".npy", vec)
-    print(json.dumps({"texts_per_s": rate}), flush=True)
+    np.save(args.texts + ".npy", vec)
+    _bench.emit({"texts_per_s": rate})
     return 0
 
 
@@ -141,8 +128,8 @@ def flops_per_text(texts: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.bare_worker:
-        return bare_worker(args)
+    if args.child:
+        return bare_child(args)
     import numpy as np
     import ray
 
@@ -160,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     data = resolve_data_path(args.data, IngestConfig())
     per_actor = args.threads // args.actors
     # logical CPUs: the replicas' threads, the tokeniser's share and the ingest readers
-    ray.init(address="local", num_cpus=args.threads + 1, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}})
+    _bench.start_local_ray(args.threads + 1, configure_logging=True,
+                           runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     tmp = tempfile.mkdtemp(prefix="bench-encode-")
     ingest(str(data), IngestConfig(), os.path.join(tmp, "ingest"))
@@ -174,20 +161,27 @@ def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.is_available()
     cfg = EncodeConfig(num_actors=args.actors, num_cpus=per_actor, num_gpus=1.0 if gpu else 0.0,
                        batch_size=args.batch_size, sub_batch=args.sub_batch, device="cuda" if gpu else "cpu")
-    print(f"{len(texts)} item texts from {data}; {args.threads} torch threads; {args.actors} replica(s) in (b)")
-    print(f"how it ran: (a) in a fresh process each round, {args.rounds} alternating rounds a, b; medians of ratios")
+    src = os.path.join(tmp, "texts.json")
+    with open(src, "w") as f:
+        json.dump(texts, f)
+    _bench.how_it_ran(f"{len(texts)} item texts from {data}; {args.threads} torch threads; {args.actors} replica(s) "
+                      f"in (b); (a) in a fresh process each round, (b) in this Ray driver; "
+                      + _bench.rounds_text(["a", "b"], args.rounds) + " and median of the per-round ratios")
+    vb = []
 
-    best_a = best_b = 0.0
-    va = vb = None
-    ratios = []
-    for r in range(args.rounds):
-        a, va = bare_fresh(texts, tmp, args, cfg.device)
-        b, startup, vb = pipeline(texts, cfg)
-        print(f"round {r}: (a) bare loop {a:.1f} texts/s   (b) Ray Data {b:.1f} texts/s (steady; start-up {startup:.1f}s)"
-              f"   ratio {b / a:.3f}")
-        best_a, best_b = max(best_a, a), max(best_b, b)
-        ratios.append(b / a)
-    print(f"max |a - b| over all vectors: {np.abs(va - vb).max():.2e}")
+    def ray_data() -> dict:
+        rate, startup, vec = pipeline(texts, cfg)
+        vb[:] = [vec]
+        return {"texts_per_s": rate, "startup_s": startup}
+
+    a_args = ["--texts", src, "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+              "--sub-batch", str(args.sub_batch), "--device", cfg.device]
+    runs = _bench.run_rounds({"a": _bench.Child(__file__, a_args), "b": ray_data}, args.rounds, progress=lambda v, r: (
+        f"{'(a) bare loop' if v == 'a' else '(b) Ray Data'} {r['texts_per_s']:.1f} texts/s"
+        + (f" (steady; start-up {r['startup_s']:.1f}s)" if v == "b" else "")))
+    rates = _bench.values(runs, "texts_per_s")
+    best_a, best_b = max(rates["a"]), max(rates["b"])
+    print(f"max |a - b| over all vectors (last round): {np.abs(np.load(src + '.npy') - vb[0]).max():.2e}")
     f = flops_per_text(texts)
     line = f"useful work {f / 1e6:.1f} MFLOP/text: (a) {best_a * f / 1e9:.1f} GFLOP/s, (b) {best_b * f / 1e9:.1f} GFLOP/s"
     if cfg.device == "cuda":
@@ -198,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         ev, _ = known_events(art.events, ids)
         train = ev[ev.split == "train"]
         t0 = time.perf_counter()
-        users, *_ = train_user_vectors(train, ids, vb[: len(ids)], cfg)
+        users, *_ = train_user_vectors(train, ids, vb[0][: len(ids)], cfg)
         pool_s = time.perf_counter() - t0
         tok = TextEncoder(device="cpu")
         t0 = time.perf_counter()
@@ -209,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.max_tokens}-token histories, incl. actor start-up)")
     print(f"best of {args.rounds}: (a) bare {best_a:.1f} texts/s, (b) Ray Data {best_b:.1f} texts/s "
           f"(ratio of bests {best_b / best_a:.3f})")
-    print(f"ratio (b)/(a), median of side-by-side rounds: {float(np.median(ratios)):.3f}")
+    ratios = [b / a for a, b in zip(rates["a"], rates["b"])]
+    med = _bench.print_rounds("texts/s", rates)
+    ratio = _bench.print_rounds("ratio", {"b/a": ratios}, digits=3)["b/a"]
+    _bench.last_line({"texts": len(texts), "threads": args.threads, "bare_texts_per_s": f"{med['a']:.1f}",
+                      "ray_data_texts_per_s": f"{med['b']:.1f}"}, ratio=("ray_data_over_bare", ratio))
     return 0
 
 

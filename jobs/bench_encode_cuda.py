@@ -6,8 +6,9 @@ Needs CUDA (no Ray: this is the replica's inner loop, ``TextEncoder.embed_sorted
 ml-latest-small item texts (``--copies`` times) plus ``--long`` history-like texts of 60 titles that reach
 the 256-token limit, tokenised once. Each measurement runs in its own fresh process (model load and a
 warm-up pass excluded): (a) 64-text passes, the CPU default; (b) up to ``--rows`` texts and ``--tokens``
-padded tokens a pass. Rounds alternate a, b; the last line is the median of the per-round ratios b/a
-of tokens per second. Both give the same vectors (max |a - b| printed).
+padded tokens a pass. Rounds alternate a, b / b, a (``_bench``); the tables give each round's tokens/s and
+b/a. The last line is ``texts=<n> a_ktokens_per_s=<x> b_ktokens_per_s=<y> ratio_b_over_a=<r>`` (medians;
+``r`` the median of the per-round ratios). Both give the same vectors (max |a - b| printed).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
+
+import _bench
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,12 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--long", type=int, default=2000, help="history-like texts of 60 titles")
     p.add_argument("--rows", type=int, default=1024, help="(b): texts per pass at most")
     p.add_argument("--tokens", type=int, default=65536, help="(b): padded tokens per pass at most")
-    p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)  # internal: TEXTS_JSON ROWS TOKENS
+    _bench.add_child_flag(p)  # internal: measure 'a' or 'b' on --texts in this fresh process
+    p.add_argument("--texts", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def worker(texts_path: str, rows: int, tokens: int) -> int:
-    """One measurement in this fresh process: JSON line with seconds, tokens and the vectors' path."""
+    """One measurement in this fresh process: emits seconds, tokens and the vectors' path."""
     import time
 
     import numpy as np
@@ -54,14 +57,15 @@ def worker(texts_path: str, rows: int, tokens: int) -> int:
     seconds = time.perf_counter() - t0
     out = f"{texts_path}.{rows}.{tokens}.npy"
     np.save(out, vec)
-    print(json.dumps({"seconds": seconds, "tokens": int(sum(map(len, ids))), "vectors": out}))
+    _bench.emit({"seconds": seconds, "tokens": int(sum(map(len, ids))), "vectors": out})
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.worker:
-        return worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
+    if args.child:
+        return worker(args.texts, *((64, 0) if args.child == "a" else (args.rows, args.tokens)))
     import numpy as np
     import pandas as pd
 
@@ -80,27 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"model": args.model, "texts": texts}, f)
     import torch
 
-    print(f"{len(texts)} texts on {torch.cuda.get_device_name()}; (a) 64-text passes, (b) up to {args.rows} "
-          f"texts / {args.tokens} padded tokens a pass; each measurement in a fresh process; "
-          f"{args.rounds} alternating rounds a, b; medians")
-
-    def measure(rows: int, tokens: int) -> dict:
-        r = subprocess.run([sys.executable, __file__, "--worker", path, str(rows), str(tokens)],
-                           capture_output=True, text=True, check=True)
-        return json.loads(r.stdout.strip().splitlines()[-1])
-
-    ratios, rates = [], {"a": [], "b": []}
-    for n in range(args.rounds):
-        a, b = measure(64, 0), measure(args.rows, args.tokens)
-        ra, rb = a["tokens"] / a["seconds"], b["tokens"] / b["seconds"]
-        rates["a"].append(ra)
-        rates["b"].append(rb)
-        ratios.append(rb / ra)
-        diff = float(np.abs(np.load(a["vectors"]) - np.load(b["vectors"])).max())
-        print(f"round {n + 1}: (a) {ra / 1e3:.0f}k tokens/s, (b) {rb / 1e3:.0f}k tokens/s, b/a {rb / ra:.2f}, "
-              f"max |a - b| {diff:.2e}")
-    print(f"median tokens/s: (a) {np.median(rates['a']) / 1e3:.0f}k, (b) {np.median(rates['b']) / 1e3:.0f}k")
-    print(f"ratio b/a (median of rounds) = {np.median(ratios):.2f}")
+    _bench.how_it_ran(f"{len(texts)} texts on {torch.cuda.get_device_name()}; (a) 64-text passes, (b) up to {args.rows} "
+                      f"texts / {args.tokens} padded tokens a pass; each measurement in a fresh process; "
+                      + _bench.rounds_text(["a", "b"], args.rounds))
+    child = _bench.Child(__file__, [*argv, "--texts", path])
+    runs = _bench.run_rounds({"a": child, "b": child}, args.rounds, progress=lambda v, r: (
+        f"{r['tokens'] / r['seconds'] / 1e3:.0f}k tokens/s"))
+    rates = {v: [r["tokens"] / r["seconds"] / 1e3 for r in rs] for v, rs in runs.items()}
+    diff = float(np.abs(np.load(runs["a"][-1]["vectors"]) - np.load(runs["b"][-1]["vectors"])).max())
+    print(f"max |a - b| over all vectors: {diff:.2e}")
+    med = _bench.print_rounds("k tokens/s", rates, digits=0)
+    ratio = _bench.print_rounds("ratio", {"b/a": [b / a for a, b in zip(rates["a"], rates["b"])]}, digits=2)["b/a"]
+    _bench.last_line({"texts": len(texts), "a_ktokens_per_s": f"{med['a']:.0f}", "b_ktokens_per_s": f"{med['b']:.0f}"},
+                     ratio=("ratio_b_over_a", ratio), digits=2)
     return 0
 
 

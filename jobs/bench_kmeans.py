@@ -10,21 +10,21 @@ scikit-learn get a process of their own, never one our actors just ran in), the 
 ``--rounds`` rounds (the order flips every round) and each method's median ms/iteration is reported.
 Prints ms/iteration, GFLOP/s (2·N·K·d per iteration), the all-reduce share of our iteration and each
 method's final inertia relative to scikit-learn's (all inertias recomputed with the same exact
-assignment). The last line is our GFLOP/s ÷ FAISS's (medians).
+assignment). The last line is ``n=<N> d=<d> k=<K> ours_ms_per_iter=<x> faiss_ms_per_iter=<y>
+ours_gflops_over_faiss=<r>`` (medians; ``_bench`` runs the rounds and prints the tables).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _bench
 
 SIZES = {"default": (200_000, 384, 256), "large": (1_000_000, 64, 1000), "small": (20_000, 64, 64)}
 
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (each fit in a fresh process); medians")
     p.add_argument("--skip-sklearn", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--worker", choices=("ours", "faiss", "sklearn"), help=argparse.SUPPRESS)
+    _bench.add_child_flag(p)  # internal: one fit of that method on --data, in this fresh process
     p.add_argument("--data", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -62,8 +62,7 @@ def run_ours(x, c0, args):
 
     from interestrec.cluster import DistributedKMeans
 
-    ray.init(address="local", num_cpus=args.actors * args.threads, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    _bench.start_local_ray(args.actors * args.threads)
     km = DistributedKMeans(args.actors, args.threads, num_cpus=args.threads)
     r = km.fit(x, c0.shape[0], init_centroids=c0, max_iter=args.iters, tol=0, chunk_size=args.chunk_size)
     per_iter = float(np.mean(r.seconds_per_iter))
@@ -99,13 +98,13 @@ def run_sklearn(x, c0, args):
 RUNNERS = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
 
 
-def worker(args) -> int:
-    """One fit in this (fresh) process: reads ``--data`` (x then c0), writes centroids next to it, prints JSON."""
+def child(args) -> int:
+    """One fit in this (fresh) process: reads ``--data`` (x then c0), writes centroids next to it, emits."""
     with np.load(args.data) as z:
         x, c0 = z["x"], z["c0"]
-    per_iter, c, iters, share = RUNNERS[args.worker](x, c0, args)
-    np.save(f"{args.data}.{args.worker}.npy", c)
-    print(json.dumps({"per_iter": per_iter, "iters": int(iters), "share": share}), flush=True)
+    per_iter, c, iters, share = RUNNERS[args.child](x, c0, args)
+    np.save(f"{args.data}.{args.child}.npy", c)
+    _bench.emit({"per_iter": per_iter, "iters": int(iters), "share": share})
     return 0
 
 
@@ -125,57 +124,45 @@ def anchor_env() -> dict[str, str]:
     return env
 
 
-def fresh_process(method: str, data: str, argv: list[str]) -> dict:
-    """Run one fit of ``method`` in a new Python process and return its JSON line."""
-    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", method, "--data", data]
-    env = None if method == "ours" else anchor_env()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"{method} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     from interestrec.cluster.metrics import inertia
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.worker:
-        return worker(args)
+    if args.child:
+        return child(args)
     n, d, k = SIZES[args.size]
     n, d, k = args.n or n, args.d or d, args.k or k
     x = synthetic(n, d, k, args.seed)
     c0 = x[np.sort(np.random.default_rng(args.seed + 1).choice(n, k, replace=False))].copy()
     gflop = 2.0 * n * k * d / 1e9
     methods = ["ours", "faiss"] + ([] if args.skip_sklearn else ["sklearn"])
-    print(f"N={n} d={d} K={k} iters={args.iters}; ours {args.actors} actors x {args.threads} thread(s), "
-          f"FAISS/sklearn {args.faiss_threads} threads; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     core = anchor_env().get("OPENBLAS_CORETYPE")
-    print(f"how it ran: every fit in its own fresh process, {args.rounds} alternating rounds "
-          f"(order flips each round: {', '.join(methods)} / reversed), median ms/iter per method"
-          + (f"; anchors with OPENBLAS_CORETYPE={core} (their bundled OpenBLAS predates this CPU)" if core else ""),
-          flush=True)
-    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    _bench.how_it_ran(f"N={n} d={d} K={k} iters={args.iters}; ours {args.actors} actors x {args.threads} thread(s), "
+                      f"FAISS/sklearn {args.faiss_threads} threads; every fit in its own fresh process; "
+                      + _bench.rounds_text(methods, args.rounds) + " of ms/iter"
+                      + (f"; anchors with OPENBLAS_CORETYPE={core} (their bundled OpenBLAS predates this CPU)"
+                         if core else ""))
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data.npz")
         np.savez(data, x=x, c0=c0)
-        for r in range(args.rounds):
-            for m in (methods if r % 2 == 0 else methods[::-1]):
-                runs[m].append(fresh_process(m, data, argv))
-                print(f"round {r + 1} {m}: {1000 * runs[m][-1]['per_iter']:.1f} ms/iter, load {os.getloadavg()[0]:.1f}",
-                      flush=True)
+        variants = {m: _bench.Child(__file__, [*argv, "--data", data], env=None if m == "ours" else anchor_env())
+                    for m in methods}
+        runs = _bench.run_rounds(variants, args.rounds, progress=lambda m, o: (
+            f"{1000 * o['per_iter']:.1f} ms/iter, load {os.getloadavg()[0]:.1f}"))
         cents = {m: np.load(f"{data}.{m}.npy") for m in methods}
-    med = {m: statistics.median(o["per_iter"] for o in runs[m]) for m in methods}
     inert = {m: inertia(x, c) for m, c in cents.items()}
     base_name = "sklearn" if "sklearn" in inert else "faiss"
-    print(f"{'method':8s} {'ms/iter':>10s} {'GFLOP/s':>9s} {'inertia/' + base_name:>16s} {'rounds (ms/iter)':>s}")
-    for m in methods:
-        each = ", ".join(f"{1000 * o['per_iter']:.0f}" for o in runs[m])
-        print(f"{m:8s} {1000 * med[m]:10.1f} {gflop / med[m]:9.2f} {inert[m] / inert[base_name]:16.6f}  {each}")
-    share = statistics.median(o["share"] for o in runs["ours"])
+    share = _bench.median([o["share"] for o in runs["ours"]])
     print("iterations: " + ", ".join(f"{m} {runs[m][-1]['iters']}" for m in methods)
           + f"; all-reduce share of our iteration {100 * share:.1f}% (median)")
-    print(f"ours GFLOP/s / FAISS GFLOP/s = {med['faiss'] / med['ours']:.3f}")
+    med = {m: v / 1000 for m, v in _bench.print_rounds("ms/iter", _bench.values(runs, "per_iter", 1000)).items()}
+    _bench.print_table(["method", "median ms/iter", "GFLOP/s", f"inertia/{base_name}"],
+                       [[m, f"{1000 * med[m]:.1f}", f"{gflop / med[m]:.2f}", f"{inert[m] / inert[base_name]:.6f}"]
+                        for m in methods])
+    _bench.last_line({"n": n, "d": d, "k": k, "ours_ms_per_iter": f"{1000 * med['ours']:.1f}",
+                      "faiss_ms_per_iter": f"{1000 * med['faiss']:.1f}"},
+                     ratio=("ours_gflops_over_faiss", med["faiss"] / med["ours"]))
     return 0
 
 

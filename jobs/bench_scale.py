@@ -10,8 +10,9 @@ interests) into a scratch directory, then runs ``ingest → encode → cluster �
 interests, distributed k-means, dynamics over the windows). Nothing is re-implemented here; the graph,
 evaluation and publish stages are left out.
 
-A sampler thread reads every 0.2 s the RSS of this process (the driver) and of every Ray worker process
-(``ray::…``: tasks, actors) under it; the table gives each stage's wall time and both peaks. The last line is
+A sampler thread (``_bench.RssSampler``) reads every 0.2 s the RSS of this process (the driver) and of every
+Ray worker process (``ray::…``: tasks, actors) under it; the table gives each stage's wall time and both
+peaks. The last line is
 ``users=<n> events=<m> seconds=<s> driver_peak_rss_gib=<g> worker_peak_rss_gib=<w>`` (``events`` = rows the
 generator wrote, ``seconds`` = the four stages, generation excluded; the peaks are over the four stages).
 No stage holds the log in the driver: the ingest shuffles by user in tasks, encode pools each ingest
@@ -25,9 +26,10 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+import _bench
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "encode", "cluster", "dynamics")
@@ -49,50 +51,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the scratch data and output")
     p.add_argument("--raw", default=None, help="synthetic log directory to reuse (generated there when absent; kept)")
     return p.parse_args(argv)
-
-
-class MemorySampler:
-    """Peak RSS of the driver and of the largest Ray worker process, per named phase."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        import psutil
-
-        self.me = psutil.Process()
-        self.interval = interval
-        self.phase = ""
-        self.driver: dict[str, int] = {}
-        self.worker: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _workers(self) -> int:
-        import psutil
-
-        top = 0
-        for p in self.me.children(recursive=True):
-            try:
-                if p.name().startswith("ray::") or any(a.startswith("ray::") for a in p.cmdline()[:1]):
-                    top = max(top, p.memory_info().rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return top
-
-    def sample(self) -> None:
-        ph = self.phase
-        self.driver[ph] = max(self.driver.get(ph, 0), self.me.memory_info().rss)
-        self.worker[ph] = max(self.worker.get(ph, 0), self._workers())
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
 
 
 def generate_log(args, raw: str) -> int:
@@ -122,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     scratch = tempfile.mkdtemp(prefix="interestrec-scale-")
     raw = args.raw or os.path.join(scratch, "raw")
     out = args.out or os.path.join(scratch, "out")
-    mem = MemorySampler()
-    mem.start()
+    _bench.how_it_ran(f"{args.users:,} users x {args.events_per_user} events, {args.items:,} items; one run in this "
+                      "process, the stages as jobs/pipeline.py runs them; RSS of the driver and of each ray:: "
+                      "process sampled every 0.2 s")
+    mem = _bench.RssSampler(workers=True).start()
     try:
         mem.phase = "generate"
         t0 = time.perf_counter()
@@ -154,15 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     total = sum(seconds.values())
-    print(f"{'stage':<10}{'seconds':>9}{'s / M events':>14}{'driver peak RSS GiB':>21}{'largest worker RSS GiB':>24}")
-    for name in ("generate", *STAGES):
-        s = gen_s if name == "generate" else seconds[name]
-        cols = f"{s:9.1f}{s / events * 1e6:14.1f}"
-        print(f"{name:<10}{cols}{mem.driver.get(name, 0) / GIB:21.2f}{mem.worker.get(name, 0) / GIB:24.2f}")
-    driver = max(mem.driver.get(s, 0) for s in STAGES) / GIB
+    seconds["generate"] = gen_s
+    _bench.print_table(["stage", "seconds", "s / M events", "driver peak RSS GiB", "largest worker RSS GiB"],
+                       [[name, f"{seconds[name]:.1f}", f"{seconds[name] / events * 1e6:.1f}",
+                         f"{mem.own.get(name, 0) / GIB:.2f}", f"{mem.worker.get(name, 0) / GIB:.2f}"]
+                        for name in ("generate", *STAGES)])
+    driver = max(mem.own.get(s, 0) for s in STAGES) / GIB
     worker = max(mem.worker.get(s, 0) for s in STAGES) / GIB
-    print(f"users={args.users} events={events} seconds={total:.1f} driver_peak_rss_gib={driver:.2f} "
-          f"worker_peak_rss_gib={worker:.2f}")
+    _bench.last_line({"users": args.users, "events": events, "seconds": f"{total:.1f}",
+                      "driver_peak_rss_gib": f"{driver:.2f}", "worker_peak_rss_gib": f"{worker:.2f}"})
     return 0
 
 

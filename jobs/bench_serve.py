@@ -21,12 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+import _bench
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ("space adventure with robots", "a quiet romantic comedy in paris", "gritty crime thriller", "animated family film")
@@ -166,21 +169,13 @@ def _in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
 
 
 def start_store(spec: str, tmp: str):
-    """A store URL for ``spec`` (and the redis-server process when one was started here)."""
-    import socket
-    import subprocess
-
+    """A store URL for ``spec`` (and the :class:`_bench.LocalRedis` when one was started here)."""
     if spec == "sqlite":
         return f"sqlite://{tmp}/events.db", None
     if spec != "redis":
         return spec, None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--appendonly", "yes",
-                             "--appendfsync", "always", "--save", ""], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return f"redis://127.0.0.1:{port}/0", proc
+    server = _bench.start_redis(tmp)
+    return server.url, server
 
 
 def kill_one_replica(delay_after_measure: float):
@@ -240,30 +235,29 @@ def main(argv: list[str] | None = None) -> int:
     local = {k: in_process(service, encoder, bodies[k], 5.0) for k in rates if rates[k] > 0}
 
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
-    store, redis_proc = start_store(args.store, tmp)
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    store, redis_server = start_store(args.store, tmp)
+    port = _bench.free_port()
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")  # a loaded machine starts the proxy slowly
-    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    _bench.start_local_ray(args.cpus)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}/recommend"
     rows, known_default, errors_default, extra_lines = [], None, None, []
+    write_token = secrets.token_hex(16)  # POST /events always needs one
     try:
         for n, setting in enumerate(args.settings_list):
             label = ",".join(f"{k}={v}" for k, v in setting.items()).replace("recommender_replicas", "replicas")
             spec = {"artifacts": args.artifacts, "store": store, "text": bool(args.text_qps), "recommender_cpus": 0.5,
-                    **setting}
+                    "token": write_token, **setting}
             serve.run(build_app(spec), name="interestrec", route_prefix="/")
             if n == 0:  # fresh events for a fifth of the users, so known requests fold real stored state
                 import httpx
 
                 for u in service.user_ids[::5]:
-                    httpx.post(url.replace("/recommend", "/events"), timeout=30, json={
+                    httpx.post(url.replace("/recommend", "/events"), timeout=30, headers={
+                        "Authorization": f"Bearer {write_token}"}, json={
                         "user_id": int(u), "events": [{"item_id": int(i), "event": "click"}
-                                                      for i in rng.choice(service.item_ids, 3, replace=False)]})
+                                                      for i in rng.choice(service.item_ids, 3, replace=False)]}
+                    ).raise_for_status()
             paths = {k: (rates[k], bodies[k]) for k in rates}
             res = asyncio.run(open_loop(url, paths, args.warmup, args.seconds, args.seed + n))
             for k in rates:
@@ -277,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         label = ",".join(f"{k}={v}" for k, v in first.items()).replace("recommender_replicas", "replicas")
         if len(args.settings_list) > 1:
             serve.run(build_app({"artifacts": args.artifacts, "store": store, "text": bool(args.text_qps),
-                                 "recommender_cpus": 0.5, **first}), name="interestrec", route_prefix="/")
+                                 "recommender_cpus": 0.5, "token": write_token, **first}), name="interestrec",
+                      route_prefix="/")
         if args.capacity:
             best = 0.0
             for rate in (50, 75, 100, 150, 200, 300, 400):
@@ -306,15 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         serve.shutdown()
         ray.shutdown()
-        if redis_proc is not None:
-            redis_proc.kill()
+        if redis_server is not None:
+            redis_server.stop()
 
     print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; store {args.store}; open loop "
           f"(Poisson), {args.seconds:.0f} s measured after {args.warmup:.0f} s warm-up; load generator on the same machine")
     table(rows)
     for line in extra_lines:
         print(line)
-    print(f"known_p99_ms={known_default[0]:.1f} cold_p99_ms={known_default[1]:.1f} errors={errors_default}")
+    _bench.last_line({"known_p99_ms": f"{known_default[0]:.1f}", "cold_p99_ms": f"{known_default[1]:.1f}",
+                      "errors": errors_default})
     return 0
 
 

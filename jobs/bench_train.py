@@ -5,11 +5,13 @@
     python jobs/bench_train.py --out DIR --skip-timing --models graphsage graphsage_apr gat mostpop ease
 
 Timing: the same config trained by ``TorchTrainer`` with 1 and with 2 workers (DDP, each worker taking
-half of every epoch's supervision edges), the mean seconds per training epoch (validation excluded).
+half of every epoch's supervision edges), the mean seconds per training epoch (validation excluded); each
+fit is a new Ray Train run in its own fresh process, the counts alternating round by round (``_bench``).
 Quality: the evaluation table's protocol (full ranking, leave-last-out, each row's first grid point fitted on
 train+valid, test metrics — ``tune_and_evaluate`` with tuning off) for the chosen rows,
 plus NDCG@10 under a random ε-perturbation of the embeddings for the GraphSAGE rows. The last line is
-the 1-worker ÷ 2-worker epoch-time ratio.
+``epochs=<e> s_per_epoch_1=<a> s_per_epoch_2=<b> speedup_2_over_1=<a/b>`` (medians; the two smallest
+``--workers``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import tempfile
 import time
 
 import numpy as np
+
+import _bench
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,29 +38,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, default=0.5, help="test-time perturbation size (relative to the norm)")
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--skip-quality", action="store_true")
+    _bench.add_child_flag(p)  # internal: one timing fit with that many workers
     return p.parse_args(argv)
 
 
-def time_workers(out: str, workers: list[int], epochs: int, cpus: float, rounds: int = 1) -> dict[int, float]:
-    """Median seconds per training epoch for each worker count; every fit is a new Ray Train run (fresh
-    worker processes) and the counts alternate, the order flipping every round."""
+def train_once(args: argparse.Namespace) -> int:
+    """One timing fit with ``--child`` workers in this fresh process (a new Ray Train run); emits its curve."""
+    from interestrec import cli as pipeline
     from interestrec.graph.config import GraphConfig
     from interestrec.graph.stage import result_curve, train_with_ray
     from interestrec.graph.train import GraphJob
 
-    per_epoch: dict[int, list[float]] = {w: [] for w in workers}
+    w = int(args.child)
+    pipeline.init_ray(False)
+    cfg = GraphConfig(epochs=args.epochs, num_workers=w, cpus_per_worker=args.cpus_per_worker, companion=False)
     with tempfile.TemporaryDirectory() as storage:
-        order = [(i, w) for i in range(rounds) for w in (workers if i % 2 == 0 else workers[::-1])]
-        for r, w in order:
-            cfg = GraphConfig(epochs=epochs, num_workers=w, cpus_per_worker=cpus, companion=False)
-            t0 = time.perf_counter()
-            result = train_with_ray(GraphJob(cfg, os.path.abspath(out)), storage, name=f"bench-{w}-{r}")
-            curve = result_curve(result)
-            per_epoch[w].append(float(np.mean([m["seconds"] for m in curve])))
-            print(f"round {r + 1} workers={w}: {per_epoch[w][-1]:.2f} s/epoch (train only), {time.perf_counter() - t0:.1f} s wall "
-                  f"for {epochs} epochs incl. start-up and validation; losses {[round(m['loss'], 4) for m in curve]}",
-                  flush=True)
-    return {w: float(np.median(v)) for w, v in per_epoch.items()}
+        curve = result_curve(train_with_ray(GraphJob(cfg, os.path.abspath(args.out)), storage, name=f"bench-{w}"))
+    _bench.emit({"s_per_epoch": float(np.mean([m["seconds"] for m in curve])),
+                 "losses": [round(m["loss"], 4) for m in curve]})
+    return 0
+
+
+def time_workers(args: argparse.Namespace, argv: list[str]) -> dict[int, list[float]]:
+    """Seconds per training epoch of each round, per worker count; every fit in a fresh process, alternating."""
+    names = [str(w) for w in args.workers]
+    _bench.how_it_ran(f"{args.epochs} epochs, {args.cpus_per_worker} CPU(s) per worker; each fit a new Ray Train run "
+                      "in its own fresh process; workers: " + _bench.rounds_text(names, args.rounds))
+    runs = _bench.run_rounds({n: _bench.Child(__file__, argv) for n in names}, args.rounds, progress=lambda n, r: (
+        f"{r['s_per_epoch']:.2f} s/epoch (train only), {r['wall_s']:.1f} s wall for {args.epochs} epochs incl. "
+        f"process and Ray start-up and validation; losses {r['losses']}"))
+    return {int(n): v for n, v in _bench.values(runs, "s_per_epoch").items()}
 
 
 def quality(out: str, models: list[str], eps: float) -> None:
@@ -84,18 +95,21 @@ def quality(out: str, models: list[str], eps: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    from interestrec import cli as pipeline
-
-    pipeline.init_ray(False)
-    per_epoch = {} if args.skip_timing else time_workers(args.out, args.workers, args.epochs, args.cpus_per_worker,
-                                                              args.rounds)
+    if args.child:
+        return train_once(args)
+    per_epoch = {} if args.skip_timing else time_workers(args, argv)
     if not args.skip_quality:
+        from interestrec import cli as pipeline
+
+        pipeline.init_ray(False)
         quality(args.out, args.models, args.eps)
     if len(per_epoch) >= 2:
+        med = _bench.print_rounds("s/epoch by workers", per_epoch, digits=2)
         a, b = sorted(per_epoch)[:2]
-        print(f"epoch time {a} worker(s) / {b} workers: {per_epoch[a] / per_epoch[b]:.2f}x "
-              f"(medians of {args.rounds} alternating rounds, each a fresh Ray Train run)")
+        _bench.last_line({"epochs": args.epochs, f"s_per_epoch_{a}": med[a], f"s_per_epoch_{b}": med[b]},
+                         ratio=(f"speedup_{b}_over_{a}", med[a] / med[b]), digits=2)
     return 0
 
 
