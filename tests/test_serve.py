@@ -261,6 +261,10 @@ def test_events_are_durable_idempotent_and_change_recommendations(server, users,
     assert again.status_code == 200 and again.json()["duplicate"] and again.json()["first_seq"] == r.json()["first_seq"]
     other = server.post("/events", json={**ev, "events": ev["events"][:1]}, headers=AUTH)
     assert other.status_code == 409
+    time.sleep(1.1)  # a retry in a later second: the events carry no timestamp, and "now" has moved on
+    late = server.post("/events", json={k: v for k, v in ev.items() if k != "idempotency_key"},
+                       headers={**AUTH, "Idempotency-Key": "batch-1"})  # the key as a header this time
+    assert late.status_code == 200 and late.json()["duplicate"] and late.json()["first_seq"] == r.json()["first_seq"]
     after = server.post("/recommend", json={"user_id": u, "k": 10}).json()
     assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before]
     assert not {i["item_id"] for i in before[-3:]} & {i["item_id"] for i in after["items"]}  # now seen → filtered
@@ -349,7 +353,8 @@ def test_store_killed_and_restarted_keeps_acknowledged_events(server, users, red
     redis_srv.kill()  # kill -9 right after the acknowledgement
     down = server.post("/events", json={"user_id": u, "events": [{"item_id": 30}], "idempotency_key": "while-down"},
                        headers=AUTH)
-    assert down.status_code == 503, down.text  # the client learns the write failed …
+    assert down.status_code == 503, down.text  # the client learns the write was not confirmed …
+    assert down.headers["retry-after"] and "retry with the same Idempotency-Key ('while-down')" in down.json()["detail"]
     stale = server.post("/recommend", json={"user_id": u, "k": 10})
     assert stale.status_code == 200 and stale.json()["fresh_events"] == 0  # reads fall back to the artifacts
     redis_srv.start()  # same port, same AOF
@@ -401,19 +406,23 @@ def test_version_change_under_load_through_reconfigure(server, out, users, ray_l
 
 
 
-def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_factory, caplog):
-    """A second app with open reads (a start-up warning), on the embedded SQLite store."""
+def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_factory, caplog, monkeypatch):
+    """A second app as `serve run serving/config.yaml` ships it: open reads (a start-up warning), no write
+    token configured (one is generated and logged), the embedded SQLite store."""
     import logging
+    import re
 
     from ray import serve
 
     from interestrec.serving.app import build_app
 
+    monkeypatch.delenv("INTERESTREC_TOKEN", raising=False)
     db = tmp_path_factory.mktemp("sqlite") / "events.db"
     with caplog.at_level(logging.WARNING, logger="ray.serve"):
-        app = build_app({"artifacts": str(out), "store": f"sqlite://{db}", "token": TOKEN, "text": False,
-                         "recommender_cpus": 0.25})
+        app = build_app({"artifacts": str(out), "store": f"sqlite://{db}", "text": False, "recommender_cpus": 0.25})
     assert "reads open to anyone" in caplog.text
+    generated = re.search(r"POST /events needs this generated one: 'Authorization: Bearer (\S+)'", caplog.text).group(1)
+    assert len(generated) >= 32
     serve.run(app, name="open", route_prefix="/open")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/open", timeout=30) as c:
@@ -424,15 +433,63 @@ def test_open_reads_on_sqlite_hide_history_and_warn(port, out, users, tmp_path_f
             assert all(i["explanation"]["nearest_history_item"] for i in cold["items"])  # the caller's own history
             sim = c.get(f"/users/{users[7]}/similar").json()
             assert sim["users"] == [] and sim["items"]  # other users' ids only with read auth
+            for path, body in (("/recommend", {"user_id": users[7], "k": 240, "exclude_seen": False}),
+                               ("/recommend/batch", {"user_ids": [users[7]], "k": 240, "exclude_seen": False})):
+                refused = c.post(path, json=body)  # the complement of a k=all list would be the user's history
+                assert refused.status_code == 403 and "exclude_seen" in refused.json()["detail"], refused.text
             assert c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]}).status_code == 401
-            r = c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]}, headers=AUTH)
+            assert c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]},
+                          headers=AUTH).status_code == 401  # another deployment's token
+            r = c.post("/events", json={"user_id": users[7], "events": [{"item_id": 30}]},
+                       headers={"Authorization": f"Bearer {generated}"})
             assert r.status_code == 200
-            assert c.post("/recommend", json={"user_id": users[7], "k": 5}).json()["fresh_events"] == 1
+            mine = c.post("/recommend", json={"user_id": users[7], "k": 5}).json()
+            assert mine["fresh_events"] is None and 30 not in {i["item_id"] for i in mine["items"]}  # no size shown
+            interests = c.get(f"/users/{users[7]}/interests").json()
+            assert interests["history_size"] is None and interests["fresh_events"] is None and interests["interests"]
         from interestrec.serving.stores import open_store
 
         assert open_store(f"sqlite://{db}").export()["item_id"].to_pylist() == [30]
     finally:
         serve.delete("open")
+
+
+def test_placeholder_tokens_are_refused():
+    from interestrec.serving.app import build_app
+
+    with pytest.raises(ValueError, match="token is still a placeholder"):
+        build_app({"token": "change-me-write-token", "text": False})
+
+
+def test_a_write_the_store_does_not_confirm_is_a_503_to_retry(out, users, tmp_path):
+    """Whatever the store raises (here a reset connection, not a StoreError) the answer is a StoreError (503
+    with Retry-After) that names the key to retry with, never a 500."""
+    import asyncio
+
+    from interestrec.recommend.config import ServeConfig
+    from interestrec.serving import schemas as S
+    from interestrec.serving.app import Recommender
+    from interestrec.serving.errors import KeyConflict, StoreError
+
+    cls = next(c for c in Recommender.func_or_class.__mro__ if "check_health" in vars(c))  # the class under the ingress
+    rec = cls(ServeConfig(store=f"sqlite://{tmp_path}/ev.db", token="w", read_token="r"))
+    rec.reconfigure({"artifacts": str(out), "version": "1"})
+    req = S.EventsRequest(user_id=users[0], events=[{"item_id": 30}])
+    sqlite = rec.store
+
+    class Unreachable:
+        def append(self, *args):
+            raise ConnectionResetError("connection reset by peer")
+
+    rec.store = Unreachable()
+    with pytest.raises(StoreError, match=r"retry with the same Idempotency-Key \('k-1'\)"):
+        asyncio.run(rec.events(req, authorization="Bearer w", idempotency_key="k-1"))
+    rec.store = sqlite  # the retry, once the store is back, applies it once
+    assert asyncio.run(rec.events(req, authorization="Bearer w", idempotency_key="k-1"))["duplicate"] is False
+    assert asyncio.run(rec.events(req, authorization="Bearer w", idempotency_key="k-1"))["duplicate"] is True
+    other = S.EventsRequest(user_id=users[0], events=[{"item_id": 40}])
+    with pytest.raises(KeyConflict):
+        asyncio.run(rec.events(other, authorization="Bearer w", idempotency_key="k-1"))
 
 
 def test_encoder_dimension_mismatch_fails_start_up(port, tmp_path):

@@ -68,6 +68,47 @@ class StoreContract:
             s.append(3, [], "empty")
         assert s.export().num_rows == 2
 
+    def test_identical_retry_without_timestamps_is_a_duplicate(self):
+        """The fingerprint is over the batch as sent: a missing timestamp is not "now" until it is stored."""
+        from interestrec.serving.store import KeyConflict
+
+        s = self.make_store()
+        batch = [{"item_id": 1, "event": "view"}, {"item_id": 2, "event": "purchase", "timestamp": None}]
+        first = s.append(4, batch, "no-ts")
+        stored = [e.timestamp for e in s.fresh(4, 10)]
+        assert not first.duplicate and len(set(stored)) == 1 and abs(stored[0] - time.time()) < 5  # stamped on store
+        time.sleep(1.1)  # a retry in a later second (the clock no longer matches the first stamp)
+        again = s.append(4, [dict(e) for e in batch], "no-ts")
+        assert again.duplicate and (again.first_seq, again.n) == (first.first_seq, first.n)
+        assert [e.timestamp for e in s.fresh(4, 10)] == stored and s.export().num_rows == 2
+        with pytest.raises(KeyConflict, match="no-ts"):  # the same key with a timestamp the first send lacked
+            s.append(4, [{**batch[0], "timestamp": stored[0]}, batch[1]], "no-ts")
+        with pytest.raises(KeyConflict):
+            s.append(4, [batch[0]], "no-ts")
+        assert s.export().num_rows == 2
+
+    def test_concurrent_identical_sends_apply_once(self):
+        """20 clients (each its own connection, as replicas have) send the same key and events at once."""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        s = self.make_store()
+        clients = [self.reopen() for _ in range(20)]
+        start = threading.Barrier(len(clients))
+        batch = [{"item_id": 5, "event": "click"}, {"item_id": 6, "event": "view", "value": None}]
+
+        def send(client):
+            start.wait()
+            return client.append(9, batch, "same-key")
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            acks = list(pool.map(send, clients))
+        assert sum(not a.duplicate for a in acks) == 1  # every client got an acknowledgement …
+        assert {(a.first_seq, a.n) for a in acks} == {(acks[0].first_seq, 2)}  # … of the one batch applied
+        assert s.export().num_rows == 2 and [e.item_id for e in s.fresh(9, 10)] == [5, 6]
+        for c in clients:
+            c.close()
+
     def test_int64_extremes_round_trip(self):
         s = self.make_store()
         big, small = 2**63 - 1, -(2**63)

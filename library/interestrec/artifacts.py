@@ -2,7 +2,9 @@
 
 Every stage writes through these helpers so a crashed job never leaves a half-written file behind:
 data goes to a temporary sibling first and is renamed into place. Paths may be local paths or any
-``pyarrow.fs`` URI (``s3://``, ``gs://``, ``file://``); renames on object stores are a copy.
+``pyarrow.fs`` URI (``s3://``, ``gs://``, ``file://``); renames on object stores are a copy. Each write records
+the size and checksum of what it wrote (:mod:`interestrec.integrity`), so a stage's checksum manifest need not
+read it back; a reader that cannot parse a file raises :class:`ArtifactError` naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interestrec.integrity import ArtifactError, naming, record
 
 
 def _fs_and_path(path: str | os.PathLike):
@@ -57,7 +61,7 @@ def exists(path: str | os.PathLike) -> bool:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and a rename."""
+    """Write ``data`` to ``path`` via a temporary sibling and a rename (its size and checksum recorded)."""
     if is_local(path):
         target = Path(str(path).removeprefix("file://"))
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +75,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        record(f"local:{os.path.abspath(target)}", data, target.stat().st_mtime_ns)
         return
     fs, p = _fs_and_path(path)
     parent = p.rsplit("/", 1)[0]
@@ -79,6 +84,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with fs.open_output_stream(tmp) as f:
         f.write(data)
     fs.move(tmp, p)
+    record(f"{fs.type_name}:{p}", data, None)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -105,8 +111,10 @@ def _finite(o: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
-    return json.loads(read_bytes(path))
+    """Read a JSON file (:class:`ArtifactError` naming it when it does not parse)."""
+    data = read_bytes(path)
+    with naming(path):
+        return json.loads(data)
 
 
 def _json_default(o: Any) -> Any:
@@ -167,14 +175,11 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None, filt
 
     fs, p = _fs_and_path(path)
     if fs.get_file_info(p).type != pafs.FileType.Directory:
-        return pq.read_table(p, filesystem=fs, columns=columns, filters=filters)
-    manifest = f"{p.rstrip('/')}/{MANIFEST}"
-    if fs.get_file_info(manifest).type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{path}: incomplete dataset (no {MANIFEST}; its writer did not finish)")
-    with fs.open_input_stream(manifest) as f:
-        parts = json.loads(f.read())["parts"]
-    files = [f"{p.rstrip('/')}/{name}" for name in parts]
-    return pq.ParquetDataset(files, filesystem=fs, filters=filters).read(columns=columns)
+        with naming(path):
+            return pq.read_table(p, filesystem=fs, columns=columns, filters=filters)
+    files = [f"{p.rstrip('/')}/{name}" for name in _parts(path)]
+    with naming(path):
+        return pq.ParquetDataset(files, filesystem=fs, filters=filters).read(columns=columns)
 
 
 def parquet_files(path: str | os.PathLike) -> list[str]:
@@ -189,10 +194,18 @@ def parquet_files(path: str | os.PathLike) -> list[str]:
     fs, p = _fs_and_path(path)
     if fs.get_file_info(p).type != pafs.FileType.Directory:
         return [str(path)]
+    return [join(path, name) for name in _parts(path)]
+
+
+def _parts(path: str | os.PathLike) -> list[str]:
+    """The part names a directory dataset's ``_manifest.json`` lists (an error naming it when absent or malformed)."""
     manifest = join(path, MANIFEST)
     if not exists(manifest):
         raise FileNotFoundError(f"{path}: incomplete dataset (no {MANIFEST}; its writer did not finish)")
-    return [join(path, name) for name in read_json(manifest)["parts"]]
+    doc = read_json(manifest)
+    if not isinstance(doc, dict) or not isinstance(doc.get("parts"), list):
+        raise ArtifactError(f"{manifest}: no 'parts' list")
+    return [str(name) for name in doc["parts"]]
 
 
 def write_manifest(directory: str | os.PathLike, parts: list[str], rows: int) -> None:
@@ -221,7 +234,9 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """Read an ``.npy`` file with pickling disabled."""
-    return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+    data = read_bytes(path)
+    with naming(path):
+        return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: dict | None = None) -> None:
@@ -238,7 +253,9 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read safetensors into numpy arrays."""
     from safetensors.numpy import load
 
-    return load(read_bytes(path))
+    data = read_bytes(path)
+    with naming(path):
+        return load(data)
 
 
 def vectors_to_arrow(vectors: np.ndarray):

@@ -3,8 +3,9 @@
 A stage is a function ``run(ctx: StageContext) -> dict`` living in ``interestrec.<pkg>.stage``. It
 reads earlier stages' artifacts from ``ctx.stage_dir(<earlier>)``, writes its own under
 ``ctx.stage_dir(<name>)`` and returns its summary; :func:`run_stage` writes that summary to
-``<out>/<name>/summary.json`` together with timing and input/config hashes, and skips the stage when
-neither changed since the last successful run.
+``<out>/<name>/summary.json`` together with timing and input/config hashes, records every output file's
+size and checksum in ``<out>/<name>/_files.json``, and skips the stage when neither hash changed since the
+last successful run and its outputs still match those checksums.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from interestrec import artifacts
 from interestrec.config import PipelineConfig
 from interestrec.errors import InterestrecError
+from interestrec.integrity import recording
 
 # name -> (module, config attribute of PipelineConfig or None, upstream stages whose outputs it reads)
 STAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
@@ -92,27 +94,42 @@ def _fingerprint(ctx: StageContext, name: str) -> dict:
 
 
 def run_stage(ctx: StageContext, name: str, force: bool = False) -> dict:
-    """Run one stage (or skip it when its inputs and config are unchanged) and write its summary."""
+    """Run one stage, or skip it when its inputs and config are unchanged *and* its outputs still match the
+    checksums recorded when they were written; then write its checksum manifest and summary.
+
+    A stage whose outputs are missing, truncated or changed is run again (the log says which files). After a
+    run, ``<stage>/_files.json`` records every output file's size and checksum (:mod:`interestrec.verify`) and
+    the summary's ``output_hash`` is derived from it, so downstream fingerprints follow the content.
+    """
+    from interestrec import verify
+
     summary_path = artifacts.join(ctx.stage_dir(name), "summary.json")
     fp = _fingerprint(ctx, name)
     if not force and artifacts.exists(summary_path):
         old = artifacts.read_json(summary_path)
         prev = old.get("_run", {})
         if prev.get("config_hash") == fp["config_hash"] and prev.get("input_hash") == fp["input_hash"]:
-            ctx.log(f"{name}: unchanged inputs and config, skipped (use --force to redo)")
-            return old
+            why = verify.stage_damage(ctx.stage_dir(name), prev)
+            if not why:
+                ctx.log(f"{name}: unchanged inputs and config, skipped (outputs match their checksums; use --force to redo)")
+                return old
+            more = f" and {len(why) - 3} more" if len(why) > 3 else ""
+            ctx.log(f"{name}: unchanged inputs and config, but its outputs do not match what it wrote "
+                    f"({'; '.join(why[:3])}{more}): running it again")
     fn = stage_function(name)
     ctx.log(f"{name}: start")
     t0 = time.perf_counter()
-    try:
-        summary = fn(ctx)
-    except StageError:
-        raise
-    except InterestrecError as e:
-        raise StageError(str(e)) from e
-    seconds = time.perf_counter() - t0
-    out_hash = artifacts.hash_files([ctx.stage_dir(name)]) if artifacts.is_local(ctx.out) else fp["input_hash"]
-    summary = {**summary, "_run": {**fp, "seconds": round(seconds, 3), "output_hash": out_hash}}
+    with recording():  # what the driver writes is checksummed as it is written, not read back
+        try:
+            summary = fn(ctx)
+        except StageError:
+            raise
+        except InterestrecError as e:
+            raise StageError(str(e)) from e
+        seconds = time.perf_counter() - t0
+        scope = getattr(importlib.import_module(STAGES[name][0]), "outputs", None)  # what of its dir a run writes
+        manifest = verify.write_stage_manifest(ctx.stage_dir(name), scope(summary) if scope else None)
+    summary = {**summary, "_run": {**fp, "seconds": round(seconds, 3), "output_hash": verify.manifest_hash(manifest)}}
     artifacts.write_json(summary_path, summary)
     ctx.log(f"{name}: done in {seconds:.1f}s")
     return summary

@@ -10,7 +10,12 @@ matrix product per batch). Cold requests with text call the ``Encoder`` deployme
 
 Fresh events go to the durable store (:mod:`interestrec.serving.store`) before ``POST /events`` answers;
 every replica reads a user's newest events from the store on each request, so all replicas agree and a
-restarted replica loses nothing.
+restarted replica loses nothing. A write the store did not confirm answers 503 with ``Retry-After``: the
+client retries with the same idempotency key, and a batch already applied comes back as a duplicate.
+
+Writes always need a bearer token (``$INTERESTREC_TOKEN``, the ``token`` arg, or one generated at start and
+logged once). With open reads (no ``read_token``) a caller sees no user's history: not its items
+(``exclude_seen`` stays on, explanations leave them out) and not its size.
 
 The artifact version is each deployment's ``user_config`` (``{"artifacts": ROOT, "version": ID}``): a new
 version goes through ``reconfigure`` (loaded next to the old one, swapped in one assignment) without
@@ -25,7 +30,6 @@ import asyncio
 import hmac
 import logging
 import os
-import time
 import uuid
 from typing import Annotated
 
@@ -38,6 +42,7 @@ from ray.serve.exceptions import RayServeException
 from interestrec.recommend.config import ServeConfig
 from interestrec.serving import schemas as S
 from interestrec.serving.errors import (
+    Forbidden,
     InvalidId,
     KeyConflict,
     StoreError,
@@ -63,7 +68,7 @@ class BodyTooLarge(HTTPException):
 app = FastAPI(title="interestrec", version="1",
               description="Interest-cluster recommender: recommendations with explanations, users, clusters, "
                           "fresh events.",
-              responses={401: {"model": S.ErrorResponse}, 404: {"model": S.ErrorResponse},
+              responses={401: {"model": S.ErrorResponse}, 403: {"model": S.ErrorResponse}, 404: {"model": S.ErrorResponse},
                          409: {"model": S.ErrorResponse}, 413: {"model": S.ErrorResponse},
                          503: {"model": S.ErrorResponse}})
 
@@ -73,10 +78,10 @@ def _install_error_handlers(api: FastAPI) -> None:
     from interestrec.recommend.errors import InvalidRequest, NotFound
 
     codes = [(NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
-             (StoreError, 503), (Unavailable, 503), (Unauthorized, 401)]
+             (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403)]
     for exc, code in codes:
         def handler(request: Request, e: Exception, code=code):
-            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {"Retry-After": "1"} if code == 503 else None
             return JSONResponse({"detail": str(e)}, status_code=code, headers=headers)
 
         api.add_exception_handler(exc, handler)
@@ -157,6 +162,19 @@ def _authorised(expected: str | None, header: str | None) -> bool:
     return hmac.compare_digest((header or "").encode(), f"Bearer {expected}".encode())
 
 
+def _idempotency_key(body: str | None, header: str | None) -> str:
+    """The batch's key: the ``idempotency_key`` field or the ``Idempotency-Key`` header (equal when both are
+    sent), else a new one (returned in the answer, so a client can still retry with it)."""
+    from interestrec.recommend.errors import InvalidRequest
+
+    if header is not None:
+        if not 1 <= len(header) <= S.MAX_KEY:
+            raise InvalidRequest(f"Idempotency-Key must have 1 to {S.MAX_KEY} characters")
+        if body is not None and body != header:
+            raise InvalidRequest("the Idempotency-Key header and the idempotency_key field differ")
+    return body or header or uuid.uuid4().hex
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 class Encoder:
     """Cold-start text encoding, batched across concurrent requests (GPU when the replica has one)."""
@@ -204,7 +222,7 @@ class Recommender:
         self._known.set_max_batch_size(config.max_batch_size)
         self._known.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         if config.token is None:
-            log.warning("interestrec: POST /events is open to anyone (no `token` configured)")
+            log.warning("interestrec: POST /events is closed (no `token` configured; build_app generates one)")
         if config.read_token is None:
             log.warning("interestrec: read endpoints are open (no `read_token`); explanations leave out history items")
 
@@ -232,6 +250,14 @@ class Recommender:
         if not _authorised(self.cfg.read_token, authorization):
             raise Unauthorized("this endpoint needs 'Authorization: Bearer <read_token>'")
         return self.cfg.read_token is not None
+
+    @staticmethod
+    def _check_exclude_seen(exclude_seen: bool, authed: bool) -> None:
+        """Without read auth a user's own history is never shown, so it is never left in the ranking either:
+        ``exclude_seen: false`` at a large ``k`` would list it."""
+        if not exclude_seen and not authed:
+            raise Forbidden("exclude_seen: false shows the user's history; it needs read auth "
+                            "('Authorization: Bearer <read_token>' on a deployment with a read_token)")
 
     def _check_times(self, events: list[S.HistoryEvent]) -> None:
         from interestrec.recommend.errors import InvalidRequest
@@ -282,7 +308,8 @@ class Recommender:
             for j, b in zip(js, bodies):
                 if isinstance(b, dict):
                     st = state_of[j]
-                    b = {**codec.out(b), "fresh_events": st.events if st is not None else 0, "replica": self.replica}
+                    fresh = (st.events if st is not None else 0) if reqs[j][5] else None  # a history size: read auth
+                    b = {**codec.out(b), "fresh_events": fresh, "replica": self.replica}
                 out[j] = b
         return out
 
@@ -320,6 +347,7 @@ class Recommender:
             return {**codec.out(body), "user_id": req.user_id, "replica": self.replica}
         if req.user_id is None:
             raise InvalidRequest("give either user_id or a non-empty history")
+        self._check_exclude_seen(req.exclude_seen, authed)
         out = await self._known((req.user_id, req.k, req.exclude_seen, req.diversity, req.exclude_items, authed))
         if isinstance(out, Exception):
             raise out
@@ -342,6 +370,7 @@ class Recommender:
     @app.post("/recommend/batch", response_model=S.BatchRecommendResponse)
     async def recommend_batch(self, req: S.BatchRecommendRequest, authorization: str | None = Header(None)):
         authed = self._read_auth(authorization)
+        self._check_exclude_seen(req.exclude_seen, authed)
         out = await asyncio.gather(*(self._known((u, req.k, req.exclude_seen, req.diversity, None, authed))
                                      for u in req.user_ids))
         for r in out:
@@ -350,35 +379,46 @@ class Recommender:
         return {"results": out}
 
     @app.post("/events", response_model=S.EventsResponse)
-    async def events(self, req: S.EventsRequest, authorization: str | None = Header(None)):
+    async def events(self, req: S.EventsRequest, authorization: str | None = Header(None),
+                     idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+        if self.cfg.token is None:
+            raise Unauthorized("POST /events is closed: this deployment has no write token")
         if not _authorised(self.cfg.token, authorization):
             raise Unauthorized("POST /events needs 'Authorization: Bearer <token>'")
+        key = _idempotency_key(req.idempotency_key, idempotency_key)
         self._check_times(req.events)
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(req.user_id)
         items = codec.item_list([e.item_id for e in req.events])
         service.validate_events(user, [{**e.model_dump(), "item_id": i} for e, i in zip(req.events, items)])
-        now = int(time.time())
-        # stored under the canonical original ids (stable across versions; the export re-ingests as is)
+        # stored under the canonical original ids (stable across versions; the export re-ingests as is);
+        # timestamps as sent: the store stamps missing ones after fingerprinting, so a retry is a duplicate
         originals = codec.original_items(items)
-        events = [{**e.model_dump(), "item_id": o, "timestamp": now if e.timestamp is None else e.timestamp}
-                  for e, o in zip(req.events, originals)]
-        key = req.idempotency_key or uuid.uuid4().hex
+        events = [{**e.model_dump(), "item_id": o} for e, o in zip(req.events, originals)]
         user_key = codec.store_key(user)
-        ack = await asyncio.to_thread(self.store.append, user_key, events, key)  # durable before the answer
+        try:
+            ack = await asyncio.to_thread(self.store.append, user_key, events, key)  # durable before the answer
+        except KeyConflict:
+            raise
+        except Exception as e:  # unreachable, timed out, anything: whether it was applied is unknown here
+            log.warning("interestrec: POST /events batch %s not confirmed by the store: %r", key, e,
+                        exc_info=not isinstance(e, StoreError))
+            raise StoreError(f"the event store did not confirm the write ({e}); retry with the same "
+                             f"Idempotency-Key ('{key}'): a batch already applied is answered as a duplicate") from e
         return {"user_id": user_key, "events": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate,
                 "idempotency_key": key}
 
     @app.get("/users/{user_id}/interests", response_model=S.InterestsResponse)
     async def interests(self, user_id: Annotated[PathId, Path()], authorization: str | None = Header(None)):
-        self._read_auth(authorization)
+        authed = self._read_auth(authorization)
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(user_id)
         service.user_index(user)
         (state,), _ = await asyncio.to_thread(self._fresh_states, service, codec, [user])
-        return codec.out(service.interests(user, state))
+        body = codec.out(service.interests(user, state))
+        return body if authed else {**body, "history_size": None, "fresh_events": None}  # sizes: read auth only
 
     @app.get("/users/{user_id}/similar", response_model=S.SimilarResponse)
     async def similar(self, user_id: Annotated[PathId, Path()], n: int = 10, k: int = 10, authorization: str | None = Header(None)):
@@ -414,7 +454,9 @@ def build_app(args: dict):
     ``publish/LATEST`` is resolved once here and pinned), ``version`` (pin a version id instead),
     ``model`` (encoder directory; ``text: false`` deploys no encoder), and any
     :class:`~interestrec.recommend.config.ServeConfig` field (``store``, ``token``, ``read_token``, …;
-    the tokens default to ``$INTERESTREC_TOKEN`` / ``$INTERESTREC_READ_TOKEN``).
+    the tokens default to ``$INTERESTREC_TOKEN`` / ``$INTERESTREC_READ_TOKEN``). Writes are never open: with
+    no write token one is generated here, once per build (a redeploy that changes only ``user_config``
+    keeps it), and logged.
     A YAML ``deployments[].user_config`` overrides the pinned version without a restart.
     """
     args = dict(args)
@@ -426,10 +468,19 @@ def build_app(args: dict):
     for key, env in (("token", "INTERESTREC_TOKEN"), ("read_token", "INTERESTREC_READ_TOKEN")):
         if not args.get(key) and os.environ.get(env):
             args[key] = os.environ[env]
+    for key in ("token", "read_token"):
+        if str(args.get(key) or "").startswith("change-me"):
+            raise ValueError(f"serve {key} is still a placeholder ({args[key]!r}, as in serving/cluster.yaml): "
+                             "set a secret of your own")
+    if not args.get("token"):
+        import secrets
+
+        args["token"] = secrets.token_urlsafe(24)
+        log.warning("interestrec: no write token configured ($INTERESTREC_TOKEN or `token`); POST /events needs "
+                    "this generated one: 'Authorization: Bearer %s'", args["token"])
     cfg = ServeConfig.from_args(args)
-    if cfg.token is None or cfg.read_token is None:
-        log.warning("interestrec: %s open to anyone", " and ".join(
-            x for x, t in (("POST /events", cfg.token), ("reads", cfg.read_token)) if t is None))
+    if cfg.read_token is None:
+        log.warning("interestrec: reads open to anyone (no read_token): users' histories and their sizes are hidden")
     user_config = pin_version(artifacts, version) if artifacts else None
     opts = {"num_replicas": cfg.recommender_replicas, "max_ongoing_requests": cfg.max_ongoing_requests,
             "ray_actor_options": {"num_cpus": cfg.recommender_cpus}}

@@ -17,7 +17,8 @@ class UnknownId(InterestrecError, KeyError):
 
 
 class StoreError(InterestrecError, RuntimeError):
-    """The store could not durably apply or read (the HTTP layer answers 503; nothing was applied)."""
+    """The store could not durably apply or read, or did not confirm a write (the HTTP layer answers 503 with
+    ``Retry-After``; a retry with the same idempotency key applies a batch at most once)."""
 
 
 class KeyConflict(InterestrecError, ValueError):
@@ -30,3 +31,7 @@ class Unauthorized(InterestrecError):
 
 class Unavailable(InterestrecError):
     """A dependency (encoder, store) is temporarily unavailable (503)."""
+
+
+class Forbidden(InterestrecError):
+    """A request this caller may not make, whatever its token for other endpoints (403)."""

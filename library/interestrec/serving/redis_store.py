@@ -22,6 +22,7 @@ from interestrec.serving.store import (
     fingerprint,
     id_key,
     id_value,
+    stamped,
 )
 
 APPEND = """
@@ -56,6 +57,7 @@ class RedisStore:
         self._tag = "{" + prefix + "}"
         self._append = self._r.register_script(APPEND)
         self._errors = (redis.RedisError,)
+        self._response_error = redis.ResponseError
         try:
             self._r.ping()
         except self._errors as e:
@@ -66,16 +68,18 @@ class RedisStore:
 
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
         _check(events)
-        digest = fingerprint(user_id, events)
+        digest = fingerprint(user_id, events)  # over the batch as sent, before missing timestamps are stamped
         members = [json.dumps({"batch": key, "user_id": id_value(id_key(user_id)), "item_id": id_value(id_key(e["item_id"])),
                                "timestamp": int(e["timestamp"]), "event": str(e["event"]),
                                "value": None if e.get("value") is None else float(e["value"]),
-                               "text": e.get("text")}, separators=(",", ":")) for e in events]
+                               "text": e.get("text")}, separators=(",", ":")) for e in stamped(events)]
         keys = [f"{self._tag}:batch:{key}", self._user(user_id), f"{self._tag}:log", f"{self._tag}:seq"]
         try:
             got, first, n, dup = self._append(keys=keys, args=[digest, *members])
-        except self._errors as e:
+        except self._response_error as e:  # the server answered: the script did not run (or wrote nothing)
             raise StoreError(f"event store write failed, nothing applied: {e}") from e
+        except self._errors as e:  # no answer (connection lost, timeout): the script may have run
+            raise StoreError(f"event store write not confirmed (it may or may not have been applied): {e}") from e
         got = got.decode() if isinstance(got, bytes) else got
         if dup and got != digest:
             raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")

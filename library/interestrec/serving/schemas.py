@@ -57,7 +57,8 @@ class EventsRequest(BaseModel):
     user_id: UserIdField
     events: list[HistoryEvent] = Field(..., min_length=1, max_length=MAX_HISTORY)
     idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY,
-                                         description="client batch id: a retry with the same key applies once")
+                                         description="client batch id (or the Idempotency-Key header): a retry "
+                                                     "with the same key and events applies once")
 
 
 class Item(BaseModel):
@@ -84,7 +85,7 @@ class RecommendResponse(BaseModel):
     cluster: int
     version: str
     items: list[RecommendedItem]
-    fresh_events: int = 0
+    fresh_events: int | None = Field(0, description="the known user's stored fresh events; null without read auth")
     replica: str = ""
 
 
@@ -109,8 +110,8 @@ class InterestsResponse(BaseModel):
     user_id: UserId
     cluster: int
     interests: list[Interest]
-    history_size: int
-    fresh_events: int
+    history_size: int | None = Field(None, description="null without read auth")
+    fresh_events: int | None = Field(None, description="null without read auth")
 
 
 class SimilarUser(BaseModel):

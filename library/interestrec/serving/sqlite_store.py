@@ -22,6 +22,7 @@ from interestrec.serving.store import (
     fingerprint,
     id_key,
     id_value,
+    stamped,
 )
 
 SCHEMA = """
@@ -72,9 +73,9 @@ class SQLiteStore:
 
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
         _check(events)
-        digest = fingerprint(user_id, events)
+        digest = fingerprint(user_id, events)  # over the batch as sent, before missing timestamps are stamped
         rows = [(key, id_key(user_id), id_key(e["item_id"]), int(e["timestamp"]), str(e["event"]),
-                 None if e.get("value") is None else float(e["value"]), e.get("text")) for e in events]
+                 None if e.get("value") is None else float(e["value"]), e.get("text")) for e in stamped(events)]
         with self._lock:
             db = self._db
             try:

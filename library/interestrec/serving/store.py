@@ -8,7 +8,9 @@
 Both give every event a store sequence number at acknowledgement: replay and "latest" follow it, not the
 wall clock. A batch carries a client key: appending the same key again returns the first
 acknowledgement and applies nothing (a retry after a lost reply is safe); the same key with different
-events is a :class:`KeyConflict`. :meth:`EventStore.fresh` returns at most the newest ``limit`` events of
+events is a :class:`KeyConflict`. The comparison is over the batch as the client sent it: an event without
+a timestamp is stamped with the acknowledgement time only when it is stored (:func:`stamped`), so a
+retry of such a batch seconds later is still the same batch. :meth:`EventStore.fresh` returns at most the newest ``limit`` events of
 a user (the live state's bound); :meth:`EventStore.export` returns everything, in the
 ``ingest/events.parquet`` column types, for the batch pipeline.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,16 +57,28 @@ class Ack:
 
 
 def fingerprint(user_id: UserId, events: list[dict]) -> str:
-    """A digest of a batch's content, to tell a retry from a key reused for different events."""
-    doc = [user_id, [[e["item_id"], e["timestamp"], e["event"], e.get("value"), e.get("text")] for e in events]]
+    """A digest of a batch's content as sent, to tell a retry from a key reused for different events.
+
+    A missing (``None``) timestamp is part of the content as missing, never as the time it will be stored
+    with: two sends of the same batch without timestamps have the same fingerprint whenever they arrive.
+    """
+    doc = [user_id, [[e["item_id"], e.get("timestamp"), e["event"], e.get("value"), e.get("text")] for e in events]]
     return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+
+
+def stamped(events: list[dict], now: int | None = None) -> list[dict]:
+    """The events to store: a missing timestamp becomes ``now`` (default: the current UTC second)."""
+    if now is None:
+        now = int(time.time())
+    return [e if e.get("timestamp") is not None else {**e, "timestamp": now} for e in events]
 
 
 class EventStore(Protocol):
     """What the serving layer needs from a store."""
 
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
-        """Durably append one batch (``item_id``, ``timestamp``, ``event``, optional ``value`` / ``text``)."""
+        """Durably append one batch (``item_id``, ``event``, optional ``timestamp`` — stamped with the
+        acknowledgement time when missing —, ``value``, ``text``) under the idempotency ``key``."""
 
     def fresh(self, user_id: UserId, limit: int) -> list[Event]:
         """The user's newest ``limit`` events, oldest first (by sequence)."""
