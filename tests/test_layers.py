@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "interestrec.stages": 8,
     "interestrec.runner": 9,  # the command line: runs the stages, renders, serves
     "interestrec.cli": 9,
+    "interestrec.api": 9,  # the Python entry points: run stages, load the published recommender
 }
 ORCHESTRATION = 8
 

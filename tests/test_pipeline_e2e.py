@@ -92,3 +92,28 @@ def test_bad_config_key_is_a_clear_error(tmp_path):
     r = run_pipeline("--out", str(tmp_path / "o"), "--stages", "ingest", "--set", "cluster.kk=3")
     assert r.returncode == 2
     assert "unknown config key 'kk'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readme_python_section_runs_on_the_published_run(pipeline_out, capsys):
+    """The README's "Use it from Python" load/recommend/explain block, as written, on a real published run."""
+    import re
+
+    import interestrec
+
+    out, _ = pipeline_out
+    section = (ROOT / "README.md").read_text().split("## Use it from Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2 and "interestrec.load(" in blocks[1]
+    code = blocks[1].replace('"out/demo"', repr(str(out)))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 — the README's own text, run as a user would
+    top, new_user = scope["top"], scope["new_user"]
+    assert len(top["items"]) == 5 and top["user_id"] == 1 and top["version"] is not None
+    assert all(i["explanation"]["cluster_description"] is not None for i in top["items"])
+    service = scope["service"]
+    assert isinstance(service, interestrec.RecommenderService)
+    seen = set(service.model.history[service.user_index(1)].tolist())  # exclude_seen is on by default
+    assert not seen & set(service.item_indices([i["item_id"] for i in top["items"]]).tolist())
+    assert len(new_user["items"]) == 5 and {1, 50}.isdisjoint({i["item_id"] for i in new_user["items"]})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 6  # a line per recommended item, then the new user's titles
