@@ -1,4 +1,4 @@
-"""Adapt stage: train-only pairs, InfoNCE, Ray Train checkpoints / resume / run names, export, rows."""
+"""Adapt stage: train-only pairs, InfoNCE, Ray Train checkpoints / resume / run names / storage, export, rows."""
 
 from __future__ import annotations
 
@@ -217,6 +217,18 @@ def test_storage_path_is_passed_unchanged():
     assert storage_path(AdaptConfig(), "/x/adapt") == "/x/adapt/ray_train"
 
 
+def test_local_output_is_refused_on_a_multi_node_cluster(monkeypatch):
+    import interestrec.train.storage
+    from interestrec.adapt.stage import storage_path
+    from interestrec.train import StorageError
+
+    monkeypatch.setattr(interestrec.train.storage, "cluster_nodes", lambda: [{"Alive": True}, {"Alive": True}])
+    with pytest.raises(StorageError, match=r"adapt: 2 Ray nodes but the output /x/adapt is local"):
+        storage_path(AdaptConfig(num_workers=2), "/x/adapt")
+    assert storage_path(AdaptConfig(num_workers=2, storage_path="s3://bucket/runs"), "/x/adapt") == "s3://bucket/runs"
+    assert storage_path(AdaptConfig(num_workers=1), "/x/adapt") == "/x/adapt/ray_train"
+
+
 @pytest.fixture(scope="module")
 def staged(tiny, ray_local):
     from interestrec.adapt.stage import run
@@ -336,5 +348,5 @@ def test_training_error_carries_the_workers_message(tiny, ray_local, tmp_path):
     from interestrec.adapt.stage import AdaptTrainingError, train_with_ray
 
     job = dataclasses.replace(_job(tiny, _cfg(max_failures=0), "projection"), pairs_path=str(tmp_path / "nope.parquet"))
-    with pytest.raises(AdaptTrainingError, match="nope.parquet"):
+    with pytest.raises(AdaptTrainingError, match=r"adapt \(projection\) training failed on rank 0: \w+: .*nope\.parquet"):
         train_with_ray(job, str(tmp_path / "storage"), "error-test")

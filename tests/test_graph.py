@@ -79,7 +79,8 @@ TINY = GraphConfig(hidden=16, epochs=2, batch_size=32, negatives=4, lr=0.01, com
 
 def test_graph_counts(tiny):
     from interestrec.data import load_ingest
-    from interestrec.graph.kg import build_graph
+    from interestrec.graph.kg import GraphParams
+    from interestrec.graph.kg_tables import build_graph
 
     art = load_ingest(artifacts.join(tiny, "ingest"))
     enc = artifacts.read_parquet(artifacts.join(tiny, "encode", "items.parquet"))
@@ -112,7 +113,7 @@ def test_graph_counts(tiny):
     assert g2["user", "rates", "item"].edge_index.shape[1] == N_USERS * (PER_USER - 1)
     assert "x" not in g2["item"]
     # user -recent-> item: each user's last 3 train interactions, pointing at the same rates edges
-    g4 = build_graph(art.events, art.items, recent=3)
+    g4 = build_graph(art.events, art.items, params=GraphParams(recent=3))
     rec, rates = g4["user", "recent", "item"], g4["user", "rates", "item"]
     assert rec.edge_index.shape[1] == 3 * N_USERS
     assert (rates.edge_index[:, rec.rates_id] == rec.edge_index).all() and (rates.time[rec.rates_id] == rec.time).all()
@@ -126,7 +127,7 @@ def test_graph_counts(tiny):
 
 def test_graph_bad_input(tiny):
     from interestrec.data import load_ingest
-    from interestrec.graph.kg import build_graph
+    from interestrec.graph.kg_tables import build_graph
 
     art = load_ingest(artifacts.join(tiny, "ingest"))
     with pytest.raises(ValueError, match="lacks columns"):
@@ -140,13 +141,13 @@ def test_graph_bad_input(tiny):
 
 
 def _random_temporal_graph(seed: int = 0):
-    from interestrec.graph.kg import assemble_graph
+    from interestrec.graph.kg import GraphInputs, assemble_graph
 
     rng = np.random.default_rng(seed)
     n_u, n_i, m = 40, 60, 900
     u, i = rng.integers(0, n_u, m), rng.integers(0, n_i, m)
     t = rng.integers(0, 1000, m)
-    return assemble_graph(np.arange(n_u), np.arange(n_i), u, i, t, None, None)
+    return assemble_graph(GraphInputs(np.arange(n_u), np.arange(n_i), u, i, t))
 
 
 def test_sampler_never_yields_a_future_edge_and_respects_fanout():
@@ -260,7 +261,7 @@ def test_apr_perturbation_raises_the_loss():
 def test_checkpoint_state_roundtrip(tiny):
     import torch
 
-    from interestrec.graph.ray_train import load_state_arrays, state_arrays
+    from interestrec.graph.ray_train import OPT_PREFIX
     from interestrec.graph.train import (
         build_model,
         graph_for,
@@ -268,6 +269,7 @@ def test_checkpoint_state_roundtrip(tiny):
         make_optimizer,
         train_epochs,
     )
+    from interestrec.train import load_state, state_arrays
 
     cfg = dataclasses.replace(TINY, epochs=1)
     data = load_interactions(tiny, "valid")
@@ -276,11 +278,11 @@ def test_checkpoint_state_roundtrip(tiny):
     opt = make_optimizer(model, cfg)
     train_epochs(model, graph, data, cfg, opt, validate=False)
     path = artifacts.join(tiny, "ckpt-test", "model.safetensors")
-    artifacts.write_safetensors(path, state_arrays(model, opt))
+    artifacts.write_safetensors(path, state_arrays(model, opt, opt_prefix=OPT_PREFIX))
     torch.manual_seed(5)
     model2 = build_model(graph, cfg)
     opt2 = make_optimizer(model2, cfg)
-    load_state_arrays(model2, artifacts.read_safetensors(path), opt2)
+    load_state(model2, artifacts.read_safetensors(path), opt2, opt_prefix=OPT_PREFIX)
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(a, b)
     # one more identical epoch from both gives identical weights (optimizer state restored too)
@@ -452,3 +454,17 @@ def test_storage_path_is_passed_unchanged_and_defaults_to_the_output():
     assert storage_for(StageContext(out="/tmp/x", config=given)) == "s3://bucket/runs"
     default = StageContext(out="s3://bucket/out", config=PipelineConfig())
     assert storage_for(default) == "s3://bucket/out/graph/ray_train"
+
+
+def test_local_output_is_refused_on_a_multi_node_cluster(monkeypatch):
+    import interestrec.train.storage
+    from interestrec.config import PipelineConfig
+    from interestrec.graph.stage import storage_for
+    from interestrec.stages import StageContext
+    from interestrec.train import StorageError
+
+    monkeypatch.setattr(interestrec.train.storage, "cluster_nodes", lambda: [{"Alive": True}, {"Alive": True}])
+    two = dataclasses.replace(PipelineConfig(), graph=dataclasses.replace(TINY, num_workers=2))
+    with pytest.raises(StorageError, match=r"graph: 2 Ray nodes but the output /tmp/x is local"):
+        storage_for(StageContext(out="/tmp/x", config=two))
+    assert storage_for(StageContext(out="s3://bucket/out", config=two)) == "s3://bucket/out/graph/ray_train"

@@ -38,7 +38,8 @@ class AdaptConfig:
         seed: seed of the pair sample, the shuffles and the initialisation.
         max_failures: Ray Train ``FailureConfig``: worker-group restarts (from the last checkpoint).
         storage_path: Ray Train ``RunConfig.storage_path`` (local dir or pyarrow URI, passed unchanged);
-            default ``DIR/adapt/ray_train``.
+            default ``DIR/adapt/ray_train``, refused for several workers on a multi-node cluster when local.
+            Every node must reach it.
         encode_batch: texts per forward pass when the stage encodes the catalog.
     """
 

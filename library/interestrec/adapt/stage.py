@@ -16,20 +16,21 @@ Every catalog item gets a vector, interacted with or not (content only): cold it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import tempfile
 
 import numpy as np
 
 from interestrec import artifacts
+from interestrec import train as training
 from interestrec.adapt.config import AdaptConfig
 from interestrec.adapt.train import AdaptJob
 from interestrec.stages import StageContext, StageError
+from interestrec.train import read_checkpoint  # also imported from here (tests/test_gpu.py)
 
 
-class AdaptTrainingError(StageError):
-    """Training failed on a Ray Train worker (the message carries the worker's error)."""
+class AdaptTrainingError(StageError, training.TrainingError):
+    """Training failed on Ray Train; the message names each failed worker's error, by rank."""
 
 
 def run_name(job: AdaptJob, input_hash: str) -> str:
@@ -38,59 +39,41 @@ def run_name(job: AdaptJob, input_hash: str) -> str:
     The same inputs and config give the same name, so a run interrupted mid-way resumes from its last
     checkpoint (and a finished one is reused: training is deterministic given both).
     """
-    cfg_hash = artifacts.hash_config({"adapt": dataclasses.asdict(job.adapt), "objective": job.objective})
-    return f"adapt-{job.objective}-{input_hash[:12]}-{cfg_hash[:12]}"
+    config = {"adapt": dataclasses.asdict(job.adapt), "objective": job.objective}
+    return training.run_name(f"adapt-{job.objective}", input_hash, config)
 
 
 def storage_path(cfg: AdaptConfig, out: str) -> str:
-    """``cfg.storage_path`` unchanged when set (local dir or URI), else ``DIR/adapt/ray_train``."""
-    return cfg.storage_path or artifacts.join(out, "ray_train")
+    """``cfg.storage_path`` unchanged when set (local dir or URI), else ``DIR/adapt/ray_train``.
+
+    A local default for several workers on a multi-node cluster is refused
+    (:func:`interestrec.train.resolve_storage`).
+    """
+    return training.resolve_storage("adapt", cfg.storage_path, artifacts.join(out, "ray_train"), out=out,
+                                    num_workers=cfg.num_workers)
 
 
 def train_with_ray(job: AdaptJob, storage: str, name: str, callbacks: tuple = ()):
-    """Fit with ``TorchTrainer`` and return its ``Result`` (raises :class:`AdaptTrainingError`).
+    """Fit with ``TorchTrainer`` (:func:`interestrec.train.fit`) and return its ``Result``.
 
     A run with the same ``name`` under ``storage`` resumes from its latest checkpoint; a worker that
     dies is replaced up to ``max_failures`` times, resuming from the latest checkpoint too.
-    """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
-    from ray.train.torch import TorchTrainer
 
-    from interestrec import progress
+    Raises:
+        AdaptTrainingError: training failed (each failed worker's error, by rank) or left no checkpoint.
+    """
     from interestrec.adapt.train import train_loop
 
-    cfg = job.adapt
-    resources = {"CPU": cfg.cpus_per_worker}
-    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources)
-    with progress.ray_train_epochs(f"adapt {job.objective}: epoch", cfg.schedule(job.objective)[1]) as forward:
-        run = RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
-                        checkpoint_config=CheckpointConfig(num_to_keep=None), callbacks=[*callbacks, *forward] or None)
-        try:
-            result = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run).fit()
-        except TrainingFailedError as e:
-            raise AdaptTrainingError(f"adapt ({job.objective}) training failed: {e}") from e
-    if result.error is not None:  # defensive: fit() normally raises
-        raise AdaptTrainingError(f"adapt ({job.objective}) training failed: {result.error}")
-    if result.checkpoint is None:
-        raise AdaptTrainingError(f"adapt ({job.objective}): the run reported no checkpoint")
-    return result
-
-
-def read_checkpoint(checkpoint) -> tuple[dict[str, np.ndarray], dict]:
-    """Weights and ``state.json`` of a Ray Train checkpoint (read through ``as_directory``)."""
-    with checkpoint.as_directory() as d:
-        arrays = artifacts.read_safetensors(os.path.join(d, "model.safetensors"))
-        state = artifacts.read_json(os.path.join(d, "state.json"))
-    return arrays, state
+    return training.fit(train_loop, job, storage, name, callbacks=callbacks, error=AdaptTrainingError)
 
 
 def export_transformer(job: AdaptJob, arrays: dict[str, np.ndarray], dest: str) -> None:
     """Write the adapted transformer (LoRA merged) + tokenizer as a model directory (safetensors)."""
-    from interestrec.adapt.train import build_model, load_trainable_arrays
+    from interestrec.adapt.train import build_model
     from interestrec.encode.encoder import load_tokenizer
 
     tower = build_model(job)
-    load_trainable_arrays(tower, arrays)
+    training.load_state(tower, arrays)
     model = tower.transformer
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
@@ -133,12 +116,12 @@ def encode_texts(model: str | None, texts: list[str], cfg: AdaptConfig) -> np.nd
 
 
 def inputs_hash(pairs, ids: np.ndarray, texts: list[str]) -> str:
-    """Content hash of the training inputs (pairs, item ids and texts)."""
-    h = hashlib.sha256()
-    for a in (pairs.anchor, pairs.positive, ids):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update("\n".join(texts).encode())
-    return h.hexdigest()
+    """Content hash of the training inputs (pairs, item ids and texts).
+
+    Shapes:
+        pairs.anchor / pairs.positive: ``(p,)``; ids: ``(n_items,)``; texts: ``n_items`` strings.
+    """
+    return training.content_key((pairs.anchor, pairs.positive, ids), texts)
 
 
 def curve_summary(state: dict) -> dict:

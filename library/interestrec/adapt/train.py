@@ -1,10 +1,10 @@
 """The adaptation training loop, shared by the in-process reference (:func:`fit_local`) and Ray Train.
 
-Under Ray Train (:func:`train_loop`) every worker holds the pairs, takes its own disjoint share of each
-epoch's seeded permutation (equal sizes, so DDP's collectives match) and DDP averages the gradients;
-in-batch negatives are the worker's own batch. Rank 0 reports a safetensors + json checkpoint every
-epoch (the trainable weights, the optimiser state and the loss curve so far); a restarted worker group
-resumes from the latest one.
+Under Ray Train (:func:`train_loop`, run by :func:`interestrec.train.fit`) every worker holds the pairs,
+takes its own disjoint share of each epoch's seeded permutation (equal sizes, so DDP's collectives match)
+and DDP averages the gradients; in-batch negatives are the worker's own batch. Rank 0 reports a
+safetensors + json checkpoint every epoch (:mod:`interestrec.train.worker`: the trainable weights, the
+optimiser state and the loss curve so far); a restarted worker group resumes from the latest one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from interestrec.adapt.config import AdaptConfig
+from interestrec.train.harness import TrainSpec
+
+OPT_PREFIX = "opt"  # the AdamW state's key prefix in the checkpoint's safetensors
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class AdaptJob:
     pairs_path: str
     items_path: str
     model_path: str
+
+    def train_spec(self) -> TrainSpec:
+        """Ray Train settings: the config's workers and failures, every checkpoint kept."""
+        cfg = self.adapt
+        return TrainSpec(label=f"adapt ({self.objective})", progress=f"adapt {self.objective}: epoch",
+                         epochs=cfg.schedule(self.objective)[1], num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                         cpus_per_worker=cfg.cpus_per_worker, max_failures=cfg.max_failures, keep_checkpoints=None)
 
 
 class Batches:
@@ -153,49 +163,6 @@ def train_epochs(model, batches: Batches, job: AdaptJob, opt, *, start_epoch: in
     return curve
 
 
-def optimizer_arrays(opt) -> dict[str, np.ndarray]:
-    """AdamW state as numpy arrays (``opt.<param>.<name>``), for safetensors."""
-    out = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"opt.{i}.{k}"] = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
-    return out
-
-
-def load_optimizer_arrays(opt, arrays: dict[str, np.ndarray]) -> None:
-    """Restore :func:`optimizer_arrays`."""
-    import torch
-
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for k, v in arrays.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = torch.as_tensor(v)
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-def trainable_arrays(model) -> dict[str, np.ndarray]:
-    """The weights a checkpoint holds: every parameter of the projection, the trainable ones of a tower."""
-    inner = getattr(model, "module", model)
-    if hasattr(inner, "trainable_state"):
-        return {f"model.{k}": v.cpu().numpy() for k, v in inner.trainable_state().items()}
-    return {f"model.{k}": v.detach().cpu().numpy() for k, v in inner.state_dict().items()}
-
-
-def load_trainable_arrays(model, arrays: dict[str, np.ndarray]) -> None:
-    """Restore :func:`trainable_arrays`."""
-    import torch
-
-    inner = getattr(model, "module", model)
-    state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
-    if hasattr(inner, "load_trainable_state"):
-        inner.load_trainable_state(state)
-    else:
-        inner.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-
-
 def fit_local(job: AdaptJob, device: str = "cpu"):
     """The in-process reference: the same model, batches and loop as :func:`train_loop`, no Ray.
 
@@ -216,49 +183,26 @@ def fit_local(job: AdaptJob, device: str = "cpu"):
 
 
 def train_loop(job: AdaptJob) -> None:
-    """Ray Train worker: DDP over :func:`train_epochs`, a safetensors + json checkpoint every epoch, resumable."""
-    import json
-    import os
-    import tempfile
+    """Ray Train worker: DDP over :func:`train_epochs`, a checkpoint every epoch, resumed from the latest one.
 
-    import ray.train
+    The reported metrics also carry the worker's ``pid``.
+    """
+    import os
+
     import ray.train.torch
     import torch
 
-    from interestrec import artifacts
+    from interestrec.train import epoch_reporter, resume
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if not job.adapt.use_gpu:
         torch.set_num_threads(job.adapt.threads)
     batches = Batches(job)
     model = build_model(job, batches)
     opt = make_optimizer(model, job)
-    start, history = 0, []
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            arrays = artifacts.read_safetensors(os.path.join(d, "model.safetensors"))
-            load_trainable_arrays(model, arrays)
-            load_optimizer_arrays(opt, arrays)
-            with open(os.path.join(d, "state.json")) as f:
-                saved = json.load(f)
-        start, history = int(saved["epoch"]) + 1, list(saved["curve"])
+    attempt = resume(model, opt, opt_prefix=OPT_PREFIX)
     model = ray.train.torch.prepare_model(model)
     if job.objective == "projection":
         batches.vectors = batches.vectors.to(ray.train.torch.get_device())
-
-    def report(epoch: int, m: dict) -> None:
-        metrics = {**m, "resumed_from": start, "world_size": world, "pid": os.getpid(),
-                   "device": str(next(model.parameters()).device)}
-        history.append(m)
-        if rank != 0:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            artifacts.write_safetensors(os.path.join(d, "model.safetensors"), {**trainable_arrays(model),
-                                                                               **optimizer_arrays(opt)})
-            artifacts.write_json(os.path.join(d, "state.json"), {"epoch": epoch, "curve": history, **metrics})
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
-
-    train_epochs(model, batches, job, opt, start_epoch=start, rank=rank, world=world, on_epoch=report)
+    report = epoch_reporter(attempt, model, opt, opt_prefix=OPT_PREFIX, metrics_extra={"pid": os.getpid()})
+    train_epochs(model, batches, job, opt, start_epoch=attempt.start, rank=attempt.rank, world=attempt.world,
+                 on_epoch=report)

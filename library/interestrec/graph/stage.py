@@ -9,18 +9,22 @@ model and for a companion trained in-process with the other APR setting.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from interestrec import artifacts
-from interestrec.graph.ray_train import load_state_arrays, train_loop
+from interestrec import train as training
+from interestrec.graph.ray_train import train_loop
 from interestrec.graph.train import GraphJob
 from interestrec.stages import StageContext, StageError
 
 
+class TrainingError(StageError, training.TrainingError):
+    """Ray Train gave up on the graph model; the message names each failed worker's error."""
+
+
 def train_with_ray(job: GraphJob, storage_path: str, name: str = "graphsage", max_failures: int | None = None):
-    """Fit with ``TorchTrainer`` and return its ``Result``.
+    """Fit with ``TorchTrainer`` (:func:`interestrec.train.fit`) and return its ``Result``.
 
     ``storage_path`` is passed to Ray Train unchanged (a local directory or any pyarrow URI such as
     ``s3://bucket/runs``). A run with the same ``name`` under it resumes from its latest checkpoint
@@ -30,45 +34,14 @@ def train_with_ray(job: GraphJob, storage_path: str, name: str = "graphsage", ma
     Raises:
         TrainingError: training failed; the message carries each failed worker's own error.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
-    from ray.train.torch import TorchTrainer
-
-    from interestrec import progress
-
-    cfg = job.graph
-    failures = cfg.max_failures if max_failures is None else max_failures
-    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                            resources_per_worker={"CPU": cfg.cpus_per_worker})
-    with progress.ray_train_epochs("graph: epoch", cfg.epochs) as callbacks:
-        run = RunConfig(name=name, storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=2),
-                        failure_config=FailureConfig(max_failures=failures), callbacks=callbacks or None)
-        trainer = TorchTrainer(train_loop, train_loop_config=job, scaling_config=scaling, run_config=run)
-        try:
-            return trainer.fit()
-        except TrainingFailedError as err:
-            raise TrainingError(failure_message(err)) from err
-
-
-class TrainingError(StageError):
-    """Ray Train gave up on the graph model; the message names each failed worker's error."""
-
-
-def failure_message(err: Exception) -> str:
-    """The workers' own errors inside a Ray Train failure (``WorkerGroupError.worker_failures``), one per rank."""
-    failures = getattr(err, "worker_failures", None) or {}
-    if failures:
-        lines = [f"rank {rank}: {type(e).__name__}: {e}".strip() for rank, e in sorted(failures.items())]
-        return "graph training failed on " + "; ".join(lines)
-    cause = getattr(err, "controller_failure", None) or err
-    return f"graph training failed: {type(cause).__name__}: {cause}"
+    return training.fit(train_loop, job, storage_path, name, max_failures=max_failures, error=TrainingError)
 
 
 def result_curve(result) -> list[dict]:
     """Per-epoch metrics of a Ray Train result, from its latest checkpoint (including resumed epochs)."""
     if result.checkpoint is None:
         return []
-    with result.checkpoint.as_directory() as d:
-        state = artifacts.read_json(os.path.join(d, "state.json"))
+    state = training.read_state(result.checkpoint)
     keep = ("epoch", "loss", "seconds", "valid_ndcg@10")
     return [{k: (int(v) if k == "epoch" else float(v)) for k, v in m.items() if k in keep} for m in state.get("curve", [])]
 
@@ -76,22 +49,12 @@ def result_curve(result) -> list[dict]:
 def storage_for(ctx: StageContext) -> str:
     """Where Ray Train keeps the run: ``graph.storage_path`` as given, else ``<out>/graph/ray_train``.
 
-    Every worker node must reach it. The default is shared whenever the pipeline output is (object
-    storage such as ``s3://``, or a shared mount); a local output on a multi-node cluster is refused
-    with a clear error instead of failing later on a missing checkpoint.
+    Every worker node must reach it (:func:`interestrec.train.resolve_storage`): a local default output
+    on a multi-node cluster is refused with a clear error instead of failing later on a missing checkpoint.
     """
     cfg = ctx.config.graph
-    if cfg.storage_path:
-        return cfg.storage_path
-    storage = artifacts.join(ctx.stage_dir("graph"), "ray_train")
-    if artifacts.is_local(storage) and cfg.num_workers > 1:
-        import ray
-
-        nodes = [n for n in ray.nodes() if n.get("Alive")] if ray.is_initialized() else []
-        if len(nodes) > 1:
-            raise StageError(f"graph: {len(nodes)} Ray nodes but the output {ctx.out} is local; write the output to "
-                             "shared storage (--out s3://...) or set graph.storage_path to a location every node reaches")
-    return storage
+    default = artifacts.join(ctx.stage_dir("graph"), "ray_train")
+    return training.resolve_storage("graph", cfg.storage_path, default, out=ctx.out, num_workers=cfg.num_workers)
 
 
 def input_key(ctx: StageContext) -> str:
@@ -103,36 +66,15 @@ def input_key(ctx: StageContext) -> str:
         s = artifacts.join(ctx.stage_dir(up), "summary.json")
         h = artifacts.read_json(s).get("_run", {}).get("output_hash") if artifacts.exists(s) else None
         if not h:
-            h = _content_key(ctx.stage_dir(up))
+            h = training.directory_key(ctx.stage_dir(up))
         hashes.append(h)
     return artifacts.hash_config(hashes)
-
-
-def _content_key(path: str) -> str:
-    """Content hash of a local directory; listing (paths, sizes, mtimes) of a remote one."""
-    if artifacts.is_local(path):
-        return artifacts.hash_files([path]) if artifacts.exists(path) else ""
-    import pyarrow.fs as pafs
-
-    fs, p = pafs.FileSystem.from_uri(path)
-    infos = fs.get_file_info(pafs.FileSelector(p, recursive=True, allow_not_found=True))
-    return artifacts.hash_config(sorted((i.path, i.size, str(i.mtime)) for i in infos if i.type == pafs.FileType.File))
 
 
 def run_name(ctx: StageContext) -> str:
     """``graphsage-<inputs>-<config>``: new data, a new seed or a new config start a new Ray Train run."""
     cfg = dataclasses.replace(ctx.config.graph, storage_path=None, max_failures=0)  # where/how, not what
-    return f"graphsage-{input_key(ctx)[:12]}-{artifacts.hash_config({'graph': cfg, 'seed': ctx.config.seed})[:12]}"
-
-
-def _remove_run(storage: str, name: str) -> None:
-    """Delete a finished run's directory (a forced re-run of the same inputs trains from scratch)."""
-    import pyarrow.fs as pafs
-
-    path = artifacts.join(storage, name)
-    fs, p = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), os.path.abspath(path))
-    if fs.get_file_info(p).type == pafs.FileType.Directory:
-        fs.delete_dir(p)
+    return training.run_name("graphsage", input_key(ctx), {"graph": cfg, "seed": ctx.config.seed})
 
 
 def run(ctx: StageContext) -> dict:
@@ -159,22 +101,20 @@ def run(ctx: StageContext) -> dict:
         prev = artifacts.read_json(marker)
         if prev.get("finished") and prev.get("name") == name and prev.get("storage") == storage:
             ctx.log(f"graph: run {name} already finished; training again from scratch")
-            _remove_run(storage, name)
+            training.remove_run(storage, name)
     artifacts.write_json(marker, {"name": name, "storage": storage, "finished": False})
     result = train_with_ray(job, storage, name=name)
     curve = result_curve(result)
     if not curve:
         raise TrainingError(f"graph training under {storage}/{name} finished without a checkpoint")
-    with result.checkpoint.as_directory() as d:
-        starts = [int(e) for e in artifacts.read_json(os.path.join(d, "state.json")).get("starts", [0])]
+    state, saved = training.read_checkpoint(result.checkpoint)
+    starts = [int(e) for e in saved.get("starts", [0])]
 
     # rebuild the model from the final checkpoint and export embeddings + weights (no pickle)
     data = load_interactions(ctx.out, "valid")
     graph = graph_for(data, cfg)
     model = build_model(graph, cfg)
-    with result.checkpoint.as_directory() as d:
-        state = artifacts.read_safetensors(os.path.join(d, "model.safetensors"))
-    load_state_arrays(model, state)
+    training.load_state(model, state)
     weights = {k: v for k, v in state.items() if k.startswith("model.")}
     users, items = embeddings(model, graph)
     artifacts.write_parquet(artifacts.join(out, "users.parquet"),

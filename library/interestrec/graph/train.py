@@ -6,9 +6,10 @@ uniformly sampled negative items (+ APR when enabled). ``sampling="neighbor"``: 
 subgraphs from :class:`~interestrec.graph.sampler.TemporalNeighborSampler` rooted at the batch's
 user, positive and negative items (nothing at or after the supervision time is seen).
 
-Under Ray Train (:func:`interestrec.graph.ray_train.train_loop`) every worker holds the graph, takes its own disjoint share of
-the epoch's supervision edges and DDP averages the gradients; rank 0 reports a safetensors + json
-checkpoint every epoch and a restarted run resumes from the latest one.
+Under Ray Train (:func:`interestrec.graph.ray_train.train_loop`, run by :func:`interestrec.train.fit`) every
+worker holds the graph, takes its own disjoint share of the epoch's supervision edges and DDP averages the
+gradients; rank 0 reports a safetensors + json checkpoint every epoch and a restarted run resumes from the
+latest one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from interestrec.data.split import steps_from_end
 from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender
 from interestrec.graph.config import GraphConfig
+from interestrec.train.harness import TrainSpec
 
 RATES = ("user", "rates", "item")
 REV_RATES = ("item", "rev_rates", "user")
@@ -43,6 +45,13 @@ class GraphJob:
     out: str
     phase: str = "valid"
     seed: int = 0
+
+    def train_spec(self) -> TrainSpec:
+        """Ray Train settings: the config's workers and failures, the last two checkpoints kept."""
+        cfg = self.graph
+        return TrainSpec(label="graph", progress="graph: epoch", epochs=cfg.epochs, num_workers=cfg.num_workers,
+                         use_gpu=cfg.use_gpu, cpus_per_worker=cfg.cpus_per_worker, max_failures=cfg.max_failures,
+                         keep_checkpoints=2)
 
 
 def load_interactions(out: str, phase: str = "valid") -> Interactions:
@@ -67,7 +76,8 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
 
     from interestrec import artifacts
     from interestrec.encode.pooling import pool_user_vectors
-    from interestrec.graph.kg import aligned_vectors, assemble_graph, build_graph
+    from interestrec.graph.kg import GraphInputs, GraphParams, assemble_graph
+    from interestrec.graph.kg_tables import aligned_vectors, build_graph
 
     out = data.artifacts
     if out is not None:
@@ -87,13 +97,14 @@ def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, ite
         item_vectors = None
     learn = ("train",) if data.phase == "valid" else ("train", "valid")
     if events is not None:
+        params = GraphParams(max_tags=cfg.max_tags, user_tags=cfg.user_tags, recent=cfg.recent)
         graph = build_graph(events, items, item_vectors, None, clusters, splits=learn, user_ids=data.user_ids,
-                            item_ids=data.item_ids, max_tags=cfg.max_tags, user_tags=cfg.user_tags, recent=cfg.recent)
+                            item_ids=data.item_ids, params=params)
         if graph[RATES].edge_index.shape[1] != len(data.seq_user):
             raise ValueError("graph interactions differ from the evaluation interactions (events and split mismatch)")
     else:
-        graph = assemble_graph(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, None, items,
-                               max_tags=cfg.max_tags, user_tags=False, recent=cfg.recent)
+        inputs = GraphInputs(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, items=items)
+        graph = assemble_graph(inputs, GraphParams(max_tags=cfg.max_tags, user_tags=False, recent=cfg.recent))
         if item_vectors is not None:
             graph["item"].x = torch.as_tensor(aligned_vectors(item_vectors, data.item_ids, "item_id", "item_vectors"))
     if "x" in graph["item"]:
