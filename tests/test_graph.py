@@ -293,6 +293,7 @@ def test_checkpoint_state_roundtrip(tiny):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow  # Ray Train fits
 def test_ray_train_checkpoint_then_resume(tiny, ray_local, tmp_path):
     from interestrec.graph.stage import result_curve, train_with_ray
     from interestrec.graph.train import GraphJob
@@ -319,6 +320,7 @@ def _train_workers_alive() -> list[int]:
     return [a["Pid"] for a in table if a.get("ActorClassName") == "RayTrainWorker" and a.get("State") == "ALIVE"]
 
 
+@pytest.mark.slow  # Ray Train fits
 def test_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(tiny, ray_local, tmp_path):
     """SIGKILL a Ray Train worker after the first checkpoint: the group restarts from it and finishes."""
     import os
@@ -355,6 +357,7 @@ def test_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(tiny, ray_loca
     assert result.checkpoint.path.startswith(str(tmp_path / "runs"))
 
 
+@pytest.mark.slow  # Ray Train fits
 def test_worker_error_reaches_the_stage_with_its_message(tiny, ray_local, tmp_path):
     import shutil
 
@@ -372,6 +375,7 @@ def test_worker_error_reaches_the_stage_with_its_message(tiny, ray_local, tmp_pa
     assert isinstance(err.value, StageError)
 
 
+@pytest.mark.slow  # Ray Train fits
 def test_rerun_on_new_data_or_forced_trains_from_scratch(tmp_path, ray_local):
     from interestrec.config import PipelineConfig
     from interestrec.graph.stage import run, run_name
@@ -395,6 +399,7 @@ def test_rerun_on_new_data_or_forced_trains_from_scratch(tmp_path, ray_local):
     assert forced["losses"] == pytest.approx(second["losses"], rel=1e-5)
 
 
+@pytest.mark.slow  # Ray Train fits
 def test_stage_two_workers(tiny, ray_local):
     from interestrec.config import PipelineConfig
     from interestrec.graph.stage import run

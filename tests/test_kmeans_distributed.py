@@ -38,7 +38,8 @@ def test_matches_reference_exactly_from_same_seed(ray_local, data):
     np.testing.assert_array_equal(r.counts, ref.counts)
 
 
-@pytest.mark.parametrize("init,metric", [("k-means++", "euclidean"), ("k-means||", "spherical")])
+@pytest.mark.parametrize("init,metric", [pytest.param("k-means++", "euclidean", marks=pytest.mark.slow),
+                                         ("k-means||", "spherical")])
 def test_deterministic_across_1_2_4_actors(ray_local, data, init, metric):
     x, _ = data
     results = [DistributedKMeans(n, num_cpus=0.5).fit(x, 16, init=init, metric=metric, seed=7, tol=0)
@@ -119,6 +120,7 @@ def test_one_scheduling_strategy_per_rank(ray_local, data):
 
 
 @pytest.mark.parametrize("victim", [1, 0])
+@pytest.mark.slow  # actor faults: several gloo groups formed and torn down
 def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path, victim):
     """Kill a shard actor mid-fit (rank 0 also hosts the group's store and writes the checkpoints)."""
     import ray
@@ -153,6 +155,7 @@ def test_actor_killed_mid_fit_resumes_to_the_same_result(ray_local, tmp_path, vi
 
 
 @pytest.mark.parametrize("phase", ["load", "group formation"])
+@pytest.mark.slow  # actor faults: several gloo groups formed and torn down
 def test_actor_lost_before_the_loop_is_replaced(ray_local, phase):
     """An actor that dies while shards load or the gloo group forms is replaced; the result is unchanged."""
     import ray

@@ -492,6 +492,7 @@ def test_a_write_the_store_does_not_confirm_is_a_503_to_retry(out, users, tmp_pa
         asyncio.run(rec.events(other, authorization="Bearer w", idempotency_key="k-1"))
 
 
+@pytest.mark.slow  # a second Serve app start
 def test_encoder_dimension_mismatch_fails_start_up(port, tmp_path):
     """Artifacts of dimension 32 with the 384-d packaged encoder: the deployment fails with a clear message."""
     from ray import serve
