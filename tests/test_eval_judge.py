@@ -65,7 +65,18 @@ def test_best_baseline_rule_and_goals():
     assert g["best_llm_over_ease"]["row"] == "llm" and g["best_llm_over_ease"]["ratio"] == pytest.approx(0.25)
     assert g["cold_llm_adapted_over_frozen"]["holds"] is None  # llm_adapted not measured
     assert g["fused_over_best_baseline"]["ratio"] == pytest.approx(1.65) and g["fused_over_best_baseline"]["holds"]
-    assert len(goal_lines(g)) == 4 and "not measured" in goal_lines(g)[2]
+    assert g["cold_fused_over_frozen"]["holds"] is None and g["warm_fused_vs_no_cold"]["holds"] is None
+    assert len(goal_lines(g)) == 6 and "not measured" in goal_lines(g)[2]
+    iv = {"diff": -0.001, "low": -0.004, "high": 0.002}
+    cold = {"models": {"fused": {"recall@20": 0.08, "warm": {"ndcg@10": 0.199}},
+                       "fused-no_cold": {"recall@20": 0.0, "warm": {"ndcg@10": 0.2}}, "llm_frozen": {"recall@20": 0.1}},
+            "fused_vs": {"fused-no_cold": {"warm": {"ndcg@10": iv}}}}
+    g = goals(models, judged, cold)
+    assert g["cold_fused_over_frozen"]["ratio"] == pytest.approx(0.8) and g["cold_fused_over_frozen"]["holds"] is False
+    assert g["warm_fused_vs_no_cold"]["holds"] is True and g["warm_fused_vs_no_cold"]["ratio"] == pytest.approx(0.995)
+    g = goals(models, judged, {**cold, "fused_vs": {"fused-no_cold": {"warm": {"ndcg@10": {**iv, "high": -0.001}}}}})
+    assert g["warm_fused_vs_no_cold"]["holds"] is False
+    assert any("target interval ≥ 0" in line for line in goal_lines(g))
 
 
 # ----------------------------------------------------------------------------------------------- cold items
@@ -85,7 +96,7 @@ def _interactions(n_users=30, n_items=40, seed=0):
 
 
 def test_withholding_leaves_no_train_interaction_of_a_cold_item():
-    from interestrec.evaluate.cold import choose_cold_items, withhold_items
+    from interestrec.evaluate.cold import choose_cold_items, cold_targets, withhold_items
 
     data = _interactions()
     cold = choose_cold_items(data.n_items, 0.15, seed=3)
@@ -94,7 +105,10 @@ def test_withholding_leaves_no_train_interaction_of_a_cold_item():
     assert w.train[:, cold].nnz == 0 and not np.isin(w.seq_item, cold).any()
     warm = ~np.isin(data.seq_item, cold)
     assert len(w.seq_item) == warm.sum() and (w.train != 0).sum() == (data.train[:, np.setdiff1d(np.arange(40), cold)] != 0).sum()
-    assert set(np.flatnonzero(w.target >= 0)) == set(np.flatnonzero(np.isin(data.target, cold)))
+    assert np.array_equal(w.target, data.target)  # every target is kept: warm and cold ones are judged apart
+    users = np.flatnonzero(w.target >= 0)
+    assert np.array_equal(cold_targets(w, users), np.isin(data.target[users], cold))
+    assert not cold_targets(data, users).any()  # nothing withheld, nothing cold
 
 
 def test_a_cf_row_cannot_place_cold_items():
@@ -149,6 +163,8 @@ def test_ranks_files_match_the_protocol(evaluated):
 
     out, summary = evaluated
     rows = {"mostpop", "ease", "fused", "fused-no_llm", "fused-no_graph", "fused-no_pop", "fused-seq_only"}
+    if summary["models"]["fused"]["params"].get("cold_alpha", 0) > 0:  # a text fill chosen on validation to remove
+        rows.add("fused-no_cold")
     assert set(summary["ranks"]["rows"]) == rows
     ing = load_ingest(str(out / "ingest"))
     test = build_interactions(ing.events, np.unique(ing.items["item_id"].to_numpy()), "test", str(out))
@@ -171,9 +187,14 @@ def test_ablation_rows_differ_only_in_the_removed_term(evaluated):
     tuned = m["fused"]["params"]
     names = ("llm", "graph", "pop", "seq")
     for row, removed in (("fused-no_llm", {"llm"}), ("fused-no_graph", {"graph"}), ("fused-no_pop", {"pop"}),
-                         ("fused-seq_only", {"llm", "graph", "pop"})):
+                         ("fused-seq_only", {"llm", "graph", "pop"}), ("fused-no_cold", set())):
+        if row not in m:
+            assert row == "fused-no_cold" and tuned.get("cold_alpha", 0) == 0
+            continue
         p = m[row]["params"]
-        assert {k: v for k, v in p.items() if k != "weights"} == {k: v for k, v in tuned.items() if k != "weights"}
+        same = ("weights", "cold_alpha") if row == "fused-no_cold" else ("weights",)
+        assert {k: v for k, v in p.items() if k not in same} == {k: v for k, v in tuned.items() if k not in same}
+        assert p.get("cold_alpha", 0) == (0.0 if row == "fused-no_cold" else tuned.get("cold_alpha", 0))
         for n, w_row, w_fused in zip(names, p["weights"], tuned["weights"]):
             assert w_row == (0.0 if n in removed else w_fused), (row, n)
         c = m[row]["fused_minus_this"]
@@ -181,7 +202,7 @@ def test_ablation_rows_differ_only_in_the_removed_term(evaluated):
         assert c["diff"] == pytest.approx(m["fused"]["ndcg@10"] - m[row]["ndcg@10"])
     assert summary["comparisons"]["best_baseline"] in ("mostpop", "ease")
     assert set(summary["goals"]) == {"fused_over_seq_only", "best_llm_over_ease", "cold_llm_adapted_over_frozen",
-                                     "fused_over_best_baseline"}
+                                     "cold_fused_over_frozen", "warm_fused_vs_no_cold", "fused_over_best_baseline"}
 
 
 def test_an_ablation_removes_exactly_its_term(evaluated):
@@ -212,15 +233,17 @@ def test_an_ablation_removes_exactly_its_term(evaluated):
 def test_content_places_cold_items_a_cf_row_cannot(evaluated):
     import interestrec.evaluate.models  # noqa: F401
     from interestrec.data import load_ingest
-    from interestrec.evaluate.cold import cold_item_protocol
+    from interestrec.evaluate.cold_protocol import cold_item_protocol
     from interestrec.evaluate.data import build_interactions
 
     out, _ = evaluated
     ing = load_ingest(str(out / "ingest"))
-    test = build_interactions(ing.events, np.unique(ing.items["item_id"].to_numpy()), "test", str(out))
+    ids = np.unique(ing.items["item_id"].to_numpy())
+    valid, test = (build_interactions(ing.events, ids, phase, str(out)) for phase in ("valid", "test"))
     main = {"fused": {"params": {"weights": (1.0, 0.0, 0.0, 0.0)}}, "ease": {"params": {"lam": 100.0}}}
-    c = cold_item_protocol(test, main, ("fused", "ease", "nope"), 0.3, 1, items=None, log=lambda *_: None)
-    assert c["skipped"] == {"nope": "not registered"} and c["users"] >= 10
+    c = cold_item_protocol(valid, test, main, ("fused", "ease", "nope"), 0.3, 1, items=None, ablations=False,
+                           n_resamples=100, log=lambda *_: None)
+    assert c["skipped"] == {"nope": "not registered"} and c["users"] >= 10 and c["cold_alpha"]["chosen"] == 0.0
     assert c["models"]["ease"]["recall@20"] <= c["chance_recall@20"]
     assert c["models"]["fused"]["recall@20"] >= 1.5 * c["chance_recall@20"]  # planted topics in the item vectors
 
@@ -232,8 +255,16 @@ def test_cold_item_protocol_in_the_stage(evaluated):
     # llm_frozen is registered but its vectors come from the adapt stage, which this output never ran
     assert set(c["skipped"]) == {"llm_frozen"} and c["skipped"]["llm_frozen"].startswith("missing artifacts:")
     assert "adapt/items_frozen.parquet" in c["skipped"]["llm_frozen"]
-    assert set(c["models"]) == {"fused", "ease", "mostpop"}
-    assert all(v["users"] == c["users"] for v in c["models"].values())
+    ablations = {"fused-no_llm", "fused-no_graph", "fused-no_pop", "fused-seq_only"}
+    alpha = c["cold_alpha"]["chosen"]
+    assert summary["models"]["fused"]["params"].get("cold_alpha", 0.0) == alpha  # what publish serves
+    assert set(c["models"]) == {"fused", "ease", "mostpop"} | ablations | ({"fused-no_cold"} if alpha > 0 else set())
+    assert all(v["users"] == c["users"] == c["targets"]["cold"] for v in c["models"].values())
+    assert c["targets"]["all"] == c["targets"]["warm"] + c["targets"]["cold"] == summary["protocol"]["users"]
+    assert [t["cold_alpha"] for t in c["cold_alpha"]["tried"]] == sorted(c["cold_alpha"]["grid"])
+    assert c["best_collaborative"] == summary["comparisons"]["best_baseline"]
+    assert set(c["fused_vs"]) == set(c["models"]) - {"fused"}
+    assert set(summary["ranks"]["cold_rows"]) == set(c["models"])
     # the content term (planted topics, content-only text of the cold items) places cold items better than a CF row
     assert c["models"]["fused"]["recall@20"] >= c["models"]["mostpop"]["recall@20"]
     assert summary["cold_users"]["users"] == 0  # every planted user has ≥ 10 training events

@@ -108,6 +108,7 @@ def quiet_serve_logs(verbose: bool) -> None:
 def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve_check: bool) -> int:
     """Load the config, run ``stages`` in order, write the report, print the summary (the ``run``/``bench`` body)."""
     from interestrec.config import ConfigError
+    from interestrec.data.errors import DataError
     from interestrec.data.locate import DataNotFoundError, resolve_data_path
     from interestrec.report.summary import run_summary
     from interestrec.report.text import format_summary
@@ -130,7 +131,7 @@ def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve
             summary = run_stage(ctx, name, force=force)
         except StageError as e:
             print(f"interestrec: stage '{name}' failed: {e}", file=sys.stderr)
-            return 1
+            return EXIT_USAGE if isinstance(e.__cause__, DataError) else 1  # input data that cannot be read as asked
         seconds[name] = time.perf_counter() - t
         if float((summary.get("_run") or {}).get("seconds") or 0.0) > seconds[name]:
             skipped.add(name)  # a fresh run's own timing is never longer than the call that made it

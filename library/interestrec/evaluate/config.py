@@ -20,8 +20,10 @@ class EvaluateConfig:
         ablations: add the fused row's ablations (``fused-no_llm`` ...), refit at its tuned params.
         bootstrap_resamples / bootstrap_seed: paired bootstrap over users for the intervals.
         cold_item_share / cold_item_seed: share of items whose every training interaction is withheld
-            in the cold-item protocol (0 turns it off).
+            in the cold-item protocol (0 turns it off; :mod:`interestrec.evaluate.cold_protocol`).
         cold_item_models: rows refit on the withheld data (their validation-tuned params, no grid).
+        cold_alpha_grid: the fused row's text-fill strengths (``cold_alpha``) tried on the protocol's
+            validation targets; the chosen one joins the fused row's params (and the published table).
         cold_user_max_events: the cold-user slice holds users with at most this many training events.
         grids: row name → the grid tried on validation, replacing the row's own (a profile's smaller grid).
         params: row name → parameters added to every grid point of that row (budgets such as ``epochs``).
@@ -35,17 +37,18 @@ class EvaluateConfig:
     ablations: bool = True
     bootstrap_resamples: int = 2000
     bootstrap_seed: int = 0
-    cold_item_share: float = 0.15
+    cold_item_share: float = 0.2
     cold_item_seed: int = 0
     cold_item_models: tuple[str, ...] = ("llm_frozen", "llm_adapted", "fused", "ease")
+    cold_alpha_grid: tuple[float, ...] = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0)
     cold_user_max_events: int = 3
     grids: dict[str, tuple[dict, ...]] = field(default_factory=dict)
     params: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0})
-        if not self.models or not self.ks:
-            raise ValueError("evaluate.models and evaluate.ks must not be empty")
+        check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0, "cold_alpha_grid": 0})
+        if not self.models or not self.ks or not self.cold_alpha_grid:
+            raise ValueError("evaluate.models, evaluate.ks and evaluate.cold_alpha_grid must not be empty")
         for attr in ("grids", "params"):
             if not isinstance(getattr(self, attr), Mapping):
                 raise ValueError(f"evaluate.{attr} must map row names to settings, got {getattr(self, attr)!r}")

@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from interestrec.data import load_ingest
-from interestrec.evaluate.base import REGISTRY
+from interestrec.evaluate.base import REGISTRY, Interactions
+from interestrec.evaluate.config import EvaluateConfig
 from interestrec.evaluate.data import build_interactions
 from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
 from interestrec.stages import StageContext, StageError
@@ -56,11 +57,27 @@ def upstream_missing(e: FileNotFoundError) -> bool:
     return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
 
 
+def refit_fused(results: dict, rankings: dict, params: dict, test: Interactions, cfg: EvaluateConfig, feats: np.ndarray,
+                log=print) -> None:
+    """Refit the ``fused`` row on ``test`` at ``params`` (its tuned ones plus the validation-chosen ``cold_alpha``),
+    replacing its test metrics and ranks in place; the grid record and validation score are kept."""
+    from interestrec.evaluate.protocol import fit_and_rank
+
+    t0 = time.perf_counter()
+    before = results["fused"]["ndcg@10"]
+    m, rankings["fused"] = fit_and_rank(REGISTRY["fused"], params, test, tuple(cfg.ks), cfg.user_chunk, feats)
+    results["fused"] = {**results["fused"], **m, "params": dict(params), "test_ndcg@10_without_fill": before,
+                        "cold_alpha_from": "the cold-item protocol's validation targets (cold_items.cold_alpha)",
+                        "seconds": round(results["fused"]["seconds"] + time.perf_counter() - t0, 2)}
+    log(f"evaluate: fused refit with cold_alpha {params['cold_alpha']:g}: test NDCG@10 {m['ndcg@10']:.4f} "
+        f"(without the fill {before:.4f})")
+
+
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
     from interestrec import artifacts, progress
-    from interestrec.evaluate import cold, judge
-    from interestrec.evaluate.models.fused import ABLATIONS, ablation_params
+    from interestrec.evaluate import cold, cold_protocol, judge
+    from interestrec.evaluate.models.fused import ABLATIONS, ablation_params, ablation_rows
 
     cfg = ctx.config.evaluate
     art = load_ingest(ctx.stage_dir("ingest"))
@@ -89,8 +106,19 @@ def run(ctx: StageContext) -> dict:
                 raise
             skipped[name] = f"missing artifacts: {e}"
             rows.update(note=f"{name} skipped")
+    setup, alpha = None, None
+    if cfg.cold_item_share > 0:
+        ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
+        setup = cold_protocol.cold_setup(valid, test, cfg.cold_item_share, cfg.cold_item_seed, art.items,
+                                         ctx.config.encode.model, ctx.log)
+        if "fused" in results:
+            alpha = cold_protocol.choose_cold_alpha(setup.valid, results["fused"]["params"], tuple(cfg.cold_alpha_grid),
+                                                    cfg.user_chunk, cfg.bootstrap_resamples, cfg.bootstrap_seed, ctx.log)
+            if alpha["chosen"] > 0:  # the fused row (and what publish serves) carries the fill chosen on validation
+                refit_fused(results, rankings, {**results["fused"]["params"], "cold_alpha": alpha["chosen"]}, test, cfg,
+                            feats, ctx.log)
     if cfg.ablations and "fused" in results:
-        for row in ABLATIONS:
+        for row in ablation_rows(results["fused"]["params"]):
             t0 = time.perf_counter()
             params = ablation_params(results["fused"]["params"], row)
             m, rankings[row] = fit_and_rank(REGISTRY["fused"], params, test, tuple(cfg.ks), cfg.user_chunk, feats)
@@ -110,11 +138,15 @@ def run(ctx: StageContext) -> dict:
     for name, c in judged["fused_vs_ablation"].items():
         results[name]["fused_minus_this"] = c
     cold_items = None
-    if cfg.cold_item_share > 0:
-        ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
-        cold_items = cold.cold_item_protocol(test, results, tuple(cfg.cold_item_models), cfg.cold_item_share,
-                                             cfg.cold_item_seed, art.items, ctx.config.encode.model, cfg.user_chunk,
-                                             ctx.log)
+    if setup is not None:
+        cold_items, cold_rankings = cold_protocol.judge_cold_items(
+            setup, results, tuple(cfg.cold_item_models), cfg.ablations, cfg.user_chunk, cfg.bootstrap_resamples,
+            cfg.bootstrap_seed, ctx.log)
+        cold_items["cold_alpha"] = alpha
+        cold_dir = artifacts.join(ctx.stage_dir("evaluate"), "cold_ranks")
+        for name, r in cold_rankings.items():
+            judge.write_ranks(artifacts.join(cold_dir, f"{name}.parquet"), users_map.to_original(test.user_ids[r.users]),
+                              r.rank, cold=cold.cold_targets(setup.test, r.users))
     cold_users = cold.cold_user_slice(test, rankings, cfg.cold_user_max_events)
     goals = judge.goals(results, judged, cold_items)
     for line in judge.goal_lines(goals):
@@ -126,12 +158,16 @@ def run(ctx: StageContext) -> dict:
         "cold_items": cold_items,
         "cold_users": cold_users,
         "goals": goals,
-        "ranks": {"dir": "evaluate/ranks", "phase": "test", "rows": sorted(rankings)},
+        "ranks": {"dir": "evaluate/ranks", "phase": "test", "rows": sorted(rankings),
+                  "cold_dir": "evaluate/cold_ranks" if cold_items else None,
+                  "cold_rows": sorted((cold_items or {}).get("models", {}))},
         "protocol": {
             "split": "temporal leave-last-out per user (valid = second-last, test = last interaction)",
             "ranking": "full ranking over all items, history (train, +valid for test) filtered",
             "tuning": "grid on validation NDCG@10, refit on train+valid, reported on test" if cfg.tune else "first grid point",
             "ablations": "the fused row refit at its tuned params with the named terms' weights set to 0 (no re-tuning)",
+            "cold_alpha": ("the fused row's text fill for cold items, chosen on the cold-item protocol's validation "
+                           "targets (evaluate.cold_alpha_grid), then refit on train+valid" if alpha else "not tuned"),
             "intervals": f"paired percentile bootstrap over users, {cfg.bootstrap_resamples} resamples, seed "
                          f"{cfg.bootstrap_seed}, 95%, per-user NDCG@10 from the ranks files",
             "best_baseline": judge.BEST_BASELINE_RULE,

@@ -79,6 +79,10 @@ class FusedParams:
             :mod:`interestrec.recommend.closed_form`); 0 is EASE^R.
         llm_mode / llm_last / llm_half_life: the LLM term's form (:mod:`interestrec.recommend.llm_term`):
             ``interest`` (max over interest vectors) or item level over the last ``llm_last`` history items.
+        cold_alpha / cold_support / cold_neighbours: the seq table's text fill for items with little or no
+            training support (:mod:`interestrec.recommend.coldfill`): its strength (0 = no fill, the table
+            unchanged), the support at which its gate reaches 0, and the warm text neighbours whose columns
+            a cold item's column averages (at most ``neighbours`` fill entries are kept per row).
     """
 
     weights: Terms[float] = DEFAULT_WEIGHTS
@@ -90,13 +94,17 @@ class FusedParams:
     llm_mode: str = "interest"
     llm_last: int = 20
     llm_half_life: float = 5.0
+    cold_alpha: float = 0.0
+    cold_support: float = 1.0
+    cold_neighbours: int = 10
 
     def __post_init__(self) -> None:
         from interestrec.recommend.llm_term import LLM_MODES
 
         object.__setattr__(self, "weights", as_weights(self.weights))
-        check_config(self, "fused", ge={"lam": 0, "neighbours": 1, "table_beta": 0, "llm_last": 1},
-                     gt={"seq_half_life": 0, "pop_half_life_days": 0, "llm_half_life": 0})
+        check_config(self, "fused", ge={"lam": 0, "neighbours": 1, "table_beta": 0, "llm_last": 1, "cold_alpha": 0,
+                                        "cold_neighbours": 1},
+                     gt={"seq_half_life": 0, "pop_half_life_days": 0, "llm_half_life": 0, "cold_support": 0})
         if self.llm_mode not in LLM_MODES:
             raise ValueError(f"fused llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
         if self.table_beta < 0:

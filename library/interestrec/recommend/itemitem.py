@@ -11,8 +11,9 @@ with a recency weight is what makes the term sequential: on leave-last-out Movie
 far better predicted by the last few items than by the whole history (see ``docs/benchmarks.md``).
 
 The table is a published artifact (``recommend/item_item.parquet``: ``item_id, neighbour_id, weight``,
-written by the ``publish`` stage); :func:`item_item_reference` is the plain per-pair version the
-vectorised :func:`item_item_scores` is tested against.
+written by the ``publish`` stage through :func:`fused_table`, which adds the text fill for items without
+collaborative support, :mod:`interestrec.recommend.coldfill`); :func:`item_item_reference` is the plain
+per-pair version the vectorised :func:`item_item_scores` is tested against.
 """
 
 from __future__ import annotations
@@ -76,12 +77,37 @@ def table_from_events(user: np.ndarray, item: np.ndarray, n_users: int, n_items:
     Shapes:
         user, item: ``(m,)``; returns sparse ``(n_items, n_items)``.
     """
+    return fit_item_item(interaction_matrix(user, item, n_users, n_items), lam, neighbours, max_items, item_vecs, beta,
+                         lam_text)
+
+
+def interaction_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int):
+    """Binary users × items matrix of an event list (repeated pairs count once).
+
+    Shapes:
+        user, item: ``(m,)``; returns ``scipy.sparse.csr_matrix`` ``(n_users, n_items)`` float32.
+    """
     import scipy.sparse as sp
 
     x = sp.csr_matrix((np.ones(len(user), np.float32), (user, item)), shape=(n_users, n_items))
     x.sum_duplicates()
     x.data[:] = 1.0
-    return fit_item_item(x, lam, neighbours, max_items, item_vecs, beta, lam_text)
+    return x
+
+
+def fused_table(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, item_vecs: np.ndarray, params):
+    """The fused model's seq-term table at ``params`` (:class:`~interestrec.recommend.fused.FusedParams`): EASE^R /
+    L3AE over the events, with the text fill for items with little support when ``params.cold_alpha > 0``
+    (:mod:`interestrec.recommend.coldfill`); written by ``publish``, fitted at load by an unpublished service.
+
+    Shapes:
+        user, item: ``(m,)``; item_vecs: ``(n_items, d)``; returns sparse ``(n_items, n_items)``.
+    """
+    from interestrec.recommend.coldfill import cold_filled
+
+    x = interaction_matrix(user, item, n_users, n_items)
+    b = fit_item_item(x, params.lam, params.neighbours, item_vecs=item_vecs, beta=params.table_beta)
+    return cold_filled(b, x, item_vecs, params.cold_alpha, params.cold_support, params.cold_neighbours, params.neighbours)
 
 
 def recency_weights(length: int, half_life: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from interestrec.ids import lookup
 from interestrec.recommend import artifacts as ra
 from interestrec.recommend.errors import InvalidRequest, NotFound
 from interestrec.recommend.fused import FusedModel, FusedParams, build_model
-from interestrec.recommend.itemitem import table_from_events
+from interestrec.recommend.itemitem import fused_table
 from interestrec.recommend.state import UserState, apply_events, events_vector, group_batches, nearest_cluster
 from interestrec.recommend.topk import DIVERSITY_MODES, top_k
 
@@ -62,8 +62,7 @@ class RecommenderService:
         params = FusedParams.from_params(arts.fused_params)
         table = arts.item_table
         if table is None:  # an unpublished output: fit the seq term's table here, as publish would
-            table = table_from_events(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids),
-                                      params.lam, params.neighbours, item_vecs=arts.item_vecs, beta=params.table_beta)
+            table = fused_table(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids), arts.item_vecs, params)
         self.model: FusedModel = build_model(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
                                              arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users,
                                              arts.graph_items, half_life_days,

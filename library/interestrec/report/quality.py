@@ -33,7 +33,7 @@ def quality(out: str) -> str:
     if comp.get("rule"):
         parts.append(f"<p class='muted'>Best baseline: {html.escape(str(comp['rule']))}.</p>")
     if s.get("goals"):
-        grow = [[name, g.get("ratio"), f"≥ {g.get('target')}",
+        grow = [[name, g.get("ratio"), g["target"] if isinstance(g.get("target"), str) else f"≥ {g.get('target')}",
                  {True: "holds", False: "missed", None: "not measured"}[g.get("holds")]] for name, g in s["goals"].items()]
         parts.append("<h3>Goals</h3>" + table(grow, ["goal", "ratio", "target", ""]))
     params = [[name, ", ".join(f"{k}={v}" for k, v in (m.get("params") or {}).items())] for name, m in models if m.get("params")]
@@ -60,6 +60,39 @@ def ablations(out: str) -> str:
             + "<p class='muted'>An interval above zero: the removed term helps.</p>")
 
 
+def _cold_items(c: dict) -> str:
+    """The cold-item protocol: every row on all / warm / cold test targets, fused − row intervals, the fill's choice."""
+    t = c.get("targets") or {}
+    split = f"; test targets: {t.get('all')} all = {t.get('warm')} warm + {t.get('cold')} cold" if t else ""
+    head = (f"<h3>Cold items ({c.get('items')} items, {c.get('share', 0):.0%} of the catalogue, "
+            f"all their training interactions withheld{split})</h3>")
+    vs = c.get("fused_vs") or {}
+    rows, classes = [], []
+    for name, m in c.get("models", {}).items():
+        iv = vs.get(name) or {}
+        splits = {"cold": {"recall@20": m.get("recall@20")}, **{s: m[s] for s in ("all", "warm", "cold") if s in m}}
+        rows.append([name, *[(splits.get(s) or {}).get("recall@20") for s in ("all", "warm", "cold")],
+                     *[(splits.get(s) or {}).get("ndcg@10") for s in ("all", "warm", "cold")],
+                     interval((iv.get("cold") or {}).get("recall@20")), interval((iv.get("warm") or {}).get("ndcg@10")),
+                     interval((iv.get("all") or {}).get("ndcg@10"))])
+        classes.append("" if m.get("baseline") else "ours")
+    rows += [[name, "skipped", why, *[None] * 7] for name, why in c.get("skipped", {}).items()]
+    classes += [""] * len(c.get("skipped", {}))
+    parts = [head, table(rows, ["model", "recall@20 all", "recall@20 warm", "recall@20 cold", "ndcg@10 all",
+                                "ndcg@10 warm", "ndcg@10 cold", "fused − row recall@20 cold [95%]",
+                                "fused − row ndcg@10 warm [95%]", "fused − row ndcg@10 all [95%]"], classes)]
+    parts.append(f"<p class='muted'>Chance Recall@20 ≈ {c.get('chance_recall@20', 0):.4f}. Best collaborative "
+                 f"baseline: {html.escape(str(c.get('best_collaborative')))}. {html.escape(str(c.get('protocol', '')))}</p>")
+    a = c.get("cold_alpha") or {}
+    if a.get("tried"):
+        arow = [[x["cold_alpha"], x["all"]["ndcg@10"], x["warm"]["ndcg@10"], x["cold"]["recall@20"],
+                 "chosen" if x["cold_alpha"] == a.get("chosen") else ""] for x in a["tried"]]
+        parts.append("<h3>The fused row's text fill for cold items, chosen on validation</h3>"
+                     + table(arow, ["cold_alpha", "valid ndcg@10 all", "valid ndcg@10 warm", "valid recall@20 cold", ""])
+                     + f"<p class='muted'>{html.escape(str(a.get('rule', '')))}.</p>")
+    return "".join(parts)
+
+
 def cold(out: str) -> str:
     """Items whose every training interaction was withheld, and users with few training events."""
     s = _summary(out)
@@ -68,13 +101,7 @@ def cold(out: str) -> str:
     parts = []
     c = s.get("cold_items") or {}
     if c.get("models") or c.get("skipped"):
-        rows = [[name, m["recall@20"], m["ndcg@20"], m["users"]] for name, m in c.get("models", {}).items()]
-        rows += [[name, "skipped", why, None] for name, why in c.get("skipped", {}).items()]
-        parts.append(f"<h3>Cold items ({c.get('items')} items, {c.get('share', 0):.0%} of the catalogue, "
-                     f"all their training interactions withheld)</h3>"
-                     + table(rows, ["model", "recall@20", "ndcg@20", "users"])
-                     + f"<p class='muted'>Chance Recall@20 ≈ {c.get('chance_recall@20', 0):.4f}. "
-                     f"{html.escape(str(c.get('protocol', '')))}</p>")
+        parts.append(_cold_items(c))
     cu = s.get("cold_users") or {}
     urow = [[name, m["ndcg@10"], m["recall@20"], m["users"]] for name, m in cu.get("models", {}).items() if m.get("users")]
     if urow:

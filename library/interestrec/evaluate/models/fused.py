@@ -5,8 +5,10 @@ phase's training interactions and the pipeline's artifacts. The parts that do no
 point (interests, cluster popularity, the seq term's item–item table per ``(lam, neighbours)``, the
 per-user popularity per half-life) are kept in a :class:`PhaseCache`, one evaluation phase at a time.
 
-Ablations (``fused-no_llm``, ``fused-no_graph``, ``fused-no_pop``, ``fused-seq_only``) are the fused row
-refit at its tuned params with terms' weights set to 0 — no re-tuning (:data:`ABLATIONS`).
+Ablations (``fused-no_llm``, ``fused-no_graph``, ``fused-no_pop``, ``fused-seq_only``, and ``fused-no_cold``
+when the row has a text fill for cold items) are the fused row refit at its tuned params with terms' weights
+set to 0 — no re-tuning (:data:`ABLATIONS`). The fill's strength ``cold_alpha`` is chosen on validation by
+the cold-item protocol (:mod:`interestrec.evaluate.cold_protocol`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from interestrec.recommend.fused import COMPONENTS, FusedModel, FusedParams, bui
 
 MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is not built (global "now" instead)
 
-# ablation row name -> terms whose weight is set to 0 (at the fused row's tuned params)
+# ablation row name -> terms whose weight is set to 0 (at the fused row's tuned params); "cold" is the seq
+# table's text fill for items without training support (its cold_alpha set to 0)
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "fused-no_llm": ("llm",),
     "fused-no_graph": ("graph",),
     "fused-no_pop": ("pop",),
     "fused-seq_only": tuple(c for c in COMPONENTS if c != "seq"),
+    "fused-no_cold": ("cold",),
 }
 
 
@@ -68,10 +72,12 @@ class PhaseCache:
     key: tuple | None = None
     base: FusedModel | None = None
     tables: dict[tuple[float, int, float], object] = field(default_factory=dict)
+    fills: dict[tuple, object] = field(default_factory=dict)  # table key + (cold_support, cold_neighbours) -> fill
     user_pops: dict[float, np.ndarray] = field(default_factory=dict)
 
     def model(self, data: Interactions, params: FusedParams) -> FusedModel:
         """The fused model for ``data`` at ``params`` (reusing what this phase already built)."""
+        from interestrec.recommend.coldfill import fill_table, item_support, text_fill
         from interestrec.recommend.itemitem import fit_item_item
         from interestrec.recommend.popularity import user_time_popularity
 
@@ -84,6 +90,12 @@ class PhaseCache:
         tk = (float(params.lam), int(params.neighbours), float(params.table_beta))
         if tk not in self.tables:
             self.tables[tk] = fit_item_item(data.train, tk[0], tk[1], item_vecs=base.item_vecs, beta=tk[2])
+        table = self.tables[tk]
+        if params.cold_alpha > 0:
+            fk = (*tk, float(params.cold_support), int(params.cold_neighbours))
+            if fk not in self.fills:
+                self.fills[fk] = text_fill(table, item_support(data.train), base.item_vecs, fk[3], fk[4], tk[1])
+            table = fill_table(table, self.fills[fk], params.cold_alpha)
         hl = float(params.pop_half_life_days)
         user_pop = None
         if data.n_users * data.n_items <= MAX_USER_POP_CELLS:
@@ -91,11 +103,12 @@ class PhaseCache:
                 self.user_pops[hl] = user_time_popularity(data.n_users, data.seq_user, data.seq_item, data.seq_time,
                                                           base.user_cluster, len(base.cluster_pop) - 1, data.n_items, hl)
             user_pop = self.user_pops[hl]
-        return dataclasses.replace(base, params=params, user_pop=user_pop, item_table=self.tables[tk])
+        return dataclasses.replace(base, params=params, user_pop=user_pop, item_table=table)
 
     def clear(self) -> None:
         self.key, self.base = None, None
         self.tables.clear()
+        self.fills.clear()
         self.user_pops.clear()
 
 
@@ -130,9 +143,20 @@ class Fused(Recommender):
         return self.model.score(users)
 
 
+def ablation_rows(tuned: dict) -> list[str]:
+    """The ablations of the fused row at ``tuned``: every one of :data:`ABLATIONS`, ``fused-no_cold`` only when
+    the row has a text fill (``cold_alpha > 0``) to remove."""
+    has_fill = FusedParams.from_params(tuned).cold_alpha > 0
+    return [row for row in ABLATIONS if has_fill or "cold" not in ABLATIONS[row]]
+
+
 def ablation_params(tuned: dict, row: str) -> dict:
-    """The params of ablation ``row``: the fused row's tuned ``tuned`` with that row's terms' weights at 0."""
+    """The params of ablation ``row``: the fused row's tuned ``tuned`` with that row's terms' weights at 0
+    (``cold``: the text fill's ``cold_alpha`` at 0)."""
     if row not in ABLATIONS:
         raise ValueError(f"unknown ablation '{row}'; expected one of {sorted(ABLATIONS)}")
-    p = FusedParams.from_params(tuned).without(*ABLATIONS[row])
-    return {**tuned, "weights": tuple(p.weights)}
+    p = FusedParams.from_params(tuned).without(*(t for t in ABLATIONS[row] if t != "cold"))
+    out = {**tuned, "weights": tuple(p.weights)}
+    if "cold" in ABLATIONS[row]:
+        out["cold_alpha"] = 0.0
+    return out
