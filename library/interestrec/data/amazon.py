@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timezone
 from functools import partial
 
-from interestrec.data.catalog import items_table, parse_catalog
+from interestrec.data.catalog import items_table, parse_catalogs
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
 from interestrec.data.generic import scalar_text
@@ -163,12 +163,7 @@ def read_amazon_2014(path: str, cfg: IngestConfig) -> Reading:
     task = ray.remote(num_cpus=0.25)(review_items)
     reviewed = [task.remote(f.uri, "asin", cfg.max_id_chars) for f in reviews] if metas else []
     ds, expected = read_text_events(reviews, JSON_LIKE, review_2014, cfg)
-    rows, item_rows, seen = [], {}, set()
-    for m in metas:
-        n, part, rejects = parse_catalog(m, JSON_LIKE, partial(meta_2014, cap=cfg.max_text_chars), cfg.max_field_chars,
-                                         seen=seen)
-        rows += part
-        item_rows[m.name] = (n, rejects)
+    rows, item_rows, seen = parse_catalogs(metas, JSON_LIKE, partial(meta_2014, cap=cfg.max_text_chars), cfg.max_field_chars)
     if metas:
         missing = sorted(set().union(*ray.get(reviewed)) - seen)
         rows += [(k, k, [], None) for k in missing]

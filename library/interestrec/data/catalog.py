@@ -96,3 +96,18 @@ def parse_catalog(src: SourceFile, fmt: TextFormat, to_item: Callable, max_field
         raise DataError(f"{src.uri}: the independent count found {expected} records but the parser read {n}; "
                          "the file's quoting is inconsistent — fix it or set ingest.format")
     return n, rows, reject_table(rejects, src.name)
+
+
+def parse_catalogs(files: list[SourceFile], fmt: TextFormat, to_item: Callable, max_field_chars: int
+                   ) -> tuple[list[tuple], dict[str, tuple[int, object]], set[str]]:
+    """:func:`parse_catalog` over several catalog files, an item's first row winning.
+
+    Returns:
+        ``(rows, {file name: (records read, rejects table)}, item keys seen)``.
+    """
+    rows, item_rows, seen = [], {}, set()
+    for f in files:
+        n, part, rejects = parse_catalog(f, fmt, to_item, max_field_chars, seen=seen)
+        rows += part
+        item_rows[f.name] = (n, rejects)
+    return rows, item_rows, seen

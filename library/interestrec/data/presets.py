@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from interestrec.data.amazon import review_text
-from interestrec.data.catalog import items_table, parse_catalog
+from interestrec.data.catalog import items_table, parse_catalog, parse_catalogs
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
 from interestrec.data.generic import scalar_text
@@ -62,12 +62,7 @@ def read_amazon_2023(path: str, cfg: IngestConfig) -> Reading:
         check_json_keys(f, ["user_id", "parent_asin", "rating", "timestamp"],
                         hint="an Amazon 2023 review has user_id, parent_asin, rating, timestamp; set ingest.format")
     ds, expected = read_text_events(reviews, JSONL, _amazon_review, cfg)
-    rows, item_rows, seen = [], {}, set()
-    for m in metas:
-        n, part, rejects = parse_catalog(m, JSONL, partial(_amazon_item, cap=cfg.max_text_chars), cfg.max_field_chars,
-                                         seen=seen)
-        rows += part
-        item_rows[m.name] = (n, rejects)
+    rows, item_rows, _ = parse_catalogs(metas, JSONL, partial(_amazon_item, cap=cfg.max_text_chars), cfg.max_field_chars)
     return Reading(events={"reviews": ds}, files=[f.name for f in reviews], items=items_table(rows, years=False) if metas else None,
                    item_rows=item_rows, expected=expected, id_type="string" if cfg.id_type == "auto" else cfg.id_type,
                    ignored=hidden)

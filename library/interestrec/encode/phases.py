@@ -1,7 +1,8 @@
 """Leak-free item texts: event-derived item attributes per evaluation phase.
 
 An item's text has static parts from the catalog (title, year, genres) and event-derived parts (its
-most used tags). The event-derived parts of a phase come only from the events that phase may learn
+most used tags; its reviews are blended into its vector by :mod:`interestrec.encode.reviews` from the
+same events). The event-derived parts of a phase come only from the events that phase may learn
 from, so no phase's item text, vector, graph or score can see its held-out period:
 
 - ``valid``: the ``train`` split (the validation phase learns from train);
@@ -46,24 +47,6 @@ def tag_events(events):
     m = (kind == "tag") & np.asarray([x is not None and str(x).strip() != "" for x in text], bool)
     tags = np.asarray([str(x).strip().lower() for x in text[m]], dtype=object)
     return events["item_id"].to_numpy()[m].astype(np.int64), split[m], tags
-
-
-def read_tag_events(path: str):
-    """The tag events of an events artifact (a file or a directory dataset), read part by part.
-
-    Only ``item_id, event, text, split`` of rows with ``event == "tag"`` are kept, so the log itself is
-    never held in memory (what :func:`phase_item_texts` needs from it).
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from interestrec import artifacts
-
-    tables = []
-    for f in artifacts.parquet_files(path):  # the ingest's events always have these columns (event_schema)
-        t = artifacts.read_parquet(f, columns=["item_id", "event", "text", "split"])
-        tables.append(t.filter(pc.equal(t["event"], "tag")))
-    return pa.concat_tables(tables)
 
 
 def item_tags(item: np.ndarray, split: np.ndarray, tag: np.ndarray, splits: tuple[str, ...] | None,

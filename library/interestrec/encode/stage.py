@@ -9,8 +9,10 @@ both modes are measured and comparable.
 
 Item vectors are written per phase (``encode.phases``): ``items_valid.parquet`` and
 ``items_test.parquet`` from item texts whose event-derived parts (tags) come only from the phase's
-training events, ``items.parquet`` from every event (serving). The ``window = -1`` user rows describe
-train histories and use the ``valid`` phase's items; per-window rows use the serving ones.
+training events, ``items.parquet`` from every event (serving); each is blended with the item's reviews
+among the same events (``encode.reviews``). The ``window = -1`` user rows describe train histories and
+use the ``valid`` phase's items; per-window rows use the serving ones. A text-mode history entry shows
+the user's own review of the item (``encode.review_history_words``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 
 from interestrec import artifacts
 from interestrec.encode.config import EncodeConfig
-from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts, read_tag_events
+from interestrec.encode.items import encode_phase_items
+from interestrec.encode.phases import PHASE_FILES
+from interestrec.encode.reviews import read_text_events, review_events
 from interestrec.encode.text import SEP, budget_histories, event_text, item_text
 from interestrec.encode.users import interest_type, known_events, pool_rows
 from interestrec.ids import lookup
@@ -42,19 +46,21 @@ def item_texts(items) -> tuple[np.ndarray, list[str]]:
     return ids[order], [texts[i] for i in order]
 
 
-def history_texts(ev, texts: list[str], encoder, max_tokens: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+def history_texts(ev, texts: list[str], encoder, max_tokens: int,
+                  review_words: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Per-user history texts, newest first, oldest entries dropped to fit ``max_tokens``.
 
     Args:
         ev: events from :func:`known_events`. texts: item texts aligned with ``iidx``.
         encoder: a :class:`~interestrec.encode.encoder.TextEncoder` (only its tokenizer is used).
+        review_words: words of the user's own review shown in an entry (``event_text``).
 
     Returns:
         sorted user ids, their texts, and the entries kept per user (0 = nothing fits: an empty history).
     """
     ev = ev.sort_values(["user_id", "timestamp", "item_id"], ascending=[True, False, False], kind="stable")
     values = ev.value.to_numpy(dtype=np.float64, na_value=np.nan)
-    entries = [event_text(texts[i], e, v, t) for i, e, v, t in
+    entries = [event_text(texts[i], e, v, t, review_words) for i, e, v, t in
                zip(ev.iidx.tolist(), ev.event.tolist(), values.tolist(), ev.text.tolist())]
     users, starts = np.unique(ev.user_id.to_numpy(), return_index=True)
     starts = np.append(starts, len(entries))
@@ -75,11 +81,12 @@ def text_user_vectors(groups, texts: list[str], encoder, cfg: EncodeConfig):
     """
     import pyarrow as pa
 
-    from interestrec.encode.ray_encode import encode_texts
+    from interestrec.encode.ray_encode import encode_texts_timed
 
     users, wins, htexts, kept, n_ev = [], [], [], [], []
     for window, ev in groups:
-        u, ht, k = history_texts(ev, texts, encoder, cfg.max_tokens - 2)  # room for [CLS] and [SEP]
+        u, ht, k = history_texts(ev, texts, encoder, cfg.max_tokens - 2,  # room for [CLS] and [SEP]
+                                 cfg.review_history_words)
         users.append(u)
         wins.append(np.full(len(u), window, np.int32))
         htexts += ht
@@ -91,7 +98,7 @@ def text_user_vectors(groups, texts: list[str], encoder, cfg: EncodeConfig):
     vec = np.zeros((len(kept_all), encoder.dim), np.float32)
     ok = np.flatnonzero(kept_all > 0)
     if len(ok):
-        _, vec[ok] = encode_texts(ok, [htexts[i] for i in ok.tolist()], cfg)
+        vec[ok] = encode_texts_timed(ok, [htexts[i] for i in ok.tolist()], cfg, label="encode: history texts")[1]
     return pa.table({"user_id": pa.array(np.concatenate(users), pa.int64()),
                      "window": pa.array(np.concatenate(wins), pa.int32()),
                      "vector": artifacts.vectors_to_arrow(vec), "n_events": pa.array(np.concatenate(n_ev), pa.int32()),
@@ -126,48 +133,6 @@ def adapt_vectors(ctx: StageContext, cfg: EncodeConfig) -> dict[str, np.ndarray]
                                     return_token_type_ids=False)
     limit = min(ctx.config.adapt.max_tokens, cfg.max_tokens) - 2  # room for [CLS] and [SEP]
     return {t: v for t, v, ids in zip(texts, vecs, enc["input_ids"]) if len(ids) <= limit}
-
-
-def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.ndarray] | None = None):
-    """Item vectors of every phase (``encode.phases``), each distinct text encoded once.
-
-    With ``cfg.whiten`` each phase's vectors are transformed by a whitening fitted on that phase's
-    catalogue (``encode.geometry``). Texts in ``known`` (text → vector, :func:`adapt_vectors`) are not
-    encoded again.
-
-    Returns:
-        ``(ids, {phase: texts}, {phase: vectors (n_items, d)}, geometry summary, distinct texts encoded)``.
-    """
-    from interestrec.encode.geometry import fit_whitening, mean_pairwise_cosine
-    from interestrec.encode.ray_encode import encode_texts
-
-    per_phase, ids = {}, None
-    for phase in PHASE_FILES:
-        try:
-            pid, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags)
-        except ValueError as e:
-            raise StageError(f"encode: {e}") from None
-        ids = pid
-    if not len(ids):
-        raise StageError("encode: the ingest item catalog is empty")
-    unique, rows = distinct_texts(per_phase)
-    known = known or {}
-    todo = [i for i, t in enumerate(unique) if t not in known]
-    fresh = encode_texts(np.arange(len(todo)), [unique[i] for i in todo], cfg)[1] if todo else None
-    dim = fresh.shape[1] if fresh is not None else len(next(iter(known.values())))
-    vecs = np.zeros((len(unique), dim), np.float32)
-    if todo:
-        vecs[todo] = fresh
-    for i in np.setdiff1d(np.arange(len(unique)), todo).tolist():
-        vecs[i] = known[unique[i]]
-    out, geometry = {}, {"whiten": cfg.whiten}
-    for phase, r in rows.items():
-        raw = vecs[r]
-        w = fit_whitening(raw, cfg.whiten, cfg.whiten_pcs)
-        out[phase] = w.transform(raw)
-        geometry[phase] = {"mean_cosine_before": round(mean_pairwise_cosine(raw), 4),
-                           "mean_cosine_after": round(mean_pairwise_cosine(out[phase]), 4)}
-    return ids, per_phase, out, geometry, len(todo)
 
 
 def add_text_mode(pool, events, windows, ids: np.ndarray, phase_texts: dict[str, list[str]], cfg: EncodeConfig,
@@ -237,19 +202,31 @@ def run(ctx: StageContext) -> dict:
     events_path = artifacts.join(ingest, "events.parquet")
     items = artifacts.read_parquet(artifacts.join(ingest, "items.parquet"))
     windows = artifacts.read_parquet(artifacts.join(ingest, "windows.parquet"))
-    # text modes render whole histories in the driver; pool mode never loads the log here (tag events only)
+    # text modes render whole histories in the driver; pool mode never loads the log here (text events only)
     in_driver = cfg.user_mode == "text" or cfg.also_text
-    events = artifacts.read_parquet(events_path) if in_driver else read_tag_events(events_path)
+    with_reviews = cfg.review_weight > 0
+    if in_driver:
+        events = artifacts.read_parquet(events_path)
+        reviews = review_events(events) if with_reviews else None
+    else:
+        events, reviews = read_text_events(events_path, cfg.max_reviews_per_item, reviews=with_reviews)
     t0 = time.perf_counter()
     known = adapt_vectors(ctx, cfg)
-    ids, phase_texts, phase_vecs, geometry, n_encoded = encode_phase_items(items, events, cfg, known)
-    item_s = time.perf_counter() - t0
+    ids, phase_texts, phase_vecs, geometry, item_tp, review_sum = encode_phase_items(items, events, cfg, known,
+                                                                                     reviews)
+    item_s, n_encoded = item_tp["seconds"], item_tp["count"]
     n_reused = len(set().union(*phase_texts.values()) & known.keys())
     for phase, name in PHASE_FILES.items():
         artifacts.write_parquet(artifacts.join(out, name), pa.table({
             "item_id": ids, "vector": artifacts.vectors_to_arrow(phase_vecs[phase])}))
     ctx.log(f"encode: {len(ids)} items × {len(PHASE_FILES)} phases, {n_encoded} distinct texts in {item_s:.1f}s "
-            f"({n_encoded / item_s:.0f} texts/s)" + (f"; {n_reused} texts' vectors from adapt" if n_reused else ""))
+            f"({item_tp['texts_per_s']:.0f} texts/s, {item_tp['tokens_per_s']:.0f} tokens/s)"
+            + (f"; {n_reused} texts' vectors from adapt" if n_reused else "")
+            + f"; all items in {time.perf_counter() - t0:.1f}s")
+    rt = review_sum["texts"]
+    if rt["count"]:
+        ctx.log(f"encode: {rt['count']} distinct review texts ({rt['tokens']} tokens) in {rt['seconds']:.1f}s: "
+                f"{rt['texts_per_s']:.0f} texts/s, {rt['tokens_per_s']:.0f} tokens/s")
 
     users_path = artifacts.join(out, "users.parquet")
     t1 = time.perf_counter()
@@ -273,11 +250,13 @@ def run(ctx: StageContext) -> dict:
         "model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
         "dim": int(phase_vecs["serve"].shape[1]),
         "items": int(len(ids)),
-        "texts_per_s": round(n_encoded / max(item_s, 1e-9), 1),
+        "texts_per_s": item_tp["texts_per_s"],
         "item_texts_encoded": n_encoded,
         "item_texts_reused_from_adapt": n_reused,
         "item_texts_changed": {p: int(sum(a != b for a, b in zip(phase_texts[p], phase_texts["serve"])))
                                for p in ("valid", "test")},
+        "reviews": {k: v for k, v in review_sum.items() if k != "texts"},
+        "throughput": {"item_texts": item_tp, "review_texts": rt},
         "geometry": geometry,
         "user_mode": cfg.user_mode,
         "users": n_users,

@@ -28,8 +28,21 @@ def item_text(title: str, year: int | None = None, genres: Sequence[str] | None 
     return ". ".join(parts) + "."
 
 
-def event_text(item: str, event: str, value: float | None = None, text: str | None = None) -> str:
-    """One history entry: what the user did (with the rating / tag / query text) and the item text."""
+def review_cut(text: str | None, words: int) -> str:
+    """The first ``words`` words of a review, whitespace collapsed, ``…`` where it was cut (``""`` for none)."""
+    if text is None or text != text or words <= 0:  # None or a pandas NaN: no review
+        return ""
+    parts = str(text).split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+def event_text(item: str, event: str, value: float | None = None, text: str | None = None,
+               review_words: int = 0) -> str:
+    """One history entry: what the user did (with the rating / tag / query / review text) and the item text.
+
+    The ``text`` of a view, click, rate or purchase event is the user's review of the item: its first
+    ``review_words`` words are shown (``rated 4/5, wrote 'tense heist …': Heat (1995).``); ``0`` leaves it out.
+    """
     if event not in VERBS:
         raise ValueError(f"event_text: unknown event kind '{event}'; known: {sorted(VERBS)}")
     if event == "search" and text:
@@ -40,7 +53,8 @@ def event_text(item: str, event: str, value: float | None = None, text: str | No
         what = f"tagged '{text}'"
     else:
         what = VERBS[event]
-    return f"{what}: {item}"
+    review = review_cut(text, review_words) if event not in ("tag", "search") else ""
+    return f"{what}, wrote '{review}': {item}" if review else f"{what}: {item}"
 
 
 def history_text(entries: Sequence[str], count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str, int]:
