@@ -8,7 +8,6 @@ import numpy as np
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.phases import PHASE_FILES, distinct_texts, phase_item_texts
 from interestrec.encode.reviews import Reviews, blend, phase_reviews, review_summary
-from interestrec.stages import StageError
 
 
 def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.ndarray] | None = None,
@@ -29,13 +28,9 @@ def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.nda
 
     per_phase, ids = {}, None
     for phase in PHASE_FILES:
-        try:
-            pid, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags)
-        except ValueError as e:
-            raise StageError(f"encode: {e}") from None
-        ids = pid
+        ids, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags)
     if not len(ids):
-        raise StageError("encode: the ingest item catalog is empty")
+        raise ValueError("the ingest item catalog is empty")
     unique, rows = distinct_texts(per_phase)
     known = known or {}
     todo = [i for i, t in enumerate(unique) if t not in known]

@@ -212,8 +212,11 @@ def run(ctx: StageContext) -> dict:
         events, reviews = read_text_events(events_path, cfg.max_reviews_per_item, reviews=with_reviews)
     t0 = time.perf_counter()
     known = adapt_vectors(ctx, cfg)
-    ids, phase_texts, phase_vecs, geometry, item_tp, review_sum = encode_phase_items(items, events, cfg, known,
-                                                                                     reviews)
+    try:  # a bad catalogue (duplicate or no items) is the ingest output's fault: named, no traceback
+        ids, phase_texts, phase_vecs, geometry, item_tp, review_sum = encode_phase_items(items, events, cfg, known,
+                                                                                         reviews)
+    except ValueError as e:
+        raise StageError(f"encode: {e}") from None
     item_s, n_encoded = item_tp["seconds"], item_tp["count"]
     n_reused = len(set().union(*phase_texts.values()) & known.keys())
     for phase, name in PHASE_FILES.items():

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from interestrec.configcheck import check_config
 from interestrec.ids import lookup
 
 
@@ -108,6 +109,9 @@ class GraphParams:
     max_tags: int = 5
     user_tags: bool = True
     recent: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, "graph.kg", ge={"max_tags": 0, "recent": 0})
 
 
 @dataclass(frozen=True)
