@@ -59,7 +59,8 @@ class ServeConfig:
 
     @classmethod
     def from_args(cls, args: dict) -> ServeConfig:
-        """From ``serve run … key=value`` / YAML ``args`` (strings converted to the field types; unknown keys rejected)."""
+        """From ``serve run … key=value`` / YAML ``args`` (strings converted to the field types; unknown keys and
+        values that are not of the field's type rejected, named)."""
         known = {f.name: f for f in fields(cls)}
         unknown = set(args) - set(known)
         if unknown:
@@ -72,7 +73,10 @@ class ServeConfig:
             elif isinstance(default, bool):
                 out[k] = str(v).lower() in ("1", "true", "yes")
             elif isinstance(default, (int, float)) and not isinstance(v, (int, float)):
-                out[k] = type(default)(v)
+                try:
+                    out[k] = type(default)(v)
+                except (TypeError, ValueError):
+                    out[k] = v  # named by the type check: "serve.port must be an int, got 'abc' (str)"
             else:
                 out[k] = v
         return cls(**out)

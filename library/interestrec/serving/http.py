@@ -1,0 +1,173 @@
+"""The HTTP side of the Serve app: the FastAPI app with its error map, the ASGI guard (body cap, request
+metrics), bearer-token auth and a write's idempotency key. Plain FastAPI: no deployment, no model.
+
+The routes live on :class:`~interestrec.serving.deployments.Recommender` (``@serve.ingress`` of the app
+:func:`make_app` returns); every typed error they raise is answered here, in one place (:data:`ERROR_STATUS`).
+"""
+
+import hmac
+import uuid
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from interestrec.errors import InterestrecError
+from interestrec.recommend.errors import InvalidRequest, NotFound
+from interestrec.serving import schemas as S
+from interestrec.serving.errors import (
+    Forbidden,
+    InvalidId,
+    KeyConflict,
+    StoreError,
+    Unauthorized,
+    Unavailable,
+    UnknownId,
+)
+
+MAX_BODY = 1 << 20
+
+# typed errors → HTTP status codes (401 adds WWW-Authenticate: Bearer, 503 adds Retry-After: 1)
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
+    (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403))
+
+
+class BodyTooLarge(HTTPException, InterestrecError):
+    """A request body over ``MAX_BODY`` bytes (413; an HTTPException so body parsing passes it through)."""
+
+    def __init__(self):
+        super().__init__(413, f"request body over {MAX_BODY} bytes")
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    """Typed errors → HTTP status codes (:data:`ERROR_STATUS`); validation errors as 422 without the input."""
+    for exc, code in ERROR_STATUS:
+        def handler(request: Request, e: Exception, code=code):
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {"Retry-After": "1"} if code == 503 else None
+            return JSONResponse({"detail": str(e)}, status_code=code, headers=headers)
+
+        api.add_exception_handler(exc, handler)
+
+    def invalid(request: Request, e: RequestValidationError):  # never echo the input: it may not be JSON-able
+        def clean(x):
+            return x if isinstance(x, int) else str(x).encode("utf-8", "replace").decode("utf-8")
+
+        detail = [{"loc": [clean(p) for p in err.get("loc", ())], "msg": clean(err.get("msg", "")),
+                   "type": clean(err.get("type", ""))} for err in e.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    api.add_exception_handler(RequestValidationError, invalid)
+
+
+def make_app() -> FastAPI:
+    """The FastAPI app the ``Recommender`` deployment serves: error map and :class:`Guard` installed, no routes."""
+    api = FastAPI(title="interestrec", version="1",
+                  description="Interest-cluster recommender: recommendations with explanations, users, clusters, "
+                              "fresh events.",
+                  responses={401: {"model": S.ErrorResponse}, 403: {"model": S.ErrorResponse},
+                             404: {"model": S.ErrorResponse}, 409: {"model": S.ErrorResponse},
+                             413: {"model": S.ErrorResponse}, 503: {"model": S.ErrorResponse}})
+    install_error_handlers(api)
+    api.add_middleware(Guard)
+    return api
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+_METRICS: dict = {}
+
+
+def metrics() -> dict:
+    """The app's counters (created on first use, inside the replica): ``requests`` (tags ``route``,
+    ``status``), ``cold`` (answered from a client history), ``fallbacks`` (answered without fresh state)."""
+    if not _METRICS:
+        from ray.serve.metrics import Counter
+
+        _METRICS["requests"] = Counter("interestrec_requests", description="HTTP requests by route and status",
+                                       tag_keys=("route", "status"))
+        _METRICS["cold"] = Counter("interestrec_cold_starts", description="requests answered from a client history")
+        _METRICS["fallbacks"] = Counter("interestrec_fallbacks",
+                                        description="requests answered without fresh state (store unavailable)")
+    return _METRICS
+
+
+class Guard:
+    """Pure ASGI middleware (no per-request task hand-off): caps the body size, counts requests by route and status.
+
+    A declared ``content-length`` over the cap is refused before reading; a chunked body is counted as it
+    is read and refused once over the cap (:class:`BodyTooLarge`, mapped to 413).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = [0]
+
+        async def counted_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        size = dict(scope["headers"]).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)(scope, receive,
+                                                                                                  counted_send)
+        else:
+            seen = [0]
+
+            async def limited_receive():
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen[0] += len(message.get("body", b""))
+                    if seen[0] > MAX_BODY:
+                        raise BodyTooLarge()
+                return message
+
+            await self.app(scope, limited_receive, counted_send)
+        route = scope.get("route")
+        metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(status[0])})
+
+
+# ---------------------------------------------------------------------------------------------- auth
+def authorised(expected: str | None, header: str | None) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <expected>`` (always, when nothing is expected)."""
+    if expected is None:
+        return True
+    return hmac.compare_digest((header or "").encode(), f"Bearer {expected}".encode())
+
+
+def read_auth(read_token: str | None, authorization: str | None) -> bool:
+    """True when reads are authorised by a token; raises when a configured read token is missing/wrong."""
+    if not authorised(read_token, authorization):
+        raise Unauthorized("this endpoint needs 'Authorization: Bearer <read_token>'")
+    return read_token is not None
+
+
+def write_auth(token: str | None, authorization: str | None) -> None:
+    """Writes always need the write token: refused when none is configured or the header does not carry it."""
+    if token is None:
+        raise Unauthorized("POST /events is closed: this deployment has no write token")
+    if not authorised(token, authorization):
+        raise Unauthorized("POST /events needs 'Authorization: Bearer <token>'")
+
+
+def check_exclude_seen(exclude_seen: bool, authed: bool) -> None:
+    """Without read auth a user's own history is never shown, so it is never left in the ranking either:
+    ``exclude_seen: false`` at a large ``k`` would list it."""
+    if not exclude_seen and not authed:
+        raise Forbidden("exclude_seen: false shows the user's history; it needs read auth "
+                        "('Authorization: Bearer <read_token>' on a deployment with a read_token)")
+
+
+def batch_key(body: str | None, header: str | None) -> str:
+    """The batch's key: the ``idempotency_key`` field or the ``Idempotency-Key`` header (equal when both are
+    sent), else a new one (returned in the answer, so a client can still retry with it)."""
+    if header is not None:
+        if not 1 <= len(header) <= S.MAX_KEY:
+            raise InvalidRequest(f"Idempotency-Key must have 1 to {S.MAX_KEY} characters")
+        if body is not None and body != header:
+            raise InvalidRequest("the Idempotency-Key header and the idempotency_key field differ")
+    return body or header or uuid.uuid4().hex
