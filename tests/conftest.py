@@ -18,7 +18,7 @@ def pytest_report_header(config) -> list[str]:
     """Which real servers this run has, said before anything runs (a missing one names how to get it)."""
     import shutil
 
-    from redis_server import MISSING, redis_server_path
+    from fixtures.redis_server import MISSING, redis_server_path
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     return [f"redis-server: {redis_server_path() or 'MISSING — ' + MISSING}",

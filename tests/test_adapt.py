@@ -8,53 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from fixtures.adapt import HELD, N_ITEMS, _all_pairs_loss, _cfg, _job, write_fixture
 from interestrec import artifacts
 from interestrec.adapt.config import AdaptConfig
-
-N_USERS, PER_USER, N_ITEMS = 16, 8, 24
-T0 = 1_500_000_000
-HELD = (1100, 1101)  # items that only ever appear in valid / test events
-TOPICS = (("Galaxy Raiders", ["Sci-Fi", "Action"]), ("Summer Letters", ["Romance", "Drama"]))
-
-
-def write_fixture(out: str, seed: int = 0, extra_user: bool = False) -> dict:
-    """A tiny ingest output with two planted taste groups (even users: sci-fi items, odd: romance).
-
-    Every user's last two interactions (valid, test) are the ``HELD`` items, which no train event
-    touches, so any pair built from a valid / test event is visible. ``extra_user`` adds one more
-    user's train events (changed input data).
-    """
-    import pyarrow as pa
-
-    from interestrec.data.schema import event_schema, item_schema
-
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS + int(extra_user)):
-        pool = np.arange(u % 2, N_ITEMS, 2)
-        items = [1000 + int(i) for i in rng.choice(pool, PER_USER - 2, replace=False)] + list(HELD)
-        for n, i in enumerate(items):
-            split = "test" if n == PER_USER - 1 else "valid" if n == PER_USER - 2 else "train"
-            rows.append((100 + u, i, T0 + u * 10_000 + n * 100, "rate", 4.0, None, split))
-        rows.append((100 + u, items[-1], T0 + u * 10_000 + 5_000, "tag", None, "late", "test"))
-    c = list(zip(*rows))
-    events = pa.table({
-        "user_id": pa.array(c[0], pa.int64()), "item_id": pa.array(c[1], pa.int64()),
-        "timestamp": pa.array(c[2], pa.int64()), "event": pa.array(c[3], pa.string()),
-        "value": pa.array(c[4], pa.float32()), "text": pa.array(c[5], pa.string()),
-        "split": pa.array(c[6], pa.string()), "window": pa.array([0] * len(rows), pa.int32()),
-    }, schema=event_schema(with_split=True))
-    ids = list(range(1000, 1000 + N_ITEMS)) + list(HELD) + [1200]  # 1200: nobody interacts (cold)
-    titles = [f"{TOPICS[i % 2][0]} {i}" for i in range(N_ITEMS)] + ["Held Out A", "Held Out B", "Cold Item"]
-    genres = [TOPICS[i % 2][1] for i in range(N_ITEMS)] + [["Documentary"]] * 3
-    items = pa.table({"item_id": pa.array(ids, pa.int64()), "title": titles,
-                      "year": pa.array([1990 + i % 5 for i in range(len(ids))], pa.int32()),
-                      "genres": genres, "tags": [["leaky-tag"]] * len(ids)}, schema=item_schema())
-    windows = pa.table({"window": pa.array([0], pa.int32()), "start": pa.array([T0], pa.int64()),
-                        "end": pa.array([T0 + 10**7], pa.int64()), "events": pa.array([len(rows)], pa.int64())})
-    for name, t in (("events", events), ("items", items), ("windows", windows)):
-        artifacts.write_parquet(artifacts.join(out, "ingest", f"{name}.parquet"), t)
-    return {"events": events, "items": items}
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +18,6 @@ def tiny(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("adapt-tiny"))
     write_fixture(out)
     return out
-
-
-def _cfg(**kw) -> AdaptConfig:
-    base = dict(objective="both", lora_r=4, lora_layers=1, context_items=3, max_pairs=32, epochs=2, batch_size=16,
-                max_tokens=48, lr=2e-3, projection_epochs=3, projection_batch_size=32, projection_lr=5e-3, hidden=32,
-                threads=1, cpus_per_worker=0.5, max_failures=1, encode_batch=32)
-    base.update(kw)
-    return AdaptConfig(**base)
 
 
 def test_config_is_validated_and_composed():
@@ -137,40 +85,6 @@ def test_projection_matches_its_numpy_reference():
         fast = m.project(torch.as_tensor(x)).numpy()
     ref = project_reference({k: v.numpy() for k, v in m.state_dict().items()}, x)
     np.testing.assert_allclose(fast, ref, atol=1e-5)
-
-
-def _job(out: str, cfg: AdaptConfig, objective: str, model_path: str | None = None):
-    """Write the stage's training inputs for ``out`` and return the job (no Ray; the packaged model by default)."""
-    import pyarrow as pa
-
-    from interestrec.adapt.pairs import leak_free_texts, pairs_from_ingest, to_table
-    from interestrec.adapt.train import AdaptJob
-    from interestrec.data import load_ingest
-    from interestrec.encode.encoder import default_model_path
-
-    art = load_ingest(artifacts.join(out, "ingest"))
-    ids, texts = leak_free_texts(art.items)
-    vec = np.random.default_rng(0).standard_normal((len(ids), 16)).astype(np.float32)
-    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-    d = artifacts.join(out, "job-" + objective)
-    artifacts.write_parquet(artifacts.join(d, "items.parquet"), pa.table({
-        "item_id": ids, "text": texts, "vector": artifacts.vectors_to_arrow(vec)}))
-    pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.schedule(objective)[0], cfg.seed)
-    artifacts.write_parquet(artifacts.join(d, "pairs.parquet"), to_table(pairs))
-    return AdaptJob(adapt=cfg, objective=objective, pairs_path=artifacts.join(d, "pairs.parquet"),
-                    items_path=artifacts.join(d, "items.parquet"), model_path=model_path or default_model_path())
-
-
-def _all_pairs_loss(model, job) -> float:
-    """InfoNCE over every pair at once (one batch), in eval mode."""
-    import torch
-
-    from interestrec.adapt.train import Batches, pair_loss
-
-    b = Batches(job)
-    model.eval()
-    with torch.no_grad():
-        return float(pair_loss(model, b.inputs(np.arange(b.n)), job.objective, job.adapt.temperature))
 
 
 @pytest.mark.slow

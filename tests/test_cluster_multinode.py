@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_cluster_ops import ROOT, LocalCluster, _free_port
-from test_data_s3 import BUCKET, get_json, put, s3_env, s3fs  # noqa: F401 — s3_env is a fixture
+from fixtures.cluster import ROOT, LocalCluster
+from fixtures.ports import free_port
+from fixtures.s3 import BUCKET, get_json, put, s3_env, s3fs  # noqa: F401 — s3_env is a fixture
 
 pytestmark = pytest.mark.multinode
 
@@ -133,7 +134,7 @@ class YamlCluster(LocalCluster):
     """
 
     def __init__(self, tmp: Path, node_env: dict, token: str):
-        self.port, self.dash = _free_port(), _free_port()
+        self.port, self.dash = free_port(), free_port()
         self.node_env = node_env
         self.env = {**node_env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}  # the user's shell
         self.procs: list[subprocess.Popen] = []
@@ -156,7 +157,7 @@ class YamlCluster(LocalCluster):
             raise
 
     def _bash(self, name: str) -> None:
-        ports = " ".join(f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        ports = " ".join(f"--{flag}={free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                                                  "runtime-env-agent-port", "metrics-export-port"))
         temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
         cmd = f"{self.commands[name]} --block --disable-usage-stats --temp-dir={temp} {ports}"

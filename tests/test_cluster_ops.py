@@ -9,126 +9,23 @@ Marked ``cluster_ops`` so it runs after the in-process Ray tests (``conftest.py`
 end of the session); each cluster lives in its own process group and is killed with it, so other Ray
 instances on the machine are untouched.
 
-Every node gets its own ``--temp-dir``, as separate machines would have. Nodes sharing one (the default
-``/tmp/ray``) share one session directory and so one ``runtime_resources/``: each node's runtime-env agent
-then unpacks the job's ``working_dir`` into the same path, and a later node's agent *replaces* the directory
-(``working_dir`` packages are unpacked with overwrite) while the driver and the first node's workers run in
-it. Their cwd is then a deleted directory, and the first library that needs it fails (torch's MKL aborts
-with "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so" when ``getcwd`` fails). A separate temp dir
-also keeps these clusters out of ``/tmp/ray`` (``ray_current_cluster``, ``session_latest``), which belongs
-to whatever other Ray runs on the machine.
+The clusters are ``fixtures.cluster.LocalCluster``s (each node with its own ``--temp-dir``: see there).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from fixtures.cluster import LocalCluster
+
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).parent / "ray")
 pytestmark = [pytest.mark.slow, pytest.mark.cluster_ops]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalCluster:
-    """Head (+ optional workers) started with `ray start --block`, each in its own process group."""
-
-    def __init__(self, tmp: Path, head_cpus: int = 1):
-        self.port, self.dash = _free_port(), _free_port()
-        token = tmp / "auth_token"
-        token.write_text(secrets.token_hex(32))
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0",
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        self.env.pop("RAY_ADDRESS", None)
-        self.procs: list[subprocess.Popen] = []
-        self.temp_dirs: dict[str, Path] = {}  # node name -> its --temp-dir
-        self.logs = tmp
-        self.address = f"127.0.0.1:{self.port}"
-        self.dashboard = f"http://127.0.0.1:{self.dash}"
-        try:
-            self._start(["--head", f"--port={self.port}", f"--dashboard-port={self.dash}", "--include-dashboard=true",
-                         "--dashboard-host=127.0.0.1", f"--num-cpus={head_cpus}"], "head")
-            self.wait_nodes(1)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, args: list[str], name: str) -> None:
-        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        # Every node gets its own free agent/metrics ports: the defaults (52365, ...) may be held by
-        # another Ray instance on the machine, and then the job agent never comes up.
-        ports = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                          "runtime-env-agent-port", "metrics-export-port")]
-        # Its own temp dir (see the module docstring), short enough for the node's Unix socket paths.
-        temp = self.temp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"ray-{name}-"))
-        self.procs.append(subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}", *ports,
-                                            *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
-
-    def add_worker(self, cpus: int, resources: dict) -> None:
-        self._start([f"--address={self.address}", f"--num-cpus={cpus}", f"--resources={json.dumps(resources)}"],
-                    f"worker{len(self.procs)}")
-        self.wait_nodes(len(self.procs))
-
-    def ray(self, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([RAY, *args], env=env or self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-    def wait_nodes(self, n: int, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            r = self.ray("list", "nodes", "--address", self.dashboard, "--format", "json", "--filter", "state=ALIVE", timeout=60)
-            try:
-                if r.returncode == 0 and len(json.loads(r.stdout)) >= n:
-                    return
-            except json.JSONDecodeError:
-                pass  # API server not answering yet
-            time.sleep(2)
-        raise TimeoutError(f"{n} node(s) not up: {r.stdout[-2000:]} {r.stderr[-2000:]}")
-
-    def submit(self, *cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        runtime_env = json.dumps({"py_modules": ["library/interestrec"], "env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
-        for _ in range(15):  # the job agent comes up a little after the API server
-            r = self.ray("job", "submit", "--address", self.dashboard, "--working-dir", ".",
-                         "--runtime-env-json", runtime_env, "--", *cmd, env=env)
-            if "No available agent" not in r.stdout + r.stderr:
-                return r
-            time.sleep(2)
-        return r
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(timeout=10)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        for name, temp in self.temp_dirs.items():  # keep the node logs next to head.log / worker*.log
-            for session in temp.glob("session_2*"):
-                if (session / "logs").is_dir() and not session.is_symlink():
-                    shutil.copytree(session / "logs", self.logs / f"{name}-ray-logs", symlinks=True, dirs_exist_ok=True)
-            shutil.rmtree(temp, ignore_errors=True)
-        self.temp_dirs.clear()
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
+from fixtures.artifacts import make_artifacts
 from interestrec import artifacts
-from test_recommend import make_artifacts
 
 SEQ_HEAVY = (0.25, 0.25, 0.1, 1.0)  # a grid point of the fused row: the seq term dominates
 

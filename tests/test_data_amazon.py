@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fixtures.ingest import assert_same_outputs
 from interestrec.data import ColumnMapping, IngestConfig, load_ingest
 from interestrec.data.errors import DataError
 from interestrec.data.readers import detect_format
 from interestrec.data.stage import ingest
 from interestrec.ids import load_id_maps
 from interestrec.stages import StageError
-from test_data_distributed import assert_same_outputs
 
 LONG = " ".join(f"word{i % 10}" for i in range(500)) + " " + "y" * 100  # 3,099 characters
 

@@ -6,43 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures.ingest import assert_same_outputs
 from interestrec import artifacts
 from interestrec.data import ColumnMapping, IngestConfig
 from interestrec.data.partition import partition_of
 from interestrec.data.reference import ingest_in_driver
 from interestrec.data.stage import ingest
 from interestrec.data.windows import window_edges, window_edges_from
-
-VOLATILE = ("driver_peak_rss_mb", "partitions", "phase_seconds", "phase_driver_peak_rss_mb")
-
-
-def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
-    return table.sort_by([(k, "ascending") for k in keys])
-
-
-def assert_same_outputs(ours: str, ref: str, summary: dict, ref_summary: dict) -> None:
-    assert {k: v for k, v in summary.items() if k not in VOLATILE} == {k: v for k, v in ref_summary.items() if k not in VOLATILE}
-    ev, ev_ref = artifacts.read_parquet(f"{ours}/events.parquet"), artifacts.read_parquet(f"{ref}/events.parquet")
-    assert _sorted(ev, ["user_id", "timestamp", "item_id"]).equals(ev_ref)
-    for name in ("items.parquet", "windows.parquet", "ids/users.parquet", "ids/items.parquet"):
-        assert artifacts.read_parquet(f"{ours}/{name}").equals(artifacts.read_parquet(f"{ref}/{name}")), name
-    ref_rejects = sorted(p.name for p in (Path(ref) / "rejects").glob("*.parquet"))
-    our_rejects = sorted(p.name for p in (Path(ours) / "rejects").glob("*.parquet"))
-    assert our_rejects == ref_rejects
-    for name in ref_rejects:
-        a = pq.read_table(f"{ours}/rejects/{name}").to_pandas().sort_values(["record"], ignore_index=True)
-        b = pq.read_table(f"{ref}/rejects/{name}").to_pandas().sort_values(["record"], ignore_index=True)
-        assert a[["record", "line", "reason"]].equals(b[["record", "line", "reason"]]), name
-        assert list(a["raw"].astype(str)) == list(b["raw"].astype(str)), name
 
 
 def messy_log(path, seed: int = 0) -> None:

@@ -1,68 +1,22 @@
 """The pipeline reads its data from and writes its output to S3: a real S3-compatible server on 127.0.0.1.
 
-The server (moto) is started here; the job is configured only through the standard AWS environment
-variables, as on a cluster.
+The server (moto) is ``fixtures.s3``'s ``s3_env``; the job is configured only through the standard AWS
+environment variables, as on a cluster.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from fixtures.s3 import BUCKET, get_json, put, s3_env, s3fs  # noqa: F401 — s3_env is a fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-BUCKET = "interestrec-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_env():
-    exe = Path(sys.executable).parent / "moto_server"
-    if not exe.exists():
-        pytest.skip("moto_server not installed (pip install 'moto[server]')")
-    port = free_port()
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-    yield env
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def s3fs(env):
-    import pyarrow.fs as pafs
-
-    return pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], access_key=env["AWS_ACCESS_KEY_ID"],
-                             secret_key=env["AWS_SECRET_ACCESS_KEY"], region=env["AWS_REGION"], allow_bucket_creation=True)
-
-
-def put(fs, key: str, data: bytes) -> None:
-    with fs.open_output_stream(f"{BUCKET}/{key}") as f:
-        f.write(data)
-
-
-def get_json(fs, key: str) -> dict:
-    with fs.open_input_stream(f"{BUCKET}/{key}") as f:
-        return json.loads(f.read())
 
 
 def run_pipeline(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -71,7 +25,7 @@ def run_pipeline(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=1800, cwd=ROOT, env=full)
 
 
-def test_pipeline_reads_and_writes_s3(s3_env, ml_subset):
+def test_pipeline_reads_and_writes_s3(s3_env, ml_subset):  # noqa: F811 — the imported fixture
     fs = s3fs(s3_env)
     fs.create_dir(BUCKET)
     records = 0

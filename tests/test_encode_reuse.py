@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fixtures.ingest import write_ingest
 from interestrec import artifacts
 from interestrec.config import PipelineConfig
 from interestrec.encode.config import EncodeConfig
 from interestrec.stages import StageContext
-from test_encode_stage import write_ingest
 
 pytestmark = pytest.mark.slow
 

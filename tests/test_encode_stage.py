@@ -1,4 +1,4 @@
-"""The encode stage end to end on a tiny ingest-format fixture written here (real Ray, real model)."""
+"""The encode stage end to end on a tiny ingest-format fixture (``fixtures.ingest.write_ingest``; real Ray, real model)."""
 
 import dataclasses
 
@@ -6,49 +6,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fixtures.ingest import write_ingest
 from interestrec import artifacts
 from interestrec.config import PipelineConfig
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.pooling import event_weights
 from interestrec.graph.config import GraphConfig
 from interestrec.stages import StageContext
-
-DAY = 86400
-LONG_TITLE = " ".join(["Supercalifragilistic extravaganza"] * 6)
-
-
-def write_ingest(out, extra_rows=()):
-    """events / items / windows parquet in the ingest layout (docs/artifacts.md); ``extra_rows`` are added events."""
-    d = artifacts.join(str(out), "ingest")
-    items = pa.table({
-        "item_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
-        "title": ["Toy Story", "Heat", "Alien", "Finding Nemo", LONG_TITLE],
-        "year": pa.array([1995, 1995, 1979, 2003, None], pa.int32()),
-        "genres": [["Animation", "Children"], ["Action", "Crime"], ["Horror", "Sci-Fi"], ["Animation"], []],
-        "tags": [["pixar"], [], ["space"], [], []],
-    })
-    rows = [  # user, item, day, event, value, text, split, window
-        (1, 1, 10, "rate", 5.0, None, "train", 0),
-        (1, 2, 20, "view", None, None, "train", 0),
-        (1, 1, 21, "tag", None, "cozy", "train", 0),
-        (1, 3, 130, "rate", 4.0, None, "valid", 1),
-        (1, 4, 140, "rate", 2.0, None, "test", 1),
-        (2, 4, 50, "rate", 3.0, None, "train", 0),
-        (2, 5, 150, "rate", 4.5, None, "train", 1),
-        (3, 2, 160, "rate", 1.0, None, "test", 1),
-        *extra_rows,
-    ]
-    u, i, t, e, v, x, s, w = zip(*rows)
-    events = pa.table({
-        "user_id": pa.array(u, pa.int64()), "item_id": pa.array(i, pa.int64()),
-        "timestamp": pa.array([d_ * DAY for d_ in t], pa.int64()), "event": list(e),
-        "value": pa.array(v, pa.float32()), "text": pa.array(x, pa.string()), "split": list(s),
-        "window": pa.array(w, pa.int32()),
-    })
-    windows = pa.table({"window": pa.array([0, 1], pa.int32()), "start": pa.array([0, 100 * DAY], pa.int64()),
-                        "end": pa.array([100 * DAY, 200 * DAY], pa.int64()), "events": pa.array([4, 4], pa.int64())})
-    for name, table in (("items", items), ("events", events), ("windows", windows)):
-        artifacts.write_parquet(artifacts.join(d, f"{name}.parquet"), table)
 
 
 def run_encode(tmp_path, extra_rows=(), **kw):

@@ -1,7 +1,7 @@
 """Judging the evaluation table: ranks files, ablation rows, paired bootstrap intervals, cold items and cold users.
 
 Pure-numpy parts run on planted arrays; the stage test runs the real evaluate stage (no Ray needed) on the small
-planted pipeline output of ``tests/test_recommend.py`` with the packaged MiniLM re-encoding the cold items.
+planted pipeline output of ``fixtures.artifacts.make_artifacts`` with the packaged MiniLM re-encoding the cold items.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_recommend import make_artifacts
+from fixtures.artifacts import make_artifacts
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap

@@ -87,7 +87,7 @@ def test_encoder_bf16_on_cuda_matches_float32_on_cpu(model_dir, texts):
 
 @pytest.fixture(scope="module")
 def graph_tiny(tmp_path_factory) -> str:
-    from test_graph import write_fixture
+    from fixtures.graph import write_fixture
 
     out = str(tmp_path_factory.mktemp("gpu-graph"))
     write_fixture(out)
@@ -102,8 +102,8 @@ def graph_tiny(tmp_path_factory) -> str:
     ({"conv": "gat", "adversarial": True}, None),
 ])
 def test_graphsage_trains_on_cuda_as_on_cpu(graph_tiny, overrides, rtol):
+    from fixtures.graph import TINY, _full_loss
     from interestrec.graph.train import build_model, embeddings, fit_local, graph_for, load_interactions
-    from test_graph import TINY, _full_loss
 
     cfg = dataclasses.replace(TINY, epochs=3, batch_size=8, **overrides)
     data = load_interactions(graph_tiny, "valid")
@@ -139,9 +139,9 @@ def ray_gpu():
 
 
 def test_graph_ray_train_worker_uses_its_gpu(graph_tiny, ray_gpu, tmp_path):
+    from fixtures.graph import TINY
     from interestrec.graph.stage import result_curve, train_with_ray
     from interestrec.graph.train import GraphJob, fit_local, load_interactions
-    from test_graph import TINY
 
     cfg = dataclasses.replace(TINY, epochs=3, batch_size=8, use_gpu=True, cpus_per_worker=1)
     result = train_with_ray(GraphJob(cfg, graph_tiny), str(tmp_path / "runs"), name="gpu")
@@ -155,7 +155,7 @@ def test_graph_ray_train_worker_uses_its_gpu(graph_tiny, ray_gpu, tmp_path):
 
 @pytest.fixture(scope="module")
 def adapt_tiny(tmp_path_factory) -> str:
-    from test_adapt import write_fixture
+    from fixtures.adapt import write_fixture
 
     out = str(tmp_path_factory.mktemp("gpu-adapt"))
     write_fixture(out)
@@ -163,8 +163,8 @@ def adapt_tiny(tmp_path_factory) -> str:
 
 
 def test_adapt_projection_trains_on_cuda_as_on_cpu(adapt_tiny, model_dir):
+    from fixtures.adapt import _cfg, _job
     from interestrec.adapt.train import fit_local
-    from test_adapt import _cfg, _job
 
     job = _job(adapt_tiny, _cfg(projection_epochs=8, projection_max_pairs=64), "projection", model_dir)
     _, c_cpu = fit_local(job)
@@ -176,8 +176,8 @@ def test_adapt_projection_trains_on_cuda_as_on_cpu(adapt_tiny, model_dir):
 def test_adapt_lora_tower_on_cuda(adapt_tiny, model_dir):
     """Same weights → same loss on both devices; training on CUDA lowers it as on the CPU (the
     transformer's own dropout draws from each device's generator, so the curves are not identical)."""
+    from fixtures.adapt import _all_pairs_loss, _cfg, _job
     from interestrec.adapt.train import Batches, build_model, fit_local
-    from test_adapt import _all_pairs_loss, _cfg, _job
 
     job = _job(adapt_tiny, _cfg(epochs=3, lr=5e-3), "contrastive", model_dir)
     init = build_model(job, Batches(job))
@@ -240,9 +240,9 @@ def test_ray_data_encoder_pool_runs_on_the_gpu(tiny_bert, ray_gpu):
 
 @pytest.mark.parametrize("objective", ["projection", "contrastive"])
 def test_adapt_ray_train_worker_uses_its_gpu(adapt_tiny, tiny_bert, ray_gpu, tmp_path, objective):
+    from fixtures.adapt import _cfg, _job
     from interestrec.adapt.stage import read_checkpoint, train_with_ray
     from interestrec.adapt.train import fit_local
-    from test_adapt import _cfg, _job
 
     cfg = _cfg(epochs=2, lr=5e-3, projection_epochs=3, use_gpu=True, cpus_per_worker=1)
     job = _job(adapt_tiny, cfg, objective, tiny_bert)

@@ -7,63 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fixtures.graph import N_ITEMS, N_USERS, PER_USER, T0, TINY, _full_loss, write_fixture
 from interestrec import artifacts
 from interestrec.graph.config import GraphConfig
-
-N_USERS, N_ITEMS, PER_USER = 24, 30, 9
-T0 = 1_500_000_000
-
-
-def write_fixture(out: str, seed: int = 0) -> dict:
-    """A tiny pipeline output: ingest events/items/windows, encode item vectors, cluster assignments.
-
-    Two taste groups: even users rate even items, odd users odd items, so a link predictor can learn.
-    """
-    import pyarrow as pa
-
-    from interestrec.data.schema import event_schema, item_schema
-
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        pool = np.arange(u % 2, N_ITEMS, 2)
-        items = rng.choice(pool, PER_USER, replace=False)
-        for n, i in enumerate(items):
-            split = "test" if n == PER_USER - 1 else "valid" if n == PER_USER - 2 else "train"
-            rows.append((100 + u, 1000 + int(i), T0 + u * 10_000 + n * 100, "rate", float(rng.integers(1, 6)), None, split))
-        # two tag events during the train period, one in the test period (must not become an edge)
-        rows.append((100 + u, 1000 + int(items[0]), T0 + u * 10_000 + 1, "tag", None, f"tag{u % 3}", "train"))
-        rows.append((100 + u, 1000 + int(items[1]), T0 + u * 10_000 + 101, "tag", None, "shared", "train"))
-        rows.append((100 + u, 1000 + int(items[-1]), T0 + u * 10_000 + 5_000, "tag", None, "late", "test"))
-    cols = list(zip(*rows))
-    events = pa.table({
-        "user_id": pa.array(cols[0], pa.int64()), "item_id": pa.array(cols[1], pa.int64()),
-        "timestamp": pa.array(cols[2], pa.int64()), "event": pa.array(cols[3], pa.string()),
-        "value": pa.array(cols[4], pa.float32()), "text": pa.array(cols[5], pa.string()),
-        "split": pa.array(cols[6], pa.string()), "window": pa.array([0] * len(rows), pa.int32()),
-    }, schema=event_schema(with_split=True))
-    genres = [["Drama"] if i % 2 == 0 else ["Comedy", "Romance"] for i in range(N_ITEMS + 2)]
-    items = pa.table({
-        "item_id": pa.array(np.arange(1000, 1000 + N_ITEMS + 2), pa.int64()),  # 2 items nobody rated
-        "title": [f"Movie {i}" for i in range(N_ITEMS + 2)],
-        "year": pa.array([1985 + (i % 3) * 10 if i != 5 else None for i in range(N_ITEMS + 2)], pa.int32()),
-        "genres": genres, "tags": [["catalog-only"]] * (N_ITEMS + 2),
-    }, schema=item_schema())
-    windows = pa.table({"window": pa.array([0], pa.int32()), "start": pa.array([T0], pa.int64()),
-                        "end": pa.array([T0 + 10**7], pa.int64()), "events": pa.array([len(rows)], pa.int64())})
-    artifacts.write_parquet(artifacts.join(out, "ingest", "events.parquet"), events)
-    artifacts.write_parquet(artifacts.join(out, "ingest", "items.parquet"), items)
-    artifacts.write_parquet(artifacts.join(out, "ingest", "windows.parquet"), windows)
-    vec = rng.standard_normal((N_ITEMS + 2, 8)).astype(np.float32)
-    vec[:, 0] += np.where(np.arange(N_ITEMS + 2) % 2 == 0, 2.0, -2.0)
-    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-    artifacts.write_parquet(artifacts.join(out, "encode", "items.parquet"),
-                            pa.table({"item_id": items["item_id"], "vector": artifacts.vectors_to_arrow(vec)}))
-    artifacts.write_parquet(artifacts.join(out, "cluster", "assignments.parquet"), pa.table({
-        "user_id": pa.array(np.arange(100, 100 + N_USERS), pa.int64()),
-        "cluster": pa.array(np.arange(N_USERS) % 2, pa.int32()),
-        "distance": pa.array(np.zeros(N_USERS), pa.float32())}))
-    return {"events": events, "items": items, "vectors": vec}
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +17,6 @@ def tiny(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("graph-tiny"))
     write_fixture(out)
     return out
-
-
-TINY = GraphConfig(hidden=16, epochs=2, batch_size=32, negatives=4, lr=0.01, companion=True,
-                   num_workers=1, cpus_per_worker=0.5, fanout=(4, 3))
 
 
 def test_graph_counts(tiny):
@@ -211,19 +153,6 @@ def test_sampler_rejects_bad_seeds():
     s = TemporalNeighborSampler(_random_temporal_graph(), (2,))
     with pytest.raises(ValueError, match="outside"):
         s.sample({"user": (np.array([99]), np.array([5]))}, np.random.default_rng(0))
-
-
-def _full_loss(model, graph, seed: int = 0) -> float:
-    import torch
-
-    from interestrec.graph.model import bpr_loss
-
-    g = torch.Generator().manual_seed(seed)
-    ei = graph["user", "rates", "item"].edge_index
-    neg = torch.randint(0, graph["item"].num_nodes, (ei.shape[1], 8), generator=g).to(ei.device)
-    with torch.no_grad():
-        emb = model(graph.x_dict, graph.edge_index_dict)
-        return float(bpr_loss(emb["user"][ei[0]], emb["item"][ei[1]], emb["item"][neg]))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"sampling": "neighbor"}, {"conv": "gat", "adversarial": True}])

@@ -200,3 +200,47 @@ def test_every_exception_class_derives_from_interestrec_error():
                 plain.append(f"{name}.{cls_name}")
     allowed = {"interestrec.serving.app.BodyTooLarge"}  # an HTTPException (FastAPI's body parser passes it through)
     assert sorted(set(plain) - allowed) == []
+
+
+# ----------------------------------------------------------------------------------------------- the tests' own shape
+TESTS = Path(__file__).resolve().parent
+TEST_MODULES = {p.stem for p in TESTS.glob("test_*.py")}
+
+
+def imports_of_test_modules(path: Path) -> list[tuple[str, int]]:
+    """(test module, line) for every import of a ``tests/test_*.py`` module in ``path`` (any nesting level)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
+            continue
+        out += [(n, node.lineno) for n in names if n.split(".")[0] in TEST_MODULES or n.split(".")[0].startswith("test_")]
+    return out
+
+
+def test_the_test_import_scan_sees_top_and_function_level_imports(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("import os\nfrom fixtures.artifacts import make_artifacts\nfrom test_recommend import TOPICS\n\n"
+                     "def test_x():\n    import test_graph\n    from test_adapt import _cfg\n")
+    assert imports_of_test_modules(probe) == [("test_recommend", 3), ("test_graph", 6), ("test_adapt", 7)]
+    assert len(TEST_MODULES) > 50 and "test_recommend" in TEST_MODULES
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers and fixtures live in ``tests/fixtures/``; a test module never imports another test module
+    (nor does the conftest or a fixtures module)."""
+    scanned = [*sorted(TESTS.glob("test_*.py")), TESTS / "conftest.py", *sorted((TESTS / "fixtures").glob("*.py"))]
+    offenders = [f"{p.relative_to(TESTS)}:{line} imports {name}" for p in scanned for name, line in imports_of_test_modules(p)]
+    assert offenders == [], "move the shared code to tests/fixtures/"
+
+
+def test_shared_test_helpers_live_in_fixtures():
+    """Next to the test modules only ``conftest.py``; the tests' one ``free_port`` is ``fixtures.ports``'."""
+    assert sorted(p.name for p in TESTS.glob("*.py") if not p.name.startswith("test_")) == ["conftest.py"]
+    assert (TESTS / "fixtures" / "__init__.py").exists()
+    defs = [str(p.relative_to(TESTS)) for p in sorted(TESTS.rglob("*.py")) for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "free_port"]
+    assert defs == ["fixtures/ports.py"]

@@ -66,7 +66,7 @@ def test_publish_is_versioned_with_a_manifest(pipeline_out):
 
 
 def test_report_is_written_and_renders(pipeline_out, tmp_path):
-    from test_report import CHROMIUM, SECTIONS, render_in_chromium
+    from fixtures.report import CHROMIUM, SECTIONS, render_in_chromium
 
     out, _ = pipeline_out
     report = out / "report.html"

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fixtures.artifacts import make_artifacts
+from fixtures.s3 import s3_env  # noqa: F401  (the S3 server fixture)
 from interestrec import artifacts
-from test_data_s3 import s3_env  # noqa: F401  (the S3 server fixture)
-from test_recommend import make_artifacts
 
 STAGES = ("ingest", "encode", "cluster", "dynamics", "graph")
 
@@ -154,10 +154,10 @@ def test_publish_to_s3_checks_copies_and_removes_a_partial_version(s3_env, tmp_p
 
     import pyarrow.fs as pafs
 
+    from fixtures.s3 import BUCKET, s3fs
     from interestrec.integrity import ArtifactError
     from interestrec.publish import publish
     from interestrec.stages import StageContext
-    from test_data_s3 import BUCKET, s3fs
 
     for k, v in s3_env.items():
         monkeypatch.setenv(k, v)

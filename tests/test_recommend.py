@@ -1,7 +1,7 @@
 """The fused recommender, its artifact loader, real-time state and durable event log (library, no Ray).
 
-``make_artifacts`` writes a small pipeline output in exactly the ``docs/artifacts.md`` format (planted
-topics: each item belongs to one topic, each user prefers one or two); ``tests/test_serve.py`` reuses it.
+The artifacts are ``fixtures.artifacts.make_artifacts``' (planted topics: each item belongs to one topic,
+each user prefers one or two).
 """
 
 from __future__ import annotations
@@ -12,115 +12,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
+from fixtures.artifacts import DAY, make_artifacts
 from interestrec import artifacts
-
-TOPICS = ("Space", "Romance", "Horror", "Cooking")
-DAY = 86400
-
-
-def make_artifacts(out: Path, *, n_items: int = 240, n_users: int = 48, d: int = 32, graph: bool = True,
-                   version: int | None = None, seed: int = 0) -> Path:
-    """Write ingest/encode/cluster/dynamics(/graph) artifacts under ``out`` (``out/publish/v<version>`` when given)."""
-    from interestrec.encode.interests import user_interests
-
-    rng = np.random.default_rng(seed)
-    root = out / "publish" / f"v{version}" if version is not None else out
-    k = len(TOPICS)
-    centres = rng.normal(size=(k, d)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    item_ids = np.arange(1, n_items + 1, dtype=np.int64) * 10
-    topic = np.arange(n_items) % k
-    vecs = centres[topic] + 0.35 * np.sqrt(32 / d) * rng.normal(size=(n_items, d)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    pop = rng.pareto(1.5, n_items) + 1
-    rows = []
-    user_topics = {}
-    for u in range(n_users):
-        uid = 1000 + u
-        tops = [u % k] if u % 3 else [u % k, (u + 1) % k]
-        user_topics[uid] = tops
-        pool = np.flatnonzero(np.isin(topic, tops))
-        n = min(int(rng.integers(12, 25)), len(pool))
-        items = rng.choice(pool, n, replace=False, p=pop[pool] / pop[pool].sum())
-        t0 = 1_600_000_000 + int(rng.integers(0, 30)) * DAY
-        for j, i in enumerate(items):
-            split = "test" if j == n - 1 else "valid" if j == n - 2 else "train"
-            rows.append((uid, int(item_ids[i]), t0 + j * DAY, "rate" if j % 2 else "view", 4.0 if j % 2 else None, None,
-                         split, 0 if j < n // 2 else 1))
-        rows.append((uid, int(item_ids[items[0]]), t0 + 1, "tag", None, TOPICS[tops[0]].lower(), "train", 0))
-    rows.sort(key=lambda r: (r[0], r[2], r[1]))
-    cols = list(zip(*rows))
-    events = pa.table({
-        "user_id": pa.array(cols[0], pa.int64()), "item_id": pa.array(cols[1], pa.int64()),
-        "timestamp": pa.array(cols[2], pa.int64()), "event": pa.array(cols[3], pa.string()),
-        "value": pa.array(cols[4], pa.float32()), "text": pa.array(cols[5], pa.string()),
-        "split": pa.array(cols[6], pa.string()), "window": pa.array(cols[7], pa.int32()),
-    })
-    artifacts.write_parquet(root / "ingest" / "events.parquet", events)
-    artifacts.write_parquet(root / "ingest" / "items.parquet", pa.table({
-        "item_id": pa.array(item_ids, pa.int64()), "title": [f"{TOPICS[t]} film {i}" for i, t in zip(item_ids, topic)],
-        "year": pa.array([2000 + int(i) % 20 for i in item_ids], pa.int32()),
-        "genres": pa.array([[TOPICS[t]] for t in topic], pa.list_(pa.string())),
-        "tags": pa.array([[TOPICS[t].lower()] for t in topic], pa.list_(pa.string())),
-    }))
-    artifacts.write_parquet(root / "ingest" / "windows.parquet", pa.table({
-        "window": pa.array([0, 1], pa.int32()), "start": pa.array([0, 1_600_000_000 + 40 * DAY], pa.int64()),
-        "end": pa.array([1_600_000_000 + 40 * DAY, 2_000_000_000], pa.int64()), "events": pa.array([0, 0], pa.int64())}))
-    artifacts.write_parquet(root / "encode" / "items.parquet",
-                            pa.table({"item_id": pa.array(item_ids, pa.int64()), "vector": artifacts.vectors_to_arrow(vecs)}))
-    # users: whole-train-history vector + interests (window -1)
-    ev = events.to_pandas()
-    tr = ev[(ev.split == "train") & (ev.event != "tag")]
-    pos = {int(i): n for n, i in enumerate(item_ids)}
-    uids, uvecs, nev, ints = [], [], [], []
-    for uid, g in tr.groupby("user_id"):
-        idx = np.array([pos[int(i)] for i in g.item_id])
-        v = vecs[idx].mean(0)
-        uids.append(uid)
-        uvecs.append(v / np.linalg.norm(v))
-        nev.append(len(idx))
-        its = user_interests(item_ids[idx], vecs[idx], np.ones(len(idx)), 4)
-        ints.append([{"vector": i.vector.tolist(), "medoid_item_id": i.medoid_item_id, "importance": i.importance,
-                      "size": i.size} for i in its])
-    ist = pa.struct([("vector", pa.list_(pa.float32())), ("medoid_item_id", pa.int64()), ("importance", pa.float32()),
-                     ("size", pa.int32())])
-    artifacts.write_parquet(root / "encode" / "users.parquet", pa.table({
-        "user_id": pa.array(uids, pa.int64()), "window": pa.array([-1] * len(uids), pa.int32()),
-        "vector": artifacts.vectors_to_arrow(np.stack(uvecs).astype(np.float32)), "n_events": pa.array(nev, pa.int32()),
-        "interests": pa.array(ints, pa.list_(ist))}))
-    uv = np.stack(uvecs)
-    cl = np.argmax(uv @ centres.T, axis=1)
-    artifacts.write_npy(root / "cluster" / "centroids.npy", centres)
-    artifacts.write_parquet(root / "cluster" / "assignments.parquet", pa.table({
-        "user_id": pa.array(uids, pa.int64()), "cluster": pa.array(cl, pa.int32()),
-        "distance": pa.array(1 - (uv * centres[cl]).sum(1), pa.float32())}))
-    # dynamics: stable ids 10 + topic in both windows
-    artifacts.write_parquet(root / "dynamics" / "assignments.parquet", pa.table({
-        "user_id": pa.array(uids * 2, pa.int64()), "window": pa.array([0] * len(uids) + [1] * len(uids), pa.int32()),
-        "cluster": pa.array(np.r_[cl, cl] + 10, pa.int32())}))
-    sizes = np.bincount(cl, minlength=k)
-    artifacts.write_json(root / "dynamics" / "lineage.json", {"windows": [
-        {"window": w, "clusters": [{"id": 10 + c, "size": int(sizes[c]), "description": f"{TOPICS[c]} lovers"} for c in range(k)],
-         "labels": {"current": {str(10 + c): "survived" if w else "emerged" for c in range(k)}},
-         "parents": {str(10 + c): [10 + c] if w else [] for c in range(k)}} for w in (0, 1)]})
-    artifacts.write_json(root / "dynamics" / "clusters.json", {str(10 + c): {
-        "description": f"{TOPICS[c]} lovers", "top_genres": [], "top_tags": [], "top_items": [], "sizes": {}} for c in range(k)})
-    if graph:
-        g = 8
-        gt = rng.normal(size=(k, g)).astype(np.float32)
-        gi = gt[topic] + 0.3 * rng.normal(size=(n_items, g)).astype(np.float32)
-        gu = np.stack([gt[user_topics[u]].mean(0) for u in uids]).astype(np.float32)
-        artifacts.write_parquet(root / "graph" / "items.parquet",
-                                pa.table({"item_id": pa.array(item_ids, pa.int64()), "vector": artifacts.vectors_to_arrow(gi)}))
-        artifacts.write_parquet(root / "graph" / "users.parquet",
-                                pa.table({"user_id": pa.array(uids, pa.int64()), "vector": artifacts.vectors_to_arrow(gu)}))
-    if version is not None:
-        artifacts.write_json(root / "manifest.json", {"version": version, "metrics": {"fused": {"ndcg@10": 0.5}}})
-        artifacts.write_bytes_atomic(out / "publish" / "LATEST", f"v{version}\n".encode())
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -1,51 +1,20 @@
 """The HTML report, read as a user reads it: rendered by headless Chromium, every section present and filled.
 
 ``write_stage_outputs`` writes a pipeline output in the stages' own formats: the ingest, encode, cluster
-and dynamics artifacts of ``test_recommend.make_artifacts`` (planted topics over two windows) plus every
+and dynamics artifacts of ``fixtures.artifacts.make_artifacts`` (planted topics over two windows) plus every
 stage's summary as the stage writes it (an evaluate summary with intervals, ablations and cold tables; a
 graph summary with its run-local checkpoint path; the adapt stage's loss curve).
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from fixtures.report import CHROMIUM, SECTIONS, render_in_chromium
 from interestrec import artifacts
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SECTIONS = ("dataset", "quality", "ablations", "cold", "clusters", "k", "lineage", "drift", "training")
-# what the page reports per section once loaded: its text, table cells, images and SVG shapes
-PROBE = """<script>window.addEventListener('load',()=>{const r={};
-for(const s of document.querySelectorAll('section')){const cells=[...s.querySelectorAll('td')];
-const im=[...s.querySelectorAll('img')];
-r[s.id]={text:s.innerText.replace(s.querySelector('h2').innerText,'').trim().length,
-rows:s.querySelectorAll('tr').length-s.querySelectorAll('table').length,
-empty:cells.filter(c=>!c.innerText.trim()).length,
-images:im.length,loaded:im.filter(i=>i.complete&&i.naturalWidth>0).length,
-circles:s.querySelectorAll('svg circle').length,lines:s.querySelectorAll('svg line').length,
-drift_head:s.id==='drift'?[...s.querySelectorAll('th')].map(t=>t.innerText):[]};}
-const p=document.createElement('pre');p.id='probe';p.textContent=JSON.stringify(r);
-document.body.appendChild(p);});</script>"""
-
-
-def render_in_chromium(report: Path, tmp: Path) -> dict[str, dict]:
-    """Open a copy of ``report`` in headless Chromium; per section (by id) what a reader sees in it."""
-    probe = tmp / "probe.html"
-    probe.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
-    assert m, f"report did not render: {dom[:500]}"
-    return json.loads(html.unescape(m.group(1)))
 
 
 def write_stage_outputs(out: Path) -> None:
@@ -55,7 +24,7 @@ def write_stage_outputs(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from test_recommend import TOPICS, make_artifacts
+    from fixtures.artifacts import TOPICS, make_artifacts
 
     make_artifacts(out, n_users=24, n_items=80)
     clusters = artifacts.read_json(out / "dynamics" / "clusters.json")

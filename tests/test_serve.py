@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from redis_server import RedisServer, free_port
-from test_recommend import make_artifacts
+from fixtures.artifacts import make_artifacts
+from fixtures.ports import free_port
+from fixtures.redis_server import RedisServer
 
 # On a loaded 2-core machine the HTTP proxy can take longer than Serve's default 5 s ready check, after
 # which the controller kills it; set before the session's Ray starts so its processes inherit it.
@@ -298,7 +299,7 @@ def test_events_posted_once_are_seen_by_every_replica(server, users):
 
 
 def test_fuzz_openapi_schema_never_answers_5xx(server):
-    from fuzz_openapi import fuzz
+    from fixtures.fuzz_openapi import fuzz
 
     counts = fuzz(server, server.get("/openapi.json").json(), examples=60,
                   headers=lambda path: AUTH if path == "/events" else RAUTH)

@@ -89,8 +89,8 @@ def test_sqlite_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
 
 
 def test_redis_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
+    from fixtures.redis_server import RedisServer
     from interestrec.serving.redis_store import RedisStore
-    from redis_server import RedisServer
 
     srv = RedisServer(tmp_path).start()
     try:
@@ -108,11 +108,11 @@ def test_redis_store_keeps_string_and_numeric_looking_ids_apart(tmp_path):
 
 
 def test_publish_carries_the_id_maps_and_the_loader_reads_them(tmp_path):
+    from fixtures.artifacts import make_artifacts
     from interestrec import artifacts
     from interestrec.publish import publish
     from interestrec.recommend import artifacts as ra
     from interestrec.stages import StageContext
-    from test_recommend import make_artifacts
 
     out = make_artifacts(tmp_path / "out", graph=False, n_users=12, n_items=40)
     for stage in ("ingest", "encode", "cluster"):

@@ -15,9 +15,10 @@ import httpx
 import pytest
 import yaml
 
-from redis_server import RedisServer, free_port
-from test_cluster_ops import LocalCluster
-from test_recommend import make_artifacts
+from fixtures.artifacts import make_artifacts
+from fixtures.cluster import LocalCluster
+from fixtures.ports import free_port
+from fixtures.redis_server import RedisServer
 
 pytestmark = pytest.mark.multinode
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_recommend import make_artifacts
+from fixtures.artifacts import make_artifacts
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from redis_server import RedisServer
+from fixtures.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

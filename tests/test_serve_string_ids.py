@@ -1,7 +1,7 @@
 """A string-id event log (``"AE…"`` users, ``"B0…"`` items, JSONL) through the real ingest stage, then the
 Serve app over HTTP on 127.0.0.1: requests and responses speak the original string ids end to end.
 
-The encode/cluster/dynamics/graph artifacts are the planted-topic ones of ``test_recommend.make_artifacts``,
+The encode/cluster/dynamics/graph artifacts are the planted-topic ones of ``fixtures.artifacts.make_artifacts``,
 re-keyed through the ingest's id maps (the real stages are exercised by the pipeline tests).
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fixtures.artifacts import make_artifacts
 from interestrec import artifacts
-from test_recommend import make_artifacts
 
 os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 TOKEN = "s3cret"
@@ -92,7 +92,7 @@ def server(out, tmp_path_factory):
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
 
-    from redis_server import free_port
+    from fixtures.ports import free_port
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     port = _get_global_client().http_config.port  # the running proxy's port (Serve may already be up)
@@ -175,7 +175,7 @@ def test_events_with_string_ids_change_recommendations(server):
 
 
 def test_fuzz_with_string_ids_never_answers_5xx(server):
-    from fuzz_openapi import fuzz
+    from fixtures.fuzz_openapi import fuzz
 
     counts = fuzz(server, server.get("/openapi.json").json(), examples=25,
                   headers=lambda path: AUTH if path == "/events" else None)
