@@ -192,9 +192,11 @@ def test_ablation_rows_differ_only_in_the_removed_term(evaluated):
             assert row == "fused-no_cold" and tuned.get("cold_alpha", 0) == 0
             continue
         p = m[row]["params"]
-        same = ("weights", "cold_alpha") if row == "fused-no_cold" else ("weights",)
+        text_free = row in ("fused-no_cold", "fused-no_llm")  # no_llm: no language model anywhere
+        same = ("weights", "cold_alpha", "table_beta") if text_free else ("weights",)
         assert {k: v for k, v in p.items() if k not in same} == {k: v for k, v in tuned.items() if k not in same}
-        assert p.get("cold_alpha", 0) == (0.0 if row == "fused-no_cold" else tuned.get("cold_alpha", 0))
+        assert p.get("cold_alpha", 0) == (0.0 if text_free else tuned.get("cold_alpha", 0))
+        assert p.get("table_beta", 0) == (0.0 if row == "fused-no_llm" else tuned.get("table_beta", 0))
         for n, w_row, w_fused in zip(names, p["weights"], tuned["weights"]):
             assert w_row == (0.0 if n in removed else w_fused), (row, n)
         c = m[row]["fused_minus_this"]
@@ -315,3 +317,16 @@ def test_report_renders_intervals_ablations_and_cold_tables(evaluated, tmp_path)
     assert interval(c) in page and interval(summary["comparisons"]["fused_vs_ablation"]["fused-no_pop"]) in page
     text = format_summary("evaluate", summary)
     assert interval(c) in text and "fused - fused-seq_only" in text and "cold items llm_frozen: skipped" in text
+
+
+def test_no_llm_ablation_removes_the_language_model_everywhere():
+    """fused-no_llm: the llm term, L3AE's text pull and the cold items' text fill all go; the rest is kept."""
+    from interestrec.evaluate.models.fused import ablation_params, ablation_rows
+
+    tuned = {"weights": (0.5, 0.25, 0.1, 1.0), "seq_half_life": 5.0, "table_beta": 25.0, "cold_alpha": 1.5}
+    p = ablation_params(tuned, "fused-no_llm")
+    assert p == {"weights": (0.0, 0.25, 0.1, 1.0), "seq_half_life": 5.0, "table_beta": 0.0, "cold_alpha": 0.0}
+    assert ablation_params(tuned, "fused-no_graph")["table_beta"] == 25.0
+    assert ablation_params(tuned, "fused-no_cold") == {**tuned, "cold_alpha": 0.0}
+    assert "fused-no_llm" in ablation_rows({**tuned, "cold_alpha": 0.0})
+    assert "fused-no_cold" not in ablation_rows({**tuned, "cold_alpha": 0.0})

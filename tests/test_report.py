@@ -98,7 +98,7 @@ def test_report_reads_top_to_bottom(tmp_path):
     assert "+0.0210 [+0.0050, +0.0360]" in page and "fused-no_llm" in page and "Cold items (12 items" in page
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (`make test` installs it with apt-get when run as root)")
 def test_every_section_renders_filled_in_chromium(tmp_path):
     from interestrec.report.html import write_report
 

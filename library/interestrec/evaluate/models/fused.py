@@ -7,7 +7,9 @@ per-user popularity per half-life) are kept in a :class:`PhaseCache`, one evalua
 
 Ablations (``fused-no_llm``, ``fused-no_graph``, ``fused-no_pop``, ``fused-seq_only``, and ``fused-no_cold``
 when the row has a text fill for cold items) are the fused row refit at its tuned params with terms' weights
-set to 0 — no re-tuning (:data:`ABLATIONS`). The fill's strength ``cold_alpha`` is chosen on validation by
+set to 0 — no re-tuning (:data:`ABLATIONS`). ``fused-no_llm`` removes the language model everywhere it
+enters the row: the ``llm`` term, the text regularisation of the item–item table (``table_beta``: L3AE
+becomes EASE^R) and the text fill of cold items (``cold_alpha``), so it is the collaborative model alone. The fill's strength ``cold_alpha`` is chosen on validation by
 the cold-item protocol (:mod:`interestrec.evaluate.cold_protocol`).
 """
 
@@ -28,7 +30,7 @@ MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is
 # ablation row name -> terms whose weight is set to 0 (at the fused row's tuned params); "cold" is the seq
 # table's text fill for items without training support (its cold_alpha set to 0)
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "fused-no_llm": ("llm",),
+    "fused-no_llm": ("llm", "text_table", "cold"),  # every place the language model enters
     "fused-no_graph": ("graph",),
     "fused-no_pop": ("pop",),
     "fused-seq_only": tuple(c for c in COMPONENTS if c != "seq"),
@@ -147,16 +149,18 @@ def ablation_rows(tuned: dict) -> list[str]:
     """The ablations of the fused row at ``tuned``: every one of :data:`ABLATIONS`, ``fused-no_cold`` only when
     the row has a text fill (``cold_alpha > 0``) to remove."""
     has_fill = FusedParams.from_params(tuned).cold_alpha > 0
-    return [row for row in ABLATIONS if has_fill or "cold" not in ABLATIONS[row]]
+    return [row for row in ABLATIONS if has_fill or ABLATIONS[row] != ("cold",)]
 
 
 def ablation_params(tuned: dict, row: str) -> dict:
     """The params of ablation ``row``: the fused row's tuned ``tuned`` with that row's terms' weights at 0
-    (``cold``: the text fill's ``cold_alpha`` at 0)."""
+    (``cold``: the text fill's ``cold_alpha`` at 0; ``text_table``: the table's text pull ``table_beta`` at 0)."""
     if row not in ABLATIONS:
         raise ValueError(f"unknown ablation '{row}'; expected one of {sorted(ABLATIONS)}")
-    p = FusedParams.from_params(tuned).without(*(t for t in ABLATIONS[row] if t != "cold"))
+    p = FusedParams.from_params(tuned).without(*(t for t in ABLATIONS[row] if t not in ("cold", "text_table")))
     out = {**tuned, "weights": tuple(p.weights)}
     if "cold" in ABLATIONS[row]:
         out["cold_alpha"] = 0.0
+    if "text_table" in ABLATIONS[row]:
+        out["table_beta"] = 0.0
     return out
