@@ -103,9 +103,13 @@ def test_timestamp_units_and_iso():
 
 
 def test_the_count_check_stops_the_run_on_a_mismatch():
-    from interestrec.data.stage import check_counts
+    from interestrec.data.glue import check_counts, tally
 
     blocks = [{"records": {"a.csv": 1}}, {"records": {"a.csv": 1}}]  # per-block counts add up
+    seen = tally(blocks, "records")
     with pytest.raises(StageError, match="a.csv: the independent count found 3 records but 2 were read"):
-        check_counts(["a.csv"], {"a.csv": 3}, blocks)
-    assert check_counts(["a.csv", "b.csv"], {"a.csv": 2, "b.csv": 0}, blocks) == {"a.csv": 2, "b.csv": 0}
+        check_counts(["a.csv"], {"a.csv": 3}, seen, error=StageError)  # the distributed stage's error
+    with pytest.raises(DataError, match="a.csv: the independent count found 3 records but 2 were read"):
+        check_counts(["a.csv"], {"a.csv": 3}, seen)  # the reference's
+    assert check_counts(["a.csv", "b.csv"], {"a.csv": 2, "b.csv": 0}, seen) == {"a.csv": 2, "b.csv": 0}
+    assert check_counts(["a.csv"], {"a.csv": None}, seen) == {"a.csv": 2}  # a format without an independent count

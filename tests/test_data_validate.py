@@ -113,3 +113,37 @@ def test_partition_of_arrow_keys_equals_object_keys():
     assert partition_of(pa.array(keys, pa.string()), 7).tolist() == want.tolist()
     spellings = partition_of(pa.array(["12", "012", "+12", "12 "]), 7)  # validated keys are already stripped
     assert spellings[0] == spellings[1] == spellings[2] == want[0]
+
+
+def test_both_validators_give_the_first_broken_rule_of_the_one_table():
+    import pyarrow as pa
+
+    from interestrec.data.rules import REJECT_REASONS, ROW_RULES
+    from interestrec.data.schema import REJECT_REASONS as SCHEMA_REASONS
+    from interestrec.data.validate import validate_events
+    from interestrec.data.validate_arrow import validate_table
+
+    assert SCHEMA_REASONS == REJECT_REASONS and len(set(REJECT_REASONS)) == len(REJECT_REASONS) == 12
+    assert [r.reason for r in ROW_RULES] == ["missing_field", "oversize_id", "unparsable_number", "unknown_event",
+                                             "rating_out_of_range"]
+    long_id = "x" * 30
+    rows = [  # (user, item, timestamp, event, value, text, reader's reason), the rules each row breaks
+        (("u", "i", "1500000000", "view", None, None, None), set()),
+        ((None, long_id, "soon", "like", None, None, None), {"missing_field", "oversize_id", "unparsable_number",
+                                                            "unknown_event"}),
+        ((long_id, "i", "soon", "like", None, None, None), {"oversize_id", "unparsable_number", "unknown_event"}),
+        (("u", "i", "soon", "like", None, None, None), {"unparsable_number", "unknown_event"}),
+        (("u", "i", "1500000000", "rate", "abc", None, None), {"unparsable_number", "rating_out_of_range"}),
+        (("u", long_id, "1500000000", "rate", "9", None, None), {"oversize_id", "rating_out_of_range"}),
+        (("u", "i", "1500000000", "tag", None, "  ", None), {"missing_field"}),
+        ((None, "i", "soon", "like", None, None, "malformed_record"), {"malformed_record"}),
+    ]
+    fields, broken = zip(*rows)
+    batch = pd.DataFrame(list(fields), columns=["user_id", "item_id", "timestamp", "event", "value", "text", "reason"])
+    n = len(batch)
+    batch = batch.assign(record=np.arange(1, n + 1), line=np.arange(2, n + 2), raw="r", source="events.csv")
+    cfg = IngestConfig(max_id_chars=20, rating_min=0.5, rating_max=5.0)
+    order = ["malformed_record"] + [r.reason for r in ROW_RULES]
+    want = [next((r for r in order if r in b), None) for b in broken]
+    assert [r if isinstance(r, str) else None for r in validate_events(batch, cfg)["reason"]] == want
+    assert validate_table(pa.Table.from_pandas(batch, preserve_index=False), cfg).column("reason").to_pylist() == want

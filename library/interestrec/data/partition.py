@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.glue import Tallies, count_tags, tally
 from interestrec.data.resolve import (
     lookup_known,
     numeric_timestamps,
@@ -30,7 +31,7 @@ from interestrec.data.resolve import (
     resolve_timestamps,
     unit_votes,
 )
-from interestrec.data.schema import INTERACTION_KINDS, event_schema
+from interestrec.data.schema import INTERACTION_KINDS, SPLITS, event_schema
 from interestrec.data.split import cutoff_split, leave_last_out
 from interestrec.data.validate import mark_duplicates, parse_int64
 from interestrec.data.windows import assign_windows
@@ -182,12 +183,8 @@ def partition_stats(cols: dict[str, np.ndarray], rejects, accepted_sources: np.n
     """
     ev, split, user, ts = cols["event"], cols["split"], cols["user"], cols["timestamp"]
     inter = np.isin(ev, INTERACTION_KINDS)
-    tags: Counter = Counter()
-    if res.tags_from_events:
-        is_tag = ev == "tag"
-        for i, t in zip(cols["item"][is_tag], cols["text"][is_tag]):
-            if isinstance(t, str) and t.strip():
-                tags[(int(i), t.strip().lower())] += 1
+    is_tag = ev == "tag"
+    tags = count_tags(cols["item"][is_tag], cols["text"][is_tag]) if res.tags_from_events else Counter()
     return {
         "users": np.unique(user),
         "items": np.unique(cols["item"]),
@@ -195,13 +192,28 @@ def partition_stats(cols: dict[str, np.ndarray], rejects, accepted_sources: np.n
         "reasons": _counts(rejects["reason"].to_numpy(dtype=object)),
         "split": _counts(split[inter]),
         "other_split": _counts(split[~inter]),
-        "users_by_split": {s: int(len(np.unique(user[inter & (split == s)]))) for s in ("train", "valid", "test")},
+        "users_by_split": {s: int(len(np.unique(user[inter & (split == s)]))) for s in SPLITS},
         "events_by_kind": _counts(ev),
         "n": len(user),
         "ts_min": int(ts.min()) if len(ts) else 0,
         "ts_max": int(ts.max()) if len(ts) else 0,
         "tags": tags,
     }
+
+
+def partition_tallies(pstats: list[dict], users: int, time_range: tuple[int, int]) -> Tallies:
+    """The summary's counts over every partition's :func:`partition_stats` (``users``: the distinct users)."""
+    return Tallies(
+        users=users,
+        items_with_events=int(len(np.unique(np.concatenate([s["items"] for s in pstats])))),
+        texts_cut=int(sum(s["texts_cut"] for s in pstats)),
+        events_by_kind=tally(pstats, "events_by_kind"),
+        split=tally(pstats, "split"),
+        other_split=tally(pstats, "other_split"),
+        users_by_split={k: int(sum(s["users_by_split"][k] for s in pstats)) for k in SPLITS},
+        too_short=int(sum(s["too_short"] for s in pstats)),
+        time_range=time_range,
+    )
 
 
 def finish_partition(accepted, user_map: IdMap, item_map: IdMap, res: Resolution, edges: np.ndarray):

@@ -1,7 +1,8 @@
 """The ingest computed in the driver: the obvious reference the distributed stage (:mod:`.stage`) is tested equal to.
 
 Read → validate (Ray Data) → collect every row into one pandas frame → count check → ids and time →
-de-duplicate → split → windows. Fine for small data; the driver holds every event.
+de-duplicate → split → windows. Fine for small data; the driver holds every event. Around this engine, the
+count check, per-file accounting, items and summary are shared with the stage (:mod:`interestrec.data.glue`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,23 @@ import numpy as np
 from interestrec import artifacts
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
+from interestrec.data.glue import (
+    Tallies,
+    account_files,
+    catalog_keys,
+    check_accepted,
+    check_counts,
+    count_tags,
+    expected_counts,
+    items_table,
+    summary,
+    write_id_maps,
+    write_windows,
+)
 from interestrec.data.partition import REJECT_COLUMNS
-from interestrec.data.readers import Reading, detect_format, get_reader
+from interestrec.data.readers import detect_format, get_reader
 from interestrec.data.resolve import catalog_map, decide_id_type, map_ids, resolve_timestamps
-from interestrec.data.schema import INTERACTION_KINDS, event_schema, item_schema
+from interestrec.data.schema import INTERACTION_KINDS, SPLITS, event_schema
 from interestrec.data.split import cutoff_split, leave_last_out
 from interestrec.data.validate import mark_duplicates, validate_events
 from interestrec.data.windows import assign_windows, window_edges
@@ -35,33 +49,6 @@ def validated_frame(ds, cfg: IngestConfig):
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-def check_counts(reading: Reading, allrows) -> dict[str, int]:
-    """Per event file, records seen by the parser; stops when the independent count disagrees."""
-    import ray
-
-    seen = allrows["source"].value_counts().to_dict() if len(allrows) else {}
-    counts = {}
-    for name in reading.files:
-        expected = reading.expected.get(name)
-        expected = int(ray.get(expected)) if isinstance(expected, ray.ObjectRef) else expected
-        got = int(seen.get(name, 0))
-        if expected is not None and expected != got:
-            raise DataError(f"{name}: the independent count found {expected} records but {got} were read "
-                             "(accepted + rejected); the file's quoting or encoding is inconsistent")
-        counts[name] = got
-    return counts
-
-
-def item_tags(item_index, tag_items: np.ndarray, tag_text: np.ndarray) -> list[list[str]]:
-    """Per catalog row, its tags from tag events (lower-cased, most frequent first, then alphabetical)."""
-    counts: dict[int, Counter] = {}
-    for i, t in zip(tag_items, tag_text):
-        if t is not None and str(t).strip():
-            counts.setdefault(int(i), Counter())[str(t).strip().lower()] += 1
-    return [[t for t, _ in sorted(counts.get(int(i), Counter()).items(), key=lambda kv: (-kv[1], kv[0]))]
-            for i in item_index]
-
-
 def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     """Read, validate, map ids, split and window ``data_path``; write ``out_dir/{events,items,windows}.parquet``
     and ``out_dir/ids/{users,items}.parquet``.
@@ -70,11 +57,8 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     ``events.parquet`` or in ``rejects/<source>.parquet`` with its reason, per file, and each file's record
     count is checked against an independent count.
     """
-    import resource
-
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     fmt = detect_format(data_path) if cfg.format == "auto" else cfg.format
     reading = get_reader(fmt)(data_path, cfg)
@@ -83,17 +67,15 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     if not frames:
         raise DataError(f"no records in {data_path}")
     allrows = pd.concat(frames, ignore_index=True).sort_values(["source", "record"], kind="stable", ignore_index=True)
-    per_file_read = check_counts(reading, allrows)
+    per_file_read = check_counts(reading.files, expected_counts(reading), Counter(allrows["source"].to_numpy(dtype=object)))
     reason = allrows["reason"].to_numpy(dtype=object).copy()
 
     # ids: one type per column over events and catalog; indices through interestrec.ids
-    cat_keys = np.asarray(reading.items.column("item_id").to_pylist(), dtype=object) if reading.items is not None else None
+    cat_keys = catalog_keys(reading)
     id_type = cfg.id_type if cfg.id_type != "auto" else reading.id_type
     user_kind = decide_id_type([allrows["user_key"].to_numpy(dtype=object)], id_type)
     item_kind = decide_id_type([allrows["item_key"].to_numpy(dtype=object)] + ([cat_keys] if cat_keys is not None else []), id_type)
-    item_map = None
-    if cat_keys is not None:
-        item_map, cat_index = catalog_map(cat_keys, item_kind)
+    item_map, cat_index = catalog_map(cat_keys, item_kind) if cat_keys is not None else (None, None)
     ts, unit = resolve_timestamps(allrows, cfg, reason)
     item_idx, item_map = map_ids(allrows["item_key"].to_numpy(dtype=object), item_kind, reason, known=item_map)
     user_idx, user_map = map_ids(allrows["user_key"].to_numpy(dtype=object), user_kind, reason)
@@ -108,16 +90,8 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     # rejects: the original record + reason, one parquet per source file
     rejected = allrows[~ok]
-    by_reason = Counter(rejected["reason"])
-    per_file: dict[str, dict] = {}
-    for source, n_read in per_file_read.items():
-        n_acc = int(((allrows["source"] == source).to_numpy() & ok).sum())
-        per_file[source] = {"rows_read": n_read, "accepted": n_acc, "rejected": n_read - n_acc}
-    for source, (n_read, item_rejects) in reading.item_rows.items():
-        per_file[source] = {"rows_read": n_read, "accepted": n_read - item_rejects.num_rows, "rejected": item_rejects.num_rows}
-        by_reason.update(item_rejects.column("reason").to_pylist())
-        if item_rejects.num_rows:
-            artifacts.write_parquet(artifacts.join(out_dir, "rejects", f"{source}.parquet"), item_rejects)
+    accounts = account_files(per_file_read, Counter(allrows["source"].to_numpy(dtype=object)[ok]),
+                             Counter(rejected["reason"]), reading, artifacts.join(out_dir, "rejects"))
     for source, grp in rejected.groupby("source"):
         table = pa.Table.from_pandas(grp[REJECT_COLUMNS].astype({"raw": "string", "reason": "string"}), preserve_index=False)
         artifacts.write_parquet(artifacts.join(out_dir, "rejects", f"{source}.parquet"), table)
@@ -127,13 +101,11 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
         user_map = IdMap.identity(allrows["user_id"].to_numpy()[ok])
     if item_map.kind == "identity" and cat_keys is None:
         item_map = IdMap.identity(allrows["item_id"].to_numpy()[ok])
-    user_map.to_parquet(artifacts.join(out_dir, "ids", "users.parquet"))
-    item_map.to_parquet(artifacts.join(out_dir, "ids", "items.parquet"))
+    write_id_maps(out_dir, user_map, item_map)
 
     acc = allrows[ok]
     texts_cut = int(acc["cut"].to_numpy(dtype=bool).sum())
-    if len(acc) == 0:
-        raise DataError(f"no valid events in {data_path}: every row was rejected ({dict(by_reason)}); see {out_dir}/rejects/")
+    check_accepted(len(acc), accounts, data_path, out_dir)
     acc = acc.sort_values(["user_id", "timestamp", "item_id"], kind="stable", ignore_index=True)
     user = acc["user_id"].to_numpy(np.int64)
     item = acc["item_id"].to_numpy(np.int64)
@@ -154,65 +126,17 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     )
     artifacts.write_parquet(artifacts.join(out_dir, "events.parquet"), events)
 
-    items = reading.items
-    if items is None:  # generic logs without a catalog: items are the ids seen, titled by their original id
-        ids = np.unique(item)
-        items = pa.table([ids, pa.array([str(x) for x in item_map.to_original(ids)], pa.string()), pa.nulls(len(ids), pa.int32()),
-                          pa.array([[]] * len(ids), pa.list_(pa.string())), pa.array([[]] * len(ids), pa.list_(pa.string())),
-                          pa.nulls(len(ids), pa.string())], schema=item_schema(description=True))
-    else:
-        tags = items.column("tags")
-        if reading.tags_from_events:
-            is_tag = event == "tag"
-            tags = pa.array(item_tags(cat_index, item[is_tag], text[is_tag]), pa.list_(pa.string()))
-        desc = items.column("description") if "description" in items.column_names else pa.nulls(items.num_rows, pa.string())
-        items = pa.table([pa.array(cat_index, pa.int64()), items.column("title"), items.column("year"),
-                          items.column("genres"), tags, desc], schema=item_schema(description=True))
+    is_tag = event == "tag"
+    tags = count_tags(item[is_tag], text[is_tag]) if reading.tags_from_events else Counter()
+    items = items_table(reading, cat_index, tags, np.unique(item), item_map)
     artifacts.write_parquet(artifacts.join(out_dir, "items.parquet"), items)
+    per_window = np.bincount(window, minlength=len(edges) - 1)
+    write_windows(out_dir, edges, per_window)
 
-    n_win = len(edges) - 1
-    per_window = np.bincount(window, minlength=n_win)
-    windows = pa.table({"window": pa.array(np.arange(n_win), pa.int32()), "start": edges[:-1], "end": edges[1:],
-                        "events": per_window.astype(np.int64)})
-    artifacts.write_parquet(artifacts.join(out_dir, "windows.parquet"), windows)
-
-    rows_read = sum(f["rows_read"] for f in per_file.values())
-    accepted = sum(f["accepted"] for f in per_file.values())
     inter = np.isin(event, INTERACTION_KINDS)
-    split_counts = Counter(split[inter])
-    users_by_split = {name: int(len(np.unique(user[inter & (split == name)]))) for name in ("train", "valid", "test")}
-    return {
-        "format": fmt,
-        "data": str(data_path),
-        "rows_read": rows_read,
-        "accepted": accepted,
-        "rejected": rows_read - accepted,
-        "rejected_by_reason": dict(sorted(by_reason.items())),
-        "texts_cut": texts_cut,
-        "per_file": per_file,
-        "users": int(len(np.unique(user))),
-        "items": int(items.num_rows),
-        "items_with_events": int(len(np.unique(item))),
-        "events_by_kind": dict(sorted(Counter(event).items())),
-        "split": {
-            "mode": "cutoff" if cfg.cutoff is not None else "leave_last_out",
-            "train": int(split_counts.get("train", 0)),
-            "valid": int(split_counts.get("valid", 0)),
-            "test": int(split_counts.get("test", 0)),
-            "users_too_short": int(too_short),
-            "users": users_by_split,
-            "other_events": dict(sorted(Counter(split[~inter]).items())),
-        },
-        "windows": {
-            "count": n_win,
-            "mode": cfg.window_mode,
-            "bounds": [[int(a), int(b)] for a, b in zip(edges[:-1], edges[1:])],
-            "events_per_window": per_window.tolist(),
-        },
-        "time_range": [int(pc.min(events["timestamp"]).as_py()), int(pc.max(events["timestamp"]).as_py())],
-        "ids": {"users": user_map.kind, "items": item_map.kind, "users_mapped": len(user_map), "items_mapped": len(item_map)},
-        "timestamp_unit": unit,
-        "ignored_files": reading.ignored,
-        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
-
+    tallies = Tallies(users=int(len(np.unique(user))), items_with_events=int(len(np.unique(item))), texts_cut=texts_cut,
+                      events_by_kind=Counter(event), split=Counter(split[inter]), other_split=Counter(split[~inter]),
+                      users_by_split={k: int(len(np.unique(user[inter & (split == k)]))) for k in SPLITS},
+                      too_short=int(too_short), time_range=(int(ts.min()), int(ts.max())))
+    return summary(fmt, data_path, cfg, reading, accounts, tallies, items.num_rows, edges, per_window,
+                   (user_map, item_map), unit)

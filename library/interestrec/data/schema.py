@@ -6,23 +6,11 @@ An event is ``user_id, item_id, timestamp`` (UTC seconds), ``event`` (one of :da
 
 from __future__ import annotations
 
+from interestrec.data.rules import REJECT_REASONS as REJECT_REASONS  # every reason, in the order they apply
+
 EVENT_KINDS: tuple[str, ...] = ("view", "click", "rate", "purchase", "tag", "search")
 INTERACTION_KINDS: tuple[str, ...] = ("view", "click", "rate", "purchase")
 EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "timestamp", "event", "value", "text")
-REJECT_REASONS: tuple[str, ...] = (
-    "missing_field",
-    "unparsable_number",
-    "timestamp_out_of_range",
-    "rating_out_of_range",
-    "unknown_item",
-    "duplicate",
-    "undecodable_bytes",
-    "oversize_text",
-    "unknown_event",
-    "malformed_record",
-    "id_out_of_range",
-    "oversize_id",
-)
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 

@@ -136,3 +136,15 @@ def finish_partitions(accepted: list, rejects: list, user_map: IdMap, item_map: 
     umap, imap = ray.put(user_map), ray.put(item_map)
     return ray.get([task.remote(a, r, umap, imap, res, edges, events_dir, rejects_dir, p)
                     for p, (a, r) in enumerate(zip(accepted, rejects))])
+
+
+def commit_rejects(written: list[dict], names: list[str], rejects_dir: str) -> None:
+    """Commit each event file's rejects dataset (``rejects_dir/<source>.parquet/``): its parts, in partition
+    order, and its row count, from what :func:`finish_partitions` reports (``names``: the partitions' part files)."""
+    parts: dict[str, list[str]] = {}
+    for name, w in zip(names, written):
+        for source in w["rejects"]:
+            parts.setdefault(source, []).append(name)
+    for source, files in parts.items():
+        artifacts.write_manifest(artifacts.join(rejects_dir, f"{source}.parquet"), files,
+                                 sum(w["rejects"].get(source, 0) for w in written))

@@ -1,12 +1,11 @@
 """Row validation: every raw event row is accepted or rejected with exactly one reason.
 
 Per-row checks are pure functions over pandas batches, called from a Ray Data ``map_batches`` so they
-shard across the cluster. Reasons, first that applies wins: the reader's own (``undecodable_bytes``,
-``malformed_record``, ``oversize_text`` for an oversize field), then ``missing_field``,
-``unparsable_number``, ``unknown_event``, ``rating_out_of_range``, ``oversize_text`` (text longer than
-``max_text_chars``). Checks that need the whole dataset run afterwards in :mod:`interestrec.data.resolve`:
-``id_out_of_range``/``unparsable_number`` of ids (once the id type is known), ``timestamp_out_of_range``
-(once the unit is known), ``unknown_item`` and ``duplicate``.
+shard across the cluster. The reasons, their order (first that applies wins) and their thresholds are the
+table of :mod:`interestrec.data.rules`: the reader's own reasons first, then :data:`~interestrec.data.rules.ROW_RULES`
+(applied here and, in Arrow, by :mod:`interestrec.data.validate_arrow`); checks that need the whole dataset
+run afterwards in :mod:`interestrec.data.resolve` and the de-duplication. Text longer than ``max_text_chars``
+is cut, never a reject.
 
 Ids stay text here (never through float64); timestamps are parsed exactly: integer literals as int64,
 decimals as float64, ISO 8601 strings to UTC seconds.
@@ -19,6 +18,7 @@ import re
 import numpy as np
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.rules import RowFacts, apply_rules
 from interestrec.data.schema import EVENT_KINDS
 
 _INT = re.compile(r"[+-]?\d+")
@@ -128,36 +128,24 @@ def validate_events(batch, cfg: IngestConfig):
     ``cut`` (bool: the text was cut), ``value`` (float32), ``reason`` (``None`` while accepted) and ``raw``.
     """
     import pandas as pd
-
-    reason = batch["reason"].astype(object).where(batch["reason"].notna(), None).to_numpy(dtype=object).copy()
-
-    def flag(mask: np.ndarray, why: str) -> None:
-        m = mask & pd.isna(reason)
-        reason[m] = why
-
-    user, item, ts_text = _text(batch["user_id"]), _text(batch["item_id"]), _text(batch["timestamp"])
-    ev_text, val_text = _text(batch["event"]), _text(batch["value"])
     import pyarrow.compute as pc
 
+    reason = batch["reason"].astype(object).where(batch["reason"].notna(), None).to_numpy(dtype=object).copy()
+    user, item, ts_text = _text(batch["user_id"]), _text(batch["item_id"]), _text(batch["timestamp"])
+    ev_text, val_text = _text(batch["event"]), _text(batch["value"])
     event = pc.utf8_lower(_arrow_text(ev_text)).to_numpy(zero_copy_only=False).astype(object)
-    text_arr = _arrow_text(batch["text"].to_numpy(dtype=object))
-    text = text_arr.to_numpy(zero_copy_only=False).astype(object)
-    blank = pd.isna
-    is_rate, is_tag = event == "rate", event == "tag"
-    missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
-    missing |= is_tag & pd.isna(_text(text))
-    flag(missing, "missing_field")
-    for ids in (user, item):
-        flag(pc.fill_null(pc.utf8_length(_arrow_text(ids)), 0).to_numpy(zero_copy_only=False) > cfg.max_id_chars,
-             "oversize_id")
+    text = _arrow_text(batch["text"].to_numpy(dtype=object)).to_numpy(zero_copy_only=False).astype(object)
+    value = pd.to_numeric(pd.Series(val_text, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
+
+    def chars(ids: np.ndarray) -> np.ndarray:
+        return pc.fill_null(pc.utf8_length(_arrow_text(ids)), 0).to_numpy(zero_copy_only=False)
 
     t = parse_timestamps(ts_text)
-    value = pd.to_numeric(pd.Series(val_text, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan).copy()
-    bad = ~(t["is_int"] | np.isfinite(t["float"]) | t["is_iso"])
-    bad |= ~blank(val_text) & ~np.isfinite(value)
-    flag(bad, "unparsable_number")
-    flag(~np.isin(event.astype(str), EVENT_KINDS), "unknown_event")
-    flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
+    facts = RowFacts(blank_user=pd.isna(user), blank_item=pd.isna(item), blank_ts=pd.isna(ts_text),
+                     blank_event=pd.isna(ev_text), blank_value=pd.isna(val_text), blank_text=pd.isna(_text(text)),
+                     user_chars=chars(user), item_chars=chars(item), is_rate=event == "rate", is_tag=event == "tag",
+                     known_event=np.isin(event.astype(str), EVENT_KINDS), value=value, ts=t)
+    apply_rules(reason, pd.isna(reason), facts, cfg)
 
     raw = batch["raw"].astype(object).to_numpy(dtype=object).copy()
     no_raw = np.flatnonzero(pd.isna(raw) & ~pd.isna(reason))

@@ -1,6 +1,6 @@
 """Row validation on Arrow batches: the fast path of :func:`interestrec.data.validate.validate_events`.
 
-The same checks, reasons and outputs, computed on ``pyarrow`` arrays from the block Ray Data hands over to
+The same checks (the one rule table of :mod:`interestrec.data.rules`), reasons and outputs, computed on ``pyarrow`` arrays from the block Ray Data hands over to
 the table it hands back: no Python string per cell (the ids, event kinds and texts stay Arrow strings), no
 pandas frame in between. Used by the distributed ingest (:func:`interestrec.data.shuffle.validate_block`);
 the pandas version stays the reference (``data/reference.py``) and the two are tested equal on messy logs
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from interestrec.data.config import IngestConfig
+from interestrec.data.rules import RowFacts, apply_rules
 from interestrec.data.schema import EVENT_KINDS
 
 
@@ -76,12 +77,6 @@ def validate_table(batch, cfg: IngestConfig):
     given = _string(batch, "reason")
     reason = given.to_numpy(zero_copy_only=False).astype(object)
     open_ = np.array(given.is_null().to_numpy(zero_copy_only=False), dtype=bool)  # no reason yet
-
-    def flag(mask: np.ndarray, why: str) -> None:
-        m = mask & open_
-        reason[m] = why
-        open_[m] = False
-
     user, item = _stripped(_string(batch, "user_id")), _stripped(_string(batch, "item_id"))
     ts_text, ev_text, val_text = (_stripped(_string(batch, c)) for c in ("timestamp", "event", "value"))
     event = pc.utf8_lower(ev_text)
@@ -90,25 +85,21 @@ def validate_table(batch, cfg: IngestConfig):
     def blank(arr) -> np.ndarray:
         return arr.is_null().to_numpy(zero_copy_only=False)
 
-    is_rate, is_tag = _mask(pc.equal(event, "rate")), _mask(pc.equal(event, "tag"))
-    missing = blank(user) | blank(item) | blank(ts_text) | blank(ev_text) | (is_rate & blank(val_text))
-    missing |= is_tag & blank(_stripped(text))
-    flag(missing, "missing_field")
-    for ids in (user, item):
-        flag(pc.fill_null(pc.utf8_length(ids), 0).to_numpy(zero_copy_only=False) > cfg.max_id_chars, "oversize_id")
+    def chars(ids) -> np.ndarray:
+        return pc.fill_null(pc.utf8_length(ids), 0).to_numpy(zero_copy_only=False)
 
-    t = parse_timestamps(ts_text)
     has_value = ~blank(val_text)
     value = np.full(n, np.nan)
     if has_value.any():
         vals = val_text.filter(pa.array(has_value)).to_numpy(zero_copy_only=False).astype(object)
         value[has_value] = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(
             dtype="float64", na_value=np.nan)
-    bad = ~(t["is_int"] | np.isfinite(t["float"]) | t["is_iso"])
-    bad |= has_value & ~np.isfinite(value)
-    flag(bad, "unparsable_number")
-    flag(~_mask(pc.is_in(event, value_set=pa.array(list(EVENT_KINDS)))), "unknown_event")
-    flag(is_rate & ~((value >= cfg.rating_min) & (value <= cfg.rating_max)), "rating_out_of_range")
+    t = parse_timestamps(ts_text)
+    facts = RowFacts(blank_user=blank(user), blank_item=blank(item), blank_ts=blank(ts_text), blank_event=blank(ev_text),
+                     blank_value=~has_value, blank_text=blank(_stripped(text)), user_chars=chars(user),
+                     item_chars=chars(item), is_rate=_mask(pc.equal(event, "rate")), is_tag=_mask(pc.equal(event, "tag")),
+                     known_event=_mask(pc.is_in(event, value_set=pa.array(list(EVENT_KINDS)))), value=value, ts=t)
+    apply_rules(reason, open_, facts, cfg)
 
     raw = _string(batch, "raw").to_numpy(zero_copy_only=False).astype(object)
     no_raw = np.flatnonzero(pd.isna(raw) & ~open_)
