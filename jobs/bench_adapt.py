@@ -23,18 +23,19 @@ import time
 from pathlib import Path
 
 import _bench
+import _services
 from interestrec import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def quality(args: argparse.Namespace, rest: list[str]) -> int:
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
 
     rc = cli.main(["run", "--out", args.out, "--config", args.config, "--stages", "ingest,adapt,evaluate", *rest])
     if rc:
         return rc
-    models = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))["models"]
+    models = artifacts.read_json(artifacts.join(args.out, layout.EVALUATE, layout.SUMMARY))["models"]
     print("row | valid NDCG@10 | test NDCG@10 | test Recall@20 | params")
     for name, m in models.items():
         print(f"{name} | {m.get('valid_ndcg@10', float('nan')):.4f} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | {m['params']}")
@@ -71,7 +72,7 @@ def prepare(args: argparse.Namespace, rest: list[str]) -> int:
     """Ingest, then write the adapt stage's contrastive training inputs (pairs, item texts) without encoding."""
     import pyarrow as pa
 
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.adapt.pairs import leak_free_texts, pairs_from_ingest, to_table
     from interestrec.data import load_ingest
 
@@ -82,8 +83,10 @@ def prepare(args: argparse.Namespace, rest: list[str]) -> int:
     art = load_ingest(artifacts.join(args.out, "ingest"))
     ids, texts = leak_free_texts(art.items)
     pairs = pairs_from_ingest(art.events, cfg.pair_kinds, cfg.context_items, cfg.max_pairs, cfg.seed)
-    artifacts.write_parquet(artifacts.join(args.out, "adapt", "items.parquet"), pa.table({"item_id": ids, "text": texts}))
-    artifacts.write_parquet(artifacts.join(args.out, "adapt", "pairs_contrastive.parquet"), to_table(pairs))
+    artifacts.write_parquet(artifacts.join(args.out, layout.ADAPT, layout.ADAPT_ITEMS),
+                            pa.table({"item_id": ids, "text": texts}))
+    artifacts.write_parquet(artifacts.join(args.out, layout.ADAPT, layout.ADAPT_PAIRS.format(objective="contrastive")),
+                            to_table(pairs))
     print(f"prepared {len(pairs)} contrastive pairs over {len(ids)} items")
     return 0
 
@@ -94,23 +97,23 @@ def train_once(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.adapt.stage import train_with_ray
     from interestrec.adapt.train import AdaptJob
     from interestrec.encode.encoder import model_path
 
     workers = int(args.child)
     cfg = dataclasses.replace(cli.load_config(args.config, args.set).adapt, num_workers=workers)
-    _bench.start_local_ray()
-    adapt = artifacts.join(str(Path(args.out).resolve()), "adapt")
+    _services.start_local_ray()
+    adapt = artifacts.join(str(Path(args.out).resolve()), layout.ADAPT)
     with tempfile.TemporaryDirectory() as storage:
         # the objective's max_pairs caps the stage's pairs (a seeded sample, the same in every process)
-        pairs = artifacts.read_parquet(artifacts.join(adapt, f"pairs_{args.objective}.parquet"))
+        pairs = artifacts.read_parquet(artifacts.join(adapt, layout.ADAPT_PAIRS.format(objective=args.objective)))
         keep = np.sort(np.random.default_rng(0).permutation(len(pairs))[: cfg.schedule(args.objective)[0]])
         pairs_path = str(Path(storage) / "pairs.parquet")
         artifacts.write_parquet(pairs_path, pairs.take(keep))
         job = AdaptJob(adapt=cfg, objective=args.objective, pairs_path=pairs_path,
-                       items_path=artifacts.join(adapt, "items.parquet"), model_path=model_path(cfg.base_model))
+                       items_path=artifacts.join(adapt, layout.ADAPT_ITEMS), model_path=model_path(cfg.base_model))
         t0 = time.perf_counter()
         result = train_with_ray(job, storage, f"bench-{workers}")
         wall = time.perf_counter() - t0

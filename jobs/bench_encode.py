@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import _bench
+import _services
 from interestrec.encode.ray_encode import Embed
 
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     data = resolve_data_path(args.data, IngestConfig())
     per_actor = args.threads // args.actors
     # logical CPUs: the replicas' threads, the tokeniser's share and the ingest readers
-    _bench.start_local_ray(args.threads + 1, configure_logging=True,
+    _services.start_local_ray(args.threads + 1, configure_logging=True,
                            runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     tmp = tempfile.mkdtemp(prefix="bench-encode-")

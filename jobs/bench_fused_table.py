@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.data import load_ingest
     from interestrec.evaluate.data import build_interactions
     from interestrec.evaluate.models.fused import Fused
     from interestrec.evaluate.protocol import evaluate_model
 
-    summary = artifacts.read_json(artifacts.join(args.out, "evaluate", "summary.json"))
+    summary = artifacts.read_json(artifacts.join(args.out, layout.EVALUATE, layout.SUMMARY))
     params = dict(summary["models"]["fused"]["params"])
     _bench.how_it_ran(f"the fused row at its tuned params {params} from {args.out}, one fit per table_beta and "
                       "phase in this process (deterministic: no rounds); table_beta chosen on validation")

@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import _bench
+import _services
 
 GIB = 1024**3
 VARIANTS = {"distributed": ("interestrec.data.stage", "ingest"),
@@ -54,7 +55,7 @@ def child(args: argparse.Namespace) -> int:
     from interestrec.data import IngestConfig
 
     module, fn = VARIANTS[args.child]
-    _bench.start_local_ray(args.cpus)
+    _services.start_local_ray(args.cpus)
     ingest = getattr(importlib.import_module(module), fn)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as out:
         t = time.perf_counter()

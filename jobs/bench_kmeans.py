@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import _bench
+import _services
 
 SIZES = {"default": (200_000, 384, 256), "large": (1_000_000, 64, 1000), "small": (20_000, 64, 64)}
 
@@ -62,7 +63,7 @@ def run_ours(x, c0, args):
 
     from interestrec.cluster import DistributedKMeans
 
-    _bench.start_local_ray(args.actors * args.threads)
+    _services.start_local_ray(args.actors * args.threads)
     km = DistributedKMeans(args.actors, args.threads, num_cpus=args.threads)
     r = km.fit(x, c0.shape[0], init_centroids=c0, max_iter=args.iters, tol=0, chunk_size=args.chunk_size)
     per_iter = float(np.mean(r.seconds_per_iter))

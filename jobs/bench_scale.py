@@ -67,9 +67,9 @@ def generate_log(args, raw: str) -> int:
 
 
 def pipeline_summary(out: str, stage: str) -> dict:
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
 
-    return artifacts.read_json(artifacts.join(out, stage, "summary.json"))
+    return artifacts.read_json(artifacts.join(out, stage, layout.SUMMARY))
 
 
 def main(argv: list[str] | None = None) -> int:

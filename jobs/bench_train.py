@@ -75,7 +75,8 @@ def quality(out: str, models: list[str], eps: float) -> None:
     from interestrec.evaluate.models.graphsage import GraphRow
     from interestrec.evaluate.protocol import evaluate_model
     from interestrec.evaluate.stage import load_models
-    from interestrec.graph.train import load_interactions, perturbed_ndcg
+    from interestrec.graph.train import perturbed_ndcg
+    from interestrec.graph.training_graph import load_interactions
 
     load_models()
     test = load_interactions(out, "test")

@@ -89,12 +89,12 @@ def test_projection_matches_its_numpy_reference():
 
 @pytest.mark.slow
 def test_infonce_loss_decreases_on_planted_pairs(tiny):
-    from interestrec.adapt.train import Batches, build_model, fit_local
+    from interestrec.adapt.train import Batches, build_adapt_model, fit_local
 
     for objective, cfg in (("projection", _cfg(projection_epochs=8, projection_max_pairs=64)),
                            ("contrastive", _cfg(epochs=3, lr=5e-3))):
         job = _job(tiny, cfg, objective)
-        before = _all_pairs_loss(build_model(job, Batches(job)), job)
+        before = _all_pairs_loss(build_adapt_model(job, Batches(job)), job)
         model, curve = fit_local(job)
         assert len(curve) == cfg.schedule(objective)[1]
         assert _all_pairs_loss(model, job) < 0.95 * before, objective

@@ -16,16 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1024**2
 
 
-def load_harness():
-    """jobs/_bench.py as the module ``_bench`` (jobs/ is no package and stays off this session's sys.path)."""
-    spec = importlib.util.spec_from_file_location("_bench", ROOT / "jobs" / "_bench.py")
+def load_harness(name: str = "_bench"):
+    """jobs/<name>.py as the module ``name`` (jobs/ is no package and stays off this session's sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "jobs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["_bench"] = module  # dataclasses resolve their module while the class is made
+    sys.modules[name] = module  # dataclasses resolve their module while the class is made
     spec.loader.exec_module(module)
     return module
 
 
 _bench = load_harness()
+_services = load_harness("_services")
 
 
 def child_script(tmp_path: Path, body: str) -> str:
@@ -136,12 +137,12 @@ def test_a_failed_child_surfaces_its_stderr(tmp_path):
 
 
 def test_free_port_and_a_local_redis(tmp_path):
-    assert 0 < _bench.free_port() < 65536
-    if _bench.redis_server_path() is None:
+    assert 0 < _services.free_port() < 65536
+    if _services.redis_server_path() is None:
         pytest.skip("no redis-server on PATH or next to this Python")
     import redis
 
-    server = _bench.start_redis(str(tmp_path))
+    server = _services.start_redis(str(tmp_path))
     try:
         assert redis.Redis.from_url(server.url).ping()
     finally:

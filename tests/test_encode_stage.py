@@ -104,7 +104,7 @@ def test_a_test_period_tag_changes_no_evaluation_text_vector_graph_or_score(ray_
     """A tag that exists only in a test event: the serving text sees it, no evaluation phase does."""
     from interestrec.evaluate.data import build_interactions
     from interestrec.evaluate.models.llm import LLMVectors
-    from interestrec.graph.train import graph_for
+    from interestrec.graph.training_graph import graph_for
 
     leak = [(3, 2, 161, "tag", None, "spoiler ending", "test", 1)]
     runs = {}

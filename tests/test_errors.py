@@ -23,6 +23,20 @@ def test_package_errors_share_the_root_and_keep_their_builtin_kinds():
     assert str(NotFound("user 7 not found")) == "user 7 not found"  # not KeyError's quoted repr
 
 
+def test_one_unknown_id_error_under_three_names():
+    """``ids.UnknownIdError``, ``recommend.errors.NotFound`` and ``serving.errors.UnknownId`` are one class, so a
+    caller catches one type; the HTTP layer answers it 404 with its message."""
+    from interestrec import errors, ids
+    from interestrec.serving.http import ERROR_STATUS
+
+    assert ids.UnknownIdError is NotFound is UnknownId is errors.UnknownIdError
+    assert issubclass(errors.UnknownIdError, KeyError)
+    with pytest.raises(NotFound, match=r"^unknown id\(s\) \['x'\]$"):
+        ids.IdMap.dense(["a"]).to_index(["x"])
+    assert str(UnknownId("unknown user 7")) == "unknown user 7" and str(UnknownId()) == "unknown id"
+    assert [code for cls, code in ERROR_STATUS if issubclass(errors.UnknownIdError, cls)] == [404]
+
+
 def test_a_lower_layer_error_reaches_the_orchestrator_as_a_stage_error(tmp_path, monkeypatch):
     def failing_stage(ctx):
         raise DataError("ratings.csv: columns ['a'] do not match the expected header ['userId']")

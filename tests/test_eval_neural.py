@@ -14,11 +14,10 @@ from interestrec.evaluate.models.lightgcn import (
     normalized_adjacency,
     sample_negatives,
 )
-from interestrec.evaluate.models.sasrec import (
-    SASRecRecommender,
+from interestrec.evaluate.models.sasrec import SASRecRecommender, next_item_logits
+from interestrec.evaluate.models.sasrec_data import (
     last_window,
     length_batches,
-    next_item_logits,
     training_windows,
     user_sequences,
 )

@@ -103,13 +103,14 @@ def graph_tiny(tmp_path_factory) -> str:
 ])
 def test_graphsage_trains_on_cuda_as_on_cpu(graph_tiny, overrides, rtol):
     from fixtures.graph import TINY, _full_loss
-    from interestrec.graph.train import build_model, embeddings, fit_local, graph_for, load_interactions
+    from interestrec.graph.train import build_graph_model, embeddings, fit_local
+    from interestrec.graph.training_graph import graph_for, load_interactions
 
     cfg = dataclasses.replace(TINY, epochs=3, batch_size=8, **overrides)
     data = load_interactions(graph_tiny, "valid")
     graph = graph_for(data, cfg)
     torch.manual_seed(3)
-    init = build_model(graph, cfg)
+    init = build_graph_model(graph, cfg)
     before = _full_loss(init, graph)
     assert _full_loss(init.to("cuda"), graph.clone().to("cuda")) == pytest.approx(before, rel=1e-5)
     m_cpu, _, c_cpu = fit_local(data, cfg, seed=3, graph=graph)
@@ -141,7 +142,8 @@ def ray_gpu():
 def test_graph_ray_train_worker_uses_its_gpu(graph_tiny, ray_gpu, tmp_path):
     from fixtures.graph import TINY
     from interestrec.graph.stage import result_curve, train_with_ray
-    from interestrec.graph.train import GraphJob, fit_local, load_interactions
+    from interestrec.graph.train import GraphJob, fit_local
+    from interestrec.graph.training_graph import load_interactions
 
     cfg = dataclasses.replace(TINY, epochs=3, batch_size=8, use_gpu=True, cpus_per_worker=1)
     result = train_with_ray(GraphJob(cfg, graph_tiny), str(tmp_path / "runs"), name="gpu")
@@ -177,10 +179,10 @@ def test_adapt_lora_tower_on_cuda(adapt_tiny, model_dir):
     """Same weights → same loss on both devices; training on CUDA lowers it as on the CPU (the
     transformer's own dropout draws from each device's generator, so the curves are not identical)."""
     from fixtures.adapt import _all_pairs_loss, _cfg, _job
-    from interestrec.adapt.train import Batches, build_model, fit_local
+    from interestrec.adapt.train import Batches, build_adapt_model, fit_local
 
     job = _job(adapt_tiny, _cfg(epochs=3, lr=5e-3), "contrastive", model_dir)
-    init = build_model(job, Batches(job))
+    init = build_adapt_model(job, Batches(job))
     before_cpu = _all_pairs_loss(init, job)
     before_gpu = _gpu_pairs_loss(init.to("cuda"), job)
     assert before_gpu == pytest.approx(before_cpu, rel=1e-4)

@@ -159,14 +159,15 @@ def test_sampler_rejects_bad_seeds():
 def test_one_epoch_lowers_the_loss(tiny, overrides):
     import torch
 
-    from interestrec.graph.train import build_model, graph_for, load_interactions, train_epochs
+    from interestrec.graph.train import build_graph_model, train_epochs
+    from interestrec.graph.training_graph import graph_for, load_interactions
 
     torch.manual_seed(0)
     cfg = dataclasses.replace(TINY, epochs=1, batch_size=8, **overrides)
     data = load_interactions(tiny, "valid")
     graph = graph_for(data, cfg)
     assert "x" in graph["item"] and "x" in graph["user"]
-    model = build_model(graph, cfg)
+    model = build_graph_model(graph, cfg)
     before = _full_loss(model, graph)
     curve = train_epochs(model, graph, data, cfg)
     after = _full_loss(model, graph)
@@ -191,25 +192,20 @@ def test_checkpoint_state_roundtrip(tiny):
     import torch
 
     from interestrec.graph.ray_train import OPT_PREFIX
-    from interestrec.graph.train import (
-        build_model,
-        graph_for,
-        load_interactions,
-        make_optimizer,
-        train_epochs,
-    )
+    from interestrec.graph.train import build_graph_model, make_optimizer, train_epochs
+    from interestrec.graph.training_graph import graph_for, load_interactions
     from interestrec.train import load_state, state_arrays
 
     cfg = dataclasses.replace(TINY, epochs=1)
     data = load_interactions(tiny, "valid")
     graph = graph_for(data, cfg)
-    model = build_model(graph, cfg)
+    model = build_graph_model(graph, cfg)
     opt = make_optimizer(model, cfg)
     train_epochs(model, graph, data, cfg, opt, validate=False)
     path = artifacts.join(tiny, "ckpt-test", "model.safetensors")
     artifacts.write_safetensors(path, state_arrays(model, opt, opt_prefix=OPT_PREFIX))
     torch.manual_seed(5)
-    model2 = build_model(graph, cfg)
+    model2 = build_graph_model(graph, cfg)
     opt2 = make_optimizer(model2, cfg)
     load_state(model2, artifacts.read_safetensors(path), opt2, opt_prefix=OPT_PREFIX)
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
@@ -365,18 +361,19 @@ def test_steps_from_end_and_recent_edges_match_brute_force():
 
 
 def test_inductive_users_have_no_id_embedding(tiny):
-    from interestrec.graph.train import build_model, graph_for, load_interactions
+    from interestrec.graph.train import build_graph_model
+    from interestrec.graph.training_graph import graph_for, load_interactions
 
     cfg = dataclasses.replace(TINY, no_id=("user",))
     graph = graph_for(load_interactions(tiny, "valid"), cfg)
-    model = build_model(graph, cfg)
+    model = build_graph_model(graph, cfg)
     assert "user" not in model.emb and "item" in model.emb
     from interestrec.graph.model import GraphRecommender
 
     with pytest.raises(ValueError, match="need an ID embedding"):
         GraphRecommender(graph.metadata(), {t: graph[t].num_nodes for t in graph.node_types}, {"user": 8}, no_id=("genre",))
     # without features the option falls back to ID embeddings instead of failing
-    assert "user" in build_model(graph_for(load_interactions(tiny, "valid"), dataclasses.replace(cfg, use_features=False)), cfg).emb
+    assert "user" in build_graph_model(graph_for(load_interactions(tiny, "valid"), dataclasses.replace(cfg, use_features=False)), cfg).emb
 
 
 def test_storage_path_is_passed_unchanged_and_defaults_to_the_output():

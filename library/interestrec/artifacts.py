@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from interestrec import layout
 from interestrec.integrity import ArtifactError, naming, record
+from interestrec.vectors import arrow_to_vectors as arrow_to_vectors  # re-exported: docs/artifacts.md names
+from interestrec.vectors import vectors_to_arrow as vectors_to_arrow  # them here, and so do their callers
 
 
 def _fs_and_path(path: str | os.PathLike):
@@ -258,34 +261,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return load(data)
 
 
-def vectors_to_arrow(vectors: np.ndarray):
-    """Wrap an ``(n, d)`` float32 array as an Arrow ``FixedSizeList<float32>[d]`` column.
-
-    Shapes:
-        vectors: ``(n, d)``.
-    """
-    import pyarrow as pa
-
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
-
-
-def arrow_to_vectors(column) -> np.ndarray:
-    """Inverse of :func:`vectors_to_arrow`: a fixed-size-list column to an ``(n, d)`` float32 array."""
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if len(column) == 0:
-        d = column.type.list_size if pa.types.is_fixed_size_list(column.type) else 0
-        return np.zeros((0, d), dtype=np.float32)
-    if pa.types.is_fixed_size_list(column.type):
-        d = column.type.list_size
-        return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, d)
-    return np.stack(column.to_numpy(zero_copy_only=False)).astype(np.float32)
-
-
-def hash_files(paths: list[str | os.PathLike], exclude: tuple[str, ...] = ("summary.json",)) -> str:
+def hash_files(paths: list[str | os.PathLike], exclude: tuple[str, ...] = (layout.SUMMARY,)) -> str:
     """Content hash (sha256, hex) of files or directories, independent of modification times.
 
     Files whose name is in ``exclude`` (by default the stage summaries) are left out.

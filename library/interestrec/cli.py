@@ -140,13 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
 
     t0 = time.perf_counter()
     load = os.getloadavg()
     rc = run_pipeline(args, list(DEFAULT_STAGES), force=True, serve_check=True)
     if rc == 0:
-        seconds = {s: artifacts.read_json(artifacts.join(args.out, s, "summary.json"))["_run"]["seconds"]
+        seconds = {s: artifacts.read_json(artifacts.join(args.out, s, layout.SUMMARY))["_run"]["seconds"]
                    for s in DEFAULT_STAGES}
         record = {"config": args.config, "set": args.set, "data": args.data, "stage_seconds": seconds,
                   "wall_seconds": round(time.perf_counter() - t0, 1), "load_before": [round(x, 2) for x in load],
@@ -199,13 +199,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.report.html import write_report
     from interestrec.report.summary import run_summary
 
     summaries = {}
     for name in DEFAULT_STAGES:
-        path = artifacts.join(args.out, name, "summary.json")
+        path = artifacts.join(args.out, name, layout.SUMMARY)
         if artifacts.exists(path):
             summaries[name] = artifacts.read_json(path)
     if not summaries:

@@ -11,3 +11,15 @@ from __future__ import annotations
 
 class InterestrecError(Exception):
     """A failure with a message meant for the user (what was wrong and, where there is one, the fix)."""
+
+
+class UnknownIdError(InterestrecError, KeyError):
+    """The one "unknown id" error: a user, item or cluster id (or an index) the data does not know.
+
+    ``interestrec.ids`` raises it for ids outside an :class:`~interestrec.ids.IdMap`; the recommend and serving
+    packages know it as ``NotFound`` and ``UnknownId`` (the same class), and the HTTP layer answers 404 with
+    its message. Its message is shown as given, not as ``KeyError``'s quoted repr.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown id"

@@ -18,15 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interestrec.errors import InterestrecError
+from interestrec.errors import UnknownIdError  # the one unknown-id error, raised (and importable) here
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 KINDS = ("identity", "dense")
-
-
-class UnknownIdError(InterestrecError, KeyError):
-    """An original id that the map does not know."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,10 +147,10 @@ def _as_int(v) -> int | None:
 
 def load_id_maps(ingest_dir: str) -> tuple[IdMap, IdMap]:
     """``(users, items)`` maps of an ingest output directory."""
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
 
-    return (IdMap.from_parquet(artifacts.join(ingest_dir, "ids", "users.parquet")),
-            IdMap.from_parquet(artifacts.join(ingest_dir, "ids", "items.parquet")))
+    return (IdMap.from_parquet(artifacts.join(ingest_dir, layout.INGEST_USER_IDS)),
+            IdMap.from_parquet(artifacts.join(ingest_dir, layout.INGEST_ITEM_IDS)))
 
 
 def lookup(index: np.ndarray, values: Sequence | np.ndarray, missing: int = -1) -> np.ndarray:

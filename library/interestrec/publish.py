@@ -16,18 +16,19 @@ import json
 import time
 import uuid
 
-from interestrec import artifacts, verify
+from interestrec import artifacts, layout, verify
 from interestrec.integrity import CHECKSUM, ArtifactError
 from interestrec.stages import StageContext
 
 # stage -> files (relative to the stage dir) the serving side needs; missing optional ones are skipped
 SERVED_FILES: dict[str, tuple[str, ...]] = {
-    "ingest": ("events.parquet", "items.parquet", "windows.parquet", "ids/users.parquet", "ids/items.parquet"),
-    "encode": ("items.parquet", "users.parquet"),
-    "cluster": ("centroids.npy", "assignments.parquet"),
-    "dynamics": ("clusters.json", "lineage.json"),
-    "graph": ("users.parquet", "items.parquet", "model.safetensors", "model.json"),
-    "evaluate": (),
+    layout.INGEST: (layout.INGEST_EVENTS, layout.INGEST_ITEMS, layout.INGEST_WINDOWS, layout.INGEST_USER_IDS,
+                    layout.INGEST_ITEM_IDS),
+    layout.ENCODE: (layout.ENCODE_ITEMS, layout.ENCODE_USERS),
+    layout.CLUSTER: (layout.CLUSTER_CENTROIDS, layout.CLUSTER_ASSIGNMENTS),
+    layout.DYNAMICS: (layout.DYNAMICS_CLUSTERS, layout.DYNAMICS_LINEAGE),
+    layout.GRAPH: (layout.GRAPH_USERS, layout.GRAPH_ITEMS, layout.GRAPH_WEIGHTS, layout.GRAPH_CONFIG),
+    layout.EVALUATE: (),
 }
 
 
@@ -82,7 +83,7 @@ def publish(ctx: StageContext) -> dict:
             "config": dataclasses.asdict(ctx.config),
         }
         # the rename (object stores: the manifest, written last) publishes it
-        artifacts.write_bytes_atomic(artifacts.join(publish_dir, tmp.rsplit("/", 1)[1], "manifest.json"),
+        artifacts.write_bytes_atomic(artifacts.join(publish_dir, tmp.rsplit("/", 1)[1], layout.PUBLISH_MANIFEST),
                                      (json.dumps(manifest, indent=2, default=str) + "\n").encode())
         complete = not renames
         if renames:
@@ -93,7 +94,7 @@ def publish(ctx: StageContext) -> dict:
         if not complete and fs.get_file_info(tmp).type == pafs.FileType.Directory:
             fs.delete_dir(tmp)
         raise
-    artifacts.write_bytes_atomic(artifacts.join(publish_dir, "LATEST"), f"v{version}\n".encode())
+    artifacts.write_bytes_atomic(artifacts.join(publish_dir, layout.PUBLISH_LATEST), f"v{version}\n".encode())
     if renames:
         verify.fsync_dir(root)
     ctx.log(f"publish: v{version} with {len(files)} files ({len(sums)} checked)")
@@ -118,7 +119,7 @@ def _assemble(ctx: StageContext, fs, tmp: str) -> tuple[list[str], dict, dict, d
     stages, metrics, files, sums = {}, {}, [], {}
     for stage, names in SERVED_FILES.items():
         stage_dir = ctx.stage_dir(stage)
-        summary_path = artifacts.join(stage_dir, "summary.json")
+        summary_path = artifacts.join(stage_dir, layout.SUMMARY)
         if not artifacts.exists(summary_path):
             continue
         summary = artifacts.read_json(summary_path)
@@ -185,7 +186,7 @@ def _remove_stale(ctx: StageContext, fs, root: str, renames: bool) -> None:
     if renames:
         stale = [i for i in infos if i.base_name.startswith(".tmp-v")]
     else:
-        latest_path = f"{root}/LATEST"
+        latest_path = f"{root}/{layout.PUBLISH_LATEST}"
         latest = 0
         if fs.get_file_info(latest_path).type == pafs.FileType.File:
             with fs.open_input_stream(latest_path) as f:
@@ -193,7 +194,7 @@ def _remove_stale(ctx: StageContext, fs, root: str, renames: bool) -> None:
             latest = int(name[1:]) if name[1:].isdigit() else 0
         stale = [i for i in infos if i.base_name.startswith("v") and i.base_name[1:].isdigit()
                  and int(i.base_name[1:]) > latest
-                 and fs.get_file_info(f"{i.path}/manifest.json").type == pafs.FileType.NotFound]
+                 and fs.get_file_info(f"{i.path}/{layout.PUBLISH_MANIFEST}").type == pafs.FileType.NotFound]
     for i in stale:
         fs.delete_dir(i.path)
         ctx.log(f"publish: removed {i.base_name}, left by an interrupted publish")
@@ -218,8 +219,8 @@ def _write_item_table(ctx: StageContext, tmp: str, fused_params: dict) -> str:
 
 def latest_version_dir(out: str) -> str:
     """Path of the newest published version under pipeline output ``out``."""
-    publish_dir = artifacts.join(out, "publish")
-    name = artifacts.read_bytes(artifacts.join(publish_dir, "LATEST")).decode().strip()
+    publish_dir = artifacts.join(out, layout.PUBLISH)
+    name = artifacts.read_bytes(artifacts.join(publish_dir, layout.PUBLISH_LATEST)).decode().strip()
     return artifacts.join(publish_dir, name)
 
 

@@ -33,13 +33,13 @@ def serve_check(ctx: StageContext) -> dict:
     import numpy as np
     from ray import serve
 
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.recommend.artifacts import resolve_root
     from interestrec.serving.app import build_app
 
     path = resolve_root(ctx.out)
-    events = artifacts.read_parquet(artifacts.join(path, "ingest", "events.parquet"), columns=["user_id"])
-    user_maps = artifacts.join(path, "ingest", "ids", "users.parquet")
+    events = artifacts.read_parquet(artifacts.join(path, layout.INGEST, layout.INGEST_EVENTS), columns=["user_id"])
+    user_maps = artifacts.join(path, layout.INGEST, layout.INGEST_USER_IDS)
     user = int(np.min(events["user_id"].to_numpy()))  # the index; the API speaks the original id
     if artifacts.exists(user_maps):
         from interestrec.ids import IdMap

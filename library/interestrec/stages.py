@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.config import PipelineConfig
 from interestrec.errors import InterestrecError
 from interestrec.integrity import recording
@@ -81,7 +81,7 @@ def _fingerprint(ctx: StageContext, name: str) -> dict:
     cfg = getattr(ctx.config, cfg_attr) if cfg_attr else None
     inputs = []
     for up in upstream:
-        s = artifacts.join(ctx.stage_dir(up), "summary.json")
+        s = artifacts.join(ctx.stage_dir(up), layout.SUMMARY)
         inputs.append(artifacts.read_json(s).get("_run", {}).get("output_hash", "") if artifacts.exists(s) else "")
     if name == "ingest" and ctx.data:  # local or remote (s3://, gs://…): contents, or sizes + mtimes when huge
         from interestrec.data.sources import fingerprint
@@ -103,7 +103,7 @@ def run_stage(ctx: StageContext, name: str, force: bool = False) -> dict:
     """
     from interestrec import verify
 
-    summary_path = artifacts.join(ctx.stage_dir(name), "summary.json")
+    summary_path = artifacts.join(ctx.stage_dir(name), layout.SUMMARY)
     fp = _fingerprint(ctx, name)
     if not force and artifacts.exists(summary_path):
         old = artifacts.read_json(summary_path)

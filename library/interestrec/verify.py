@@ -15,11 +15,11 @@ import json
 import os
 from collections.abc import Sequence
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.integrity import CHECKSUM, CHUNK, ArtifactError, naming, recorded
 
-FILES = "_files.json"
-NOT_LISTED = ("summary.json", FILES)  # the stage's record, written after the manifest
+FILES = layout.FILES
+NOT_LISTED = (layout.SUMMARY, FILES)  # the stage's record, written after the manifest
 THREADS = 4  # files checksummed at once (hashlib and pyarrow reads release the GIL)
 
 

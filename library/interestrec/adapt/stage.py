@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec import train as training
 from interestrec.adapt.config import AdaptConfig
 from interestrec.adapt.train import AdaptJob
@@ -49,7 +49,7 @@ def storage_path(cfg: AdaptConfig, out: str) -> str:
     A local default for several workers on a multi-node cluster is refused
     (:func:`interestrec.train.resolve_storage`).
     """
-    return training.resolve_storage("adapt", cfg.storage_path, artifacts.join(out, "ray_train"), out=out,
+    return training.resolve_storage("adapt", cfg.storage_path, artifacts.join(out, layout.ADAPT_RAY_TRAIN), out=out,
                                     num_workers=cfg.num_workers)
 
 
@@ -69,10 +69,10 @@ def train_with_ray(job: AdaptJob, storage: str, name: str, callbacks: tuple = ()
 
 def export_transformer(job: AdaptJob, arrays: dict[str, np.ndarray], dest: str) -> None:
     """Write the adapted transformer (LoRA merged) + tokenizer as a model directory (safetensors)."""
-    from interestrec.adapt.train import build_model
+    from interestrec.adapt.train import build_adapt_model
     from interestrec.encode.encoder import load_tokenizer
 
-    tower = build_model(job)
+    tower = build_adapt_model(job)
     training.load_state(tower, arrays)
     model = tower.transformer
     if hasattr(model, "merge_and_unload"):
@@ -156,18 +156,19 @@ def run(ctx: StageContext) -> dict:
     ctx.log(f"adapt: {', '.join(f'{o} {len(p)} pairs' for o, p in pairs.items())}; encoding {len(ids)} items "
             "with the base model")
     frozen = encode_texts(base, texts, cfg)
-    artifacts.write_parquet(artifacts.join(out, "items_frozen.parquet"), vectors_table(ids, frozen))
-    items_path = artifacts.join(out, "items.parquet")
+    artifacts.write_parquet(artifacts.join(out, layout.ADAPT_ITEMS_FROZEN), vectors_table(ids, frozen))
+    items_path = artifacts.join(out, layout.ADAPT_ITEMS)
     artifacts.write_parquet(items_path, pa.table({"item_id": pa.array(ids, pa.int64()), "text": texts,
                                                   "vector": artifacts.vectors_to_arrow(frozen)}))
-    for name, on in (("items_projection.parquet", cfg.trains_projection), ("items_adapted.parquet", cfg.trains_transformer)):
+    for name, on in ((layout.ADAPT_ITEMS_PROJECTION, cfg.trains_projection),
+                     (layout.ADAPT_ITEMS_ADAPTED, cfg.trains_transformer)):
         if not on and artifacts.is_local(out) and os.path.exists(artifacts.join(out, name)):
             os.remove(artifacts.join(out, name))  # a previous run's other objective must not be evaluated as current
     storage = storage_path(cfg, out)
     summary: dict = {"items": len(ids), "objective": cfg.objective, "workers": cfg.num_workers,
                      "base_model": cfg.base_model or "all-MiniLM-L6-v2 (packaged)", "storage_path": storage}
     for objective in objectives:
-        pairs_path = artifacts.join(out, f"pairs_{objective}.parquet")
+        pairs_path = artifacts.join(out, layout.ADAPT_PAIRS.format(objective=objective))
         artifacts.write_parquet(pairs_path, to_table(pairs[objective]))
         job = AdaptJob(adapt=cfg, objective=objective, pairs_path=pairs_path, items_path=items_path, model_path=base)
         name = run_name(job, inputs_hash(pairs[objective], ids, texts))
@@ -180,10 +181,10 @@ def run(ctx: StageContext) -> dict:
         if objective == "projection":
             part.update(_export_projection(cfg, arrays, ids, frozen, out))
         else:
-            dest = artifacts.join(out, "model")
+            dest = artifacts.join(out, layout.ADAPT_MODEL)
             export_transformer(job, arrays, dest)
             adapted = encode_texts(dest, texts, cfg)
-            artifacts.write_parquet(artifacts.join(out, "items_adapted.parquet"), vectors_table(ids, adapted))
+            artifacts.write_parquet(artifacts.join(out, layout.ADAPT_ITEMS_ADAPTED), vectors_table(ids, adapted))
             part.update({"model_dir": dest, "lora_r": cfg.lora_r,
                          "mean_cosine_to_base": float(np.mean(np.sum(adapted * frozen, axis=1)))})
         summary[objective] = part
@@ -202,9 +203,9 @@ def _export_projection(cfg: AdaptConfig, arrays: dict[str, np.ndarray], ids: np.
     model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
     with torch.no_grad():
         projected = model.project(torch.as_tensor(frozen)).numpy().astype(np.float32)
-    artifacts.write_safetensors(artifacts.join(out, "projection", "model.safetensors"), weights)
-    artifacts.write_json(artifacts.join(out, "projection", "model.json"),
+    artifacts.write_safetensors(artifacts.join(out, layout.ADAPT_PROJECTION_WEIGHTS), weights)
+    artifacts.write_json(artifacts.join(out, layout.ADAPT_PROJECTION_CONFIG),
                          {"dim": int(frozen.shape[1]), "hidden": cfg.hidden, "activation": "gelu",
                           "form": "normalise(x + down(gelu(up(x))))", "config": dataclasses.asdict(cfg)})
-    artifacts.write_parquet(artifacts.join(out, "items_projection.parquet"), vectors_table(ids, projected))
-    return {"projection_dir": artifacts.join(out, "projection")}
+    artifacts.write_parquet(artifacts.join(out, layout.ADAPT_ITEMS_PROJECTION), vectors_table(ids, projected))
+    return {"projection_dir": artifacts.join(out, layout.ADAPT_PROJECTION)}

@@ -90,7 +90,7 @@ class Batches:
         return pad_ids(ids, self.pad)
 
 
-def build_model(job: AdaptJob, batches: Batches | None = None):
+def build_adapt_model(job: AdaptJob, batches: Batches | None = None):
     """The model this job trains, freshly initialised from ``job.adapt.seed``."""
     import torch
 
@@ -176,7 +176,7 @@ def fit_local(job: AdaptJob, device: str = "cpu"):
 
     torch.set_num_threads(job.adapt.threads)
     batches = Batches(job)
-    model = build_model(job, batches).to(device)
+    model = build_adapt_model(job, batches).to(device)
     if job.objective == "projection":
         batches.vectors = batches.vectors.to(device)
     return model, train_epochs(model, batches, job, make_optimizer(model, job))
@@ -197,7 +197,7 @@ def train_loop(job: AdaptJob) -> None:
     if not job.adapt.use_gpu:
         torch.set_num_threads(job.adapt.threads)
     batches = Batches(job)
-    model = build_model(job, batches)
+    model = build_adapt_model(job, batches)
     opt = make_optimizer(model, job)
     attempt = resume(model, opt, opt_prefix=OPT_PREFIX)
     model = ray.train.torch.prepare_model(model)

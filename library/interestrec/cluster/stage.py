@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.stages import StageContext, StageError
 
 WHOLE_HISTORY = [("window", "=", -1)]  # users' whole-history rows (one row group per window in each part)
@@ -41,7 +41,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.config.cluster
     seed = ctx.config.seed
-    path = artifacts.join(ctx.stage_dir("encode"), "users.parquet")
+    path = artifacts.join(ctx.stage_dir("encode"), layout.ENCODE_USERS)
     if not artifacts.exists(path):
         raise StageError(f"missing {path}: run the encode stage first")
     refs, n, sample = _load(path, cfg.silhouette_sample, seed, cfg.num_actors)
@@ -66,9 +66,9 @@ def run(ctx: StageContext) -> dict:
     res = km.fit(refs, k, metric=cfg.metric, init=cfg.init, max_iter=cfg.max_iter, tol=cfg.tol, seed=seed,
                  chunk_size=cfg.chunk_size)
     out = ctx.stage_dir("cluster")
-    artifacts.write_npy(artifacts.join(out, "centroids.npy"), res.centroids.astype(np.float32))
+    artifacts.write_npy(artifacts.join(out, layout.CLUSTER_CENTROIDS), res.centroids.astype(np.float32))
     order = np.argsort(res.ids, kind="stable")
-    artifacts.write_parquet(artifacts.join(out, "assignments.parquet"), pa.table({
+    artifacts.write_parquet(artifacts.join(out, layout.CLUSTER_ASSIGNMENTS), pa.table({
         "user_id": pa.array(res.ids[order], pa.int64()),
         "cluster": pa.array(res.labels[order], pa.int32()),
         "distance": pa.array(res.distances[order], pa.float32()),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.dynamics import plots
 from interestrec.dynamics.counts import membership
 from interestrec.dynamics.describe import describe_counts
@@ -78,7 +78,7 @@ def run(ctx: StageContext) -> dict:
 
     cfg, ccfg = ctx.config.dynamics, ctx.config.cluster
     out = ctx.stage_dir("dynamics")
-    upath = artifacts.join(ctx.stage_dir("encode"), "users.parquet")
+    upath = artifacts.join(ctx.stage_dir("encode"), layout.ENCODE_USERS)
     clock = [time.perf_counter()]
     phases: dict[str, float] = {}
 
@@ -90,9 +90,9 @@ def run(ctx: StageContext) -> dict:
     by_window = window_users(upath, cfg.min_events)
     if not by_window:
         raise StageError("no per-window user vectors in encode/users.parquet (window >= 0)")
-    cluster_summary = artifacts.read_json(artifacts.join(ctx.stage_dir("cluster"), "summary.json"))
+    cluster_summary = artifacts.read_json(artifacts.join(ctx.stage_dir("cluster"), layout.SUMMARY))
     k = int(cluster_summary["k"])
-    init = artifacts.read_npy(artifacts.join(ctx.stage_dir("cluster"), "centroids.npy"))
+    init = artifacts.read_npy(artifacts.join(ctx.stage_dir("cluster"), layout.CLUSTER_CENTROIDS))
     usable = [w for w in sorted(by_window) if len(by_window[w]) >= k]
     if len(usable) < 2:
         raise StageError(f"need >= 2 windows with >= K={k} users; got {len(usable)}")
@@ -114,14 +114,15 @@ def run(ctx: StageContext) -> dict:
     # artifacts: assignments, centroids, lineage
     rows = [pa.table({"user_id": w.user_ids, "window": pa.array(np.full(len(w.user_ids), w.window), pa.int32()),
                       "cluster": pa.array(dyn.user_stable(i).astype(np.int32))}) for i, w in enumerate(dyn.windows)]
-    artifacts.write_parquet(artifacts.join(out, "assignments.parquet"), pa.concat_tables(rows))
+    artifacts.write_parquet(artifacts.join(out, layout.DYNAMICS_ASSIGNMENTS), pa.concat_tables(rows))
     for w in dyn.windows:
-        artifacts.write_npy(artifacts.join(out, "centroids", f"w{w.window}.npy"), w.centroids)
-    items = artifacts.read_parquet(artifacts.join(ctx.stage_dir("ingest"), "items.parquet"))
-    wtab = artifacts.read_parquet(artifacts.join(ctx.stage_dir("ingest"), "windows.parquet")).to_pandas().set_index("window")
+        artifacts.write_npy(artifacts.join(out, layout.DYNAMICS_CENTROIDS.format(window=w.window)), w.centroids)
+    items = artifacts.read_parquet(artifacts.join(ctx.stage_dir("ingest"), layout.INGEST_ITEMS))
+    wtab = artifacts.read_parquet(artifacts.join(ctx.stage_dir("ingest"), layout.INGEST_WINDOWS))
+    wtab = wtab.to_pandas().set_index("window")
     lookback = ctx.config.encode.lookback_days * 86400
     ends = [int(wtab.loc[w.window, "end"]) for w in dyn.windows]
-    counted = count_parts(artifacts.parquet_files(artifacts.join(ctx.stage_dir("ingest"), "events.parquet")),
+    counted = count_parts(artifacts.parquet_files(artifacts.join(ctx.stage_dir("ingest"), layout.INGEST_EVENTS)),
                           [(end - lookback, end) for end in ends],
                           [membership(w.user_ids, dyn.user_stable(i)) for i, w in enumerate(dyn.windows)])
     phase("count_events")
@@ -146,10 +147,10 @@ def run(ctx: StageContext) -> dict:
             entry["parents"] = {str(k_): v for k_, v in t.parents.items()}
             entry["transition"] = dyn.drift[i - 1]["transition"]
         lineage["windows"].append(entry)
-    artifacts.write_json(artifacts.join(out, "lineage.json"), lineage)
+    artifacts.write_json(artifacts.join(out, layout.DYNAMICS_LINEAGE), lineage)
     clusters = {str(sid): {**descriptions.get(sid, {"description": ""}),
                            "sizes": {str(w.window): sizes[sid][i] for i, w in enumerate(dyn.windows)}} for sid in sorted(sizes)}
-    artifacts.write_json(artifacts.join(out, "clusters.json"), clusters)
+    artifacts.write_json(artifacts.join(out, layout.DYNAMICS_CLUSTERS), clusters)
 
     per = [{"window": int(dyn.windows[0].window), "users": int(len(dyn.windows[0].user_ids)),
             "sizes": dict(Counter(map(int, dyn.user_stable(0))))}]
@@ -162,7 +163,7 @@ def run(ctx: StageContext) -> dict:
                         v for v in labs["current"].values() if v == "emerged"))})
     plot_files = []
     if cfg.plots:
-        pdir = artifacts.join(out, "plots")
+        pdir = artifacts.join(out, layout.DYNAMICS_PLOTS)
         last = dyn.windows[-1]
         wins = [int(w.window) for w in dyn.windows]
         idx = plot_sample(len(last.user_ids), ccfg.silhouette_sample, ctx.config.seed)  # never all the vectors

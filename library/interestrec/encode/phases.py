@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from interestrec import layout
+
 PHASE_SPLITS: dict[str, tuple[str, ...] | None] = {"valid": ("train",), "test": ("train", "valid"), "serve": None}
-PHASE_FILES = {"valid": "items_valid.parquet", "test": "items_test.parquet", "serve": "items.parquet"}
+PHASE_FILES = {"valid": layout.ENCODE_ITEMS_VALID, "test": layout.ENCODE_ITEMS_TEST, "serve": layout.ENCODE_ITEMS}
 
 
 def phase_splits(phase: str) -> tuple[str, ...] | None:
@@ -114,9 +116,9 @@ def item_vectors_path(root: str, phase: str | None = None) -> str:
     """
     from interestrec import artifacts
 
-    serve = artifacts.join(root, "encode", PHASE_FILES["serve"])
+    serve = artifacts.join(root, layout.ENCODE, PHASE_FILES["serve"])
     if phase is None or phase == "serve":
         return serve
     phase_splits(phase)
-    p = artifacts.join(root, "encode", PHASE_FILES[phase])
+    p = artifacts.join(root, layout.ENCODE, PHASE_FILES[phase])
     return p if artifacts.exists(p) else serve

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.encode.config import EncodeConfig
 from interestrec.encode.items import encode_phase_items
 from interestrec.encode.phases import PHASE_FILES
@@ -118,8 +118,8 @@ def adapt_vectors(ctx: StageContext, cfg: EncodeConfig) -> dict[str, np.ndarray]
     Only with ``cfg.reuse_adapt_vectors``, when adapt's base model is this stage's model, and for texts
     within both stages' token budgets (so neither truncated them). ``{}`` otherwise.
     """
-    path = artifacts.join(ctx.stage_dir("adapt"), "items.parquet")
-    summary = artifacts.join(ctx.stage_dir("adapt"), "summary.json")
+    path = artifacts.join(ctx.stage_dir("adapt"), layout.ADAPT_ITEMS)
+    summary = artifacts.join(ctx.stage_dir("adapt"), layout.SUMMARY)
     if not cfg.reuse_adapt_vectors or not artifacts.exists(path) or not artifacts.exists(summary):
         return {}
     from interestrec.encode.encoder import load_tokenizer
@@ -171,7 +171,7 @@ def add_text_mode(pool, events, windows, ids: np.ndarray, phase_texts: dict[str,
             "mean_entries_kept": round(float(kept.mean()), 1) if len(kept) else 0.0}
     ctx.log(f"encode: text mode {rows.num_rows} histories ({len(tusers)} users) in {text_s:.1f}s, {empty} empty")
     if cfg.user_mode != "text":
-        artifacts.write_parquet(artifacts.join(out, "users_text.parquet"),
+        artifacts.write_parquet(artifacts.join(out, layout.ENCODE_USERS_TEXT),
                                 pa.table({"user_id": tusers, "vector": artifacts.vectors_to_arrow(text_vec)}))
         return pool, mode, empty
     pool_train = pool.filter(pc.equal(pool["window"], -1))
@@ -199,9 +199,9 @@ def run(ctx: StageContext) -> dict:
     if cfg.user_mode not in USER_MODES:
         raise StageError(f"encode.user_mode must be one of {USER_MODES}, got '{cfg.user_mode}'")
     out, ingest = ctx.stage_dir("encode"), ctx.stage_dir("ingest")
-    events_path = artifacts.join(ingest, "events.parquet")
-    items = artifacts.read_parquet(artifacts.join(ingest, "items.parquet"))
-    windows = artifacts.read_parquet(artifacts.join(ingest, "windows.parquet"))
+    events_path = artifacts.join(ingest, layout.INGEST_EVENTS)
+    items = artifacts.read_parquet(artifacts.join(ingest, layout.INGEST_ITEMS))
+    windows = artifacts.read_parquet(artifacts.join(ingest, layout.INGEST_WINDOWS))
     # text modes render whole histories in the driver; pool mode never loads the log here (text events only)
     in_driver = cfg.user_mode == "text" or cfg.also_text
     with_reviews = cfg.review_weight > 0
@@ -231,7 +231,7 @@ def run(ctx: StageContext) -> dict:
         ctx.log(f"encode: {rt['count']} distinct review texts ({rt['tokens']} tokens) in {rt['seconds']:.1f}s: "
                 f"{rt['texts_per_s']:.0f} texts/s, {rt['tokens_per_s']:.0f} tokens/s")
 
-    users_path = artifacts.join(out, "users.parquet")
+    users_path = artifacts.join(out, layout.ENCODE_USERS)
     t1 = time.perf_counter()
     if in_driver:
         table, counts = pool_rows(events, ids, phase_vecs["valid"], phase_vecs["serve"], windows, cfg)

@@ -42,10 +42,10 @@ def genre_features(items, item_ids: np.ndarray) -> np.ndarray:
 
 def _user_map(ingest_dir: str):
     """The ingest's user :class:`~interestrec.ids.IdMap` (identity for an output written before id maps)."""
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.ids import IdMap
 
-    path = artifacts.join(ingest_dir, "ids", "users.parquet")
+    path = artifacts.join(ingest_dir, layout.INGEST_USER_IDS)
     return IdMap.from_parquet(path) if artifacts.exists(path) else IdMap.identity([])
 
 
@@ -75,7 +75,7 @@ def refit_fused(results: dict, rankings: dict, params: dict, test: Interactions,
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
-    from interestrec import artifacts, progress
+    from interestrec import artifacts, layout, progress
     from interestrec.evaluate import cold, cold_protocol, judge
     from interestrec.evaluate.models.fused import ABLATIONS, ablation_params, ablation_rows
 
@@ -125,7 +125,7 @@ def run(ctx: StageContext) -> dict:
             results[row] = {**m, "baseline": False, "params": params, "ablation_of": "fused",
                             "removed": list(ABLATIONS[row]), "seconds": round(time.perf_counter() - t0, 2)}
             ctx.log(f"evaluate: {row} NDCG@10 {m['ndcg@10']:.4f} (fused {results['fused']['ndcg@10']:.4f})")
-    ranks_dir = artifacts.join(ctx.stage_dir("evaluate"), "ranks")
+    ranks_dir = artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_RANKS)
     users_map = _user_map(ctx.stage_dir("ingest"))
     for name, r in rankings.items():  # the files speak the data's original user ids
         judge.write_ranks(artifacts.join(ranks_dir, f"{name}.parquet"), users_map.to_original(test.user_ids[r.users]),
@@ -143,7 +143,7 @@ def run(ctx: StageContext) -> dict:
             setup, results, tuple(cfg.cold_item_models), cfg.ablations, cfg.user_chunk, cfg.bootstrap_resamples,
             cfg.bootstrap_seed, ctx.log)
         cold_items["cold_alpha"] = alpha
-        cold_dir = artifacts.join(ctx.stage_dir("evaluate"), "cold_ranks")
+        cold_dir = artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_COLD_RANKS)
         for name, r in cold_rankings.items():
             judge.write_ranks(artifacts.join(cold_dir, f"{name}.parquet"), users_map.to_original(test.user_ids[r.users]),
                               r.rank, cold=cold.cold_targets(setup.test, r.users))
@@ -158,8 +158,9 @@ def run(ctx: StageContext) -> dict:
         "cold_items": cold_items,
         "cold_users": cold_users,
         "goals": goals,
-        "ranks": {"dir": "evaluate/ranks", "phase": "test", "rows": sorted(rankings),
-                  "cold_dir": "evaluate/cold_ranks" if cold_items else None,
+        "ranks": {"dir": layout.rel(layout.EVALUATE, layout.EVALUATE_RANKS), "phase": "test",
+                  "rows": sorted(rankings),
+                  "cold_dir": layout.rel(layout.EVALUATE, layout.EVALUATE_COLD_RANKS) if cold_items else None,
                   "cold_rows": sorted((cold_items or {}).get("models", {}))},
         "protocol": {
             "split": "temporal leave-last-out per user (valid = second-last, test = last interaction)",

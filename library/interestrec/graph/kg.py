@@ -14,7 +14,8 @@ Id maps are kept in the graph: ``graph[t].node_id`` (original user/item ids) and
 (genre, tag and decade labels), so artifacts can be written in original ids.
 
 :func:`assemble_graph` builds it from index-space :class:`GraphInputs` and :class:`GraphParams`;
-:func:`interestrec.graph.kg_tables.build_graph` from a pipeline output's tables.
+:func:`interestrec.graph.kg_tables.build_graph` from a pipeline output's tables; the item attributes and tag
+uses are gathered by :mod:`interestrec.graph.kg_attributes`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from interestrec.configcheck import check_config
+from interestrec.graph.kg_attributes import Attributes, TagEvents, attributes
 from interestrec.ids import lookup
 
 
@@ -32,18 +34,6 @@ def _edges(src: np.ndarray, dst: np.ndarray):
     import torch
 
     return torch.as_tensor(np.stack([np.asarray(src, np.int64), np.asarray(dst, np.int64)]))
-
-
-def _explode(ids: np.ndarray, lists, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(id, element)`` pairs of a list column, keeping the first ``limit`` elements of each list."""
-    rows, vals = [], []
-    for i, xs in zip(ids, lists):
-        if xs is None:
-            continue
-        xs = list(xs)[:limit] if limit else list(xs)
-        rows.extend([i] * len(xs))
-        vals.extend(xs)
-    return np.asarray(rows, np.int64), np.asarray(vals, dtype=object)
 
 
 def recent_edges(user: np.ndarray, time: np.ndarray, item: np.ndarray, n: int) -> np.ndarray:
@@ -57,10 +47,6 @@ def recent_edges(user: np.ndarray, time: np.ndarray, item: np.ndarray, n: int) -
     counts = np.bincount(u, minlength=int(u.max()) + 1 if len(u) else 0)
     end = np.cumsum(counts)[u]  # exclusive end of each row
     return np.sort(order[np.arange(len(u)) >= end - n]).astype(np.int64)
-
-
-TagEvents = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-Pairs = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -114,19 +100,6 @@ class GraphParams:
         check_config(self, "graph.kg", ge={"max_tags": 0, "recent": 0})
 
 
-@dataclass(frozen=True)
-class _Attributes:
-    """Item attributes and tag uses as ``(node index, label)`` pairs, with each attribute's sorted labels."""
-
-    genre: Pairs
-    decade: Pairs
-    item_tag: Pairs
-    user_tag: TagEvents  # (user_idx, item_idx, time, tag) of the tag events; empty arrays without them
-    genres: list
-    decades: list
-    tags: list
-
-
 def assemble_graph(inputs: GraphInputs, params: GraphParams | None = None):
     """The heterogeneous graph from index-space inputs (the core :func:`~interestrec.graph.kg_tables.build_graph` wraps).
 
@@ -146,7 +119,7 @@ def assemble_graph(inputs: GraphInputs, params: GraphParams | None = None):
     """
     params = params or GraphParams()
     user, item = _checked_interactions(inputs)
-    attrs = _attributes(inputs, params)
+    attrs = attributes(inputs, params)
     data = _nodes(inputs, attrs)
     _add_interactions(data, user, item, inputs, params.recent)
     _add_item_attributes(data, attrs)
@@ -168,61 +141,7 @@ def _checked_interactions(inputs: GraphInputs) -> tuple[np.ndarray, np.ndarray]:
     return user, item
 
 
-def _catalog_pairs(items, item_ids: np.ndarray, max_tags: int, with_tags: bool) -> tuple[Pairs, Pairs, Pairs]:
-    """``(item, genre)``, ``(item, decade)`` and (when ``with_tags``) ``(item, tag)`` pairs of the catalog."""
-    genre = (np.zeros(0, np.int64), np.zeros(0, object))
-    decade = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    tags = (np.zeros(0, np.int64), np.zeros(0, object))
-    if items is None:
-        return genre, decade, tags
-    cols = set(items.column_names)
-    ii = lookup(item_ids, items["item_id"].to_numpy())
-    keep = ii >= 0
-    if "genres" in cols:
-        genre = _explode(ii[keep], np.asarray(items["genres"].to_pylist(), dtype=object)[keep])
-    if "year" in cols:
-        year = np.asarray(items["year"].to_numpy(zero_copy_only=False), dtype=float)[keep]
-        ok = np.isfinite(year)
-        decade = (ii[keep][ok], (year[ok] // 10 * 10).astype(np.int64))
-    if "tags" in cols and with_tags:
-        tags = _explode(ii[keep], np.asarray(items["tags"].to_pylist(), dtype=object)[keep], max_tags)
-    return genre, decade, tags
-
-
-def _top_item_tags(item: np.ndarray, tag: np.ndarray, max_tags: int) -> Pairs:
-    """``(item, tag)`` pairs of each item's ``max_tags`` most used tags (ties by name)."""
-    counts: dict[tuple[int, str], int] = {}
-    for i, t in zip(item, tag):
-        counts[(int(i), t)] = counts.get((int(i), t), 0) + 1
-    by_item: dict[int, list[tuple[int, str]]] = {}
-    for (i, t), c in counts.items():
-        by_item.setdefault(i, []).append((-c, t))
-    rows, tags = [], []
-    for i, lst in by_item.items():
-        for _, t in sorted(lst)[:max_tags]:
-            rows.append(i)
-            tags.append(t)
-    return np.asarray(rows, np.int64), np.asarray(tags, dtype=object)
-
-
-def _attributes(inputs: GraphInputs, params: GraphParams) -> _Attributes:
-    """Catalog attributes, item tags (from the tag events, else the catalog) and the label vocabularies."""
-    genre, decade, catalog_tags = _catalog_pairs(inputs.items, inputs.item_ids, params.max_tags,
-                                                 with_tags=inputs.tag_events is None)
-    if inputs.tag_events is not None:
-        tu, ti, tt, tag = (np.asarray(a) for a in inputs.tag_events)
-        tag = tag.astype(str)
-        item_tag = _top_item_tags(ti, tag, params.max_tags)
-    else:
-        item_tag = catalog_tags
-        tu = ti = tt = tag = np.zeros(0)
-    tags = sorted({str(t) for t in item_tag[1]} | ({str(t) for t in tag} if params.user_tags else set()))
-    return _Attributes(genre=genre, decade=decade, item_tag=item_tag, user_tag=(tu, ti, tt, tag),
-                       genres=sorted({str(g) for g in genre[1]}), decades=sorted({int(d) for d in decade[1]}),
-                       tags=tags)
-
-
-def _nodes(inputs: GraphInputs, attrs: _Attributes):
+def _nodes(inputs: GraphInputs, attrs: Attributes):
     """A ``HeteroData`` with every node type, its original ids or labels, and the node features."""
     import torch
     from torch_geometric.data import HeteroData
@@ -265,7 +184,7 @@ def _add_interactions(data, user: np.ndarray, item: np.ndarray, inputs: GraphInp
                       rates_id=torch.as_tensor(ids))
 
 
-def _add_item_attributes(data, attrs: _Attributes) -> None:
+def _add_item_attributes(data, attrs: Attributes) -> None:
     """``item –has_genre→ genre``, ``item –in_decade→ decade`` and ``item –has_tag→ tag``."""
     genre_rows, genre_names = attrs.genre
     genre_ids = lookup(np.asarray(attrs.genres, dtype=object), genre_names.astype(object)) if attrs.genres else genre_rows
@@ -277,7 +196,7 @@ def _add_item_attributes(data, attrs: _Attributes) -> None:
     _add_relation(data, "item", "has_tag", "tag", tag_rows, tag_ids)
 
 
-def _add_user_tags(data, attrs: _Attributes) -> None:
+def _add_user_tags(data, attrs: Attributes) -> None:
     """``user –uses_tag→ tag`` (``time``): one edge per (user, tag), timed at its first use."""
     import torch
 

@@ -4,14 +4,8 @@ arrays, never pickle)."""
 
 from __future__ import annotations
 
-from interestrec.graph.train import (
-    GraphJob,
-    build_model,
-    graph_for,
-    load_interactions,
-    make_optimizer,
-    train_epochs,
-)
+from interestrec.graph.train import GraphJob, build_graph_model, make_optimizer, train_epochs
+from interestrec.graph.training_graph import graph_for, load_interactions
 
 OPT_PREFIX = "adam"  # the Adam state's key prefix in the checkpoint's safetensors
 
@@ -31,7 +25,7 @@ def train_loop(job: GraphJob) -> None:
     torch.manual_seed(job.seed)
     data = load_interactions(job.out, job.phase)
     graph = graph_for(data, cfg)
-    model = build_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
+    model = build_graph_model(graph, cfg)  # dummy forward done: lazy / hetero layers are materialised
     opt = make_optimizer(model, cfg)
     attempt = resume(model, opt, opt_prefix=OPT_PREFIX)
     starts = [*attempt.saved.get("starts", []), attempt.start]

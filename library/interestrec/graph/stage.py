@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec import train as training
 from interestrec.graph.ray_train import train_loop
 from interestrec.graph.train import GraphJob
@@ -53,7 +53,7 @@ def storage_for(ctx: StageContext) -> str:
     on a multi-node cluster is refused with a clear error instead of failing later on a missing checkpoint.
     """
     cfg = ctx.config.graph
-    default = artifacts.join(ctx.stage_dir("graph"), "ray_train")
+    default = artifacts.join(ctx.stage_dir("graph"), layout.GRAPH_RAY_TRAIN)
     return training.resolve_storage("graph", cfg.storage_path, default, out=ctx.out, num_workers=cfg.num_workers)
 
 
@@ -63,7 +63,7 @@ def input_key(ctx: StageContext) -> str:
 
     hashes = []
     for up in STAGES["graph"][2]:
-        s = artifacts.join(ctx.stage_dir(up), "summary.json")
+        s = artifacts.join(ctx.stage_dir(up), layout.SUMMARY)
         h = artifacts.read_json(s).get("_run", {}).get("output_hash") if artifacts.exists(s) else None
         if not h:
             h = training.directory_key(ctx.stage_dir(up))
@@ -84,19 +84,18 @@ def run(ctx: StageContext) -> dict:
     from interestrec.evaluate.protocol import evaluate_model
     from interestrec.graph.train import (
         EmbeddingScorer,
-        build_model,
+        build_graph_model,
         embeddings,
         fit_local,
-        graph_for,
-        load_interactions,
         perturbed_ndcg,
     )
+    from interestrec.graph.training_graph import graph_for, load_interactions
 
     cfg = ctx.config.graph
     out = ctx.stage_dir("graph")
     job = GraphJob(graph=cfg, out=ctx.out, phase="valid", seed=ctx.config.seed)
     storage, name = storage_for(ctx), run_name(ctx)
-    marker = artifacts.join(out, "train_run.json")
+    marker = artifacts.join(out, layout.GRAPH_TRAIN_RUN)
     if artifacts.exists(marker):
         prev = artifacts.read_json(marker)
         if prev.get("finished") and prev.get("name") == name and prev.get("storage") == storage:
@@ -113,22 +112,22 @@ def run(ctx: StageContext) -> dict:
     # rebuild the model from the final checkpoint and export embeddings + weights (no pickle)
     data = load_interactions(ctx.out, "valid")
     graph = graph_for(data, cfg)
-    model = build_model(graph, cfg)
+    model = build_graph_model(graph, cfg)
     training.load_state(model, state)
     weights = {k: v for k, v in state.items() if k.startswith("model.")}
     users, items = embeddings(model, graph)
-    artifacts.write_parquet(artifacts.join(out, "users.parquet"),
+    artifacts.write_parquet(artifacts.join(out, layout.GRAPH_USERS),
                             pa.table({"user_id": data.user_ids, "vector": artifacts.vectors_to_arrow(users)}))
-    artifacts.write_parquet(artifacts.join(out, "items.parquet"),
+    artifacts.write_parquet(artifacts.join(out, layout.GRAPH_ITEMS),
                             pa.table({"item_id": data.item_ids, "vector": artifacts.vectors_to_arrow(items)}))
     nodes = {t: int(graph[t].num_nodes) for t in graph.node_types}
-    artifacts.write_safetensors(artifacts.join(out, "model.safetensors"), weights)
-    artifacts.write_json(artifacts.join(out, "model.json"), {
+    artifacts.write_safetensors(artifacts.join(out, layout.GRAPH_WEIGHTS), weights)
+    artifacts.write_json(artifacts.join(out, layout.GRAPH_CONFIG), {
         "config": dataclasses.asdict(cfg), "metadata": [list(graph.node_types), [list(e) for e in graph.edge_types]],
         "num_nodes": nodes, "feature_dims": {t: int(graph[t].x.shape[1]) for t in graph.node_types if "x" in graph[t]},
         "names": {t: list(graph[t].names) for t in graph.node_types if "names" in graph[t]},
     })
-    artifacts.write_json(artifacts.join(out, "curve.json"), curve)
+    artifacts.write_json(artifacts.join(out, layout.GRAPH_CURVE), curve)
     artifacts.write_json(marker, {"name": name, "storage": storage, "finished": True})
 
     valid = evaluate_model(EmbeddingScorer(users, items), data, (10, 20)) if (data.target >= 0).any() else {}

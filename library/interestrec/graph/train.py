@@ -9,7 +9,7 @@ user, positive and negative items (nothing at or after the supervision time is s
 Under Ray Train (:func:`interestrec.graph.ray_train.train_loop`, run by :func:`interestrec.train.fit`) every
 worker holds the graph, takes its own disjoint share of the epoch's supervision edges and DDP averages the
 gradients; rank 0 reports a safetensors + json checkpoint every epoch and a restarted run resumes from the
-latest one.
+latest one. The graph it trains on is :func:`interestrec.graph.training_graph.graph_for`'s.
 """
 
 from __future__ import annotations
@@ -21,15 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from interestrec.data.split import steps_from_end
-from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender
 from interestrec.graph.config import GraphConfig
+from interestrec.graph.training_graph import RATES, RECENT, REV_RATES, REV_RECENT, graph_for
 from interestrec.train.harness import TrainSpec
-
-RATES = ("user", "rates", "item")
-REV_RATES = ("item", "rev_rates", "user")
-RECENT = ("user", "recent", "item")
-REV_RECENT = ("item", "rev_recent", "user")
 
 
 @dataclass(frozen=True)
@@ -54,74 +49,12 @@ class GraphJob:
                          keep_checkpoints=2)
 
 
-def load_interactions(out: str, phase: str = "valid") -> Interactions:
-    """The evaluation table's :class:`Interactions` for a pipeline output (same catalog and ids)."""
-    from interestrec import artifacts
-    from interestrec.data import load_ingest
-    from interestrec.evaluate.data import build_interactions
-
-    art = load_ingest(artifacts.join(out, "ingest"))
-    item_ids = np.unique(np.r_[art.items["item_id"].to_numpy(), art.events["item_id"].to_numpy()])
-    return build_interactions(art.events, item_ids, phase, out)
-
-
-def graph_for(data: Interactions, cfg: GraphConfig, events=None, items=None, item_vectors=None, clusters=None):
-    """The knowledge graph whose users/items are exactly ``data``'s, with ``data``'s learnable interactions.
-
-    Artifacts not passed are read from ``data.artifacts`` when it is set: ingest events (for tag edges)
-    and items, encode-stage item vectors, cluster assignments — each optional. User features are the
-    users' item vectors pooled over the same interactions (``encode.pooling``, as the encode stage does).
-    """
-    import torch
-
-    from interestrec import artifacts
-    from interestrec.encode.pooling import pool_user_vectors
-    from interestrec.graph.kg import GraphInputs, GraphParams, assemble_graph
-    from interestrec.graph.kg_tables import aligned_vectors, build_graph
-
-    out = data.artifacts
-    if out is not None:
-        if events is None or items is None:
-            from interestrec.data import load_ingest
-
-            art = load_ingest(artifacts.join(out, "ingest"))
-            events = art.events if events is None else events
-            items = art.items if items is None else items
-        if item_vectors is None and cfg.use_features and artifacts.exists(artifacts.join(out, "encode", "items.parquet")):
-            from interestrec.encode.phases import item_vectors_path
-
-            item_vectors = artifacts.read_parquet(item_vectors_path(out, data.phase))  # the phase's leak-free vectors
-        if clusters is None and artifacts.exists(artifacts.join(out, "cluster", "assignments.parquet")):
-            clusters = artifacts.read_parquet(artifacts.join(out, "cluster", "assignments.parquet"))
-    if not cfg.use_features:
-        item_vectors = None
-    learn = ("train",) if data.phase == "valid" else ("train", "valid")
-    if events is not None:
-        params = GraphParams(max_tags=cfg.max_tags, user_tags=cfg.user_tags, recent=cfg.recent)
-        graph = build_graph(events, items, item_vectors, None, clusters, splits=learn, user_ids=data.user_ids,
-                            item_ids=data.item_ids, params=params)
-        if graph[RATES].edge_index.shape[1] != len(data.seq_user):
-            raise ValueError("graph interactions differ from the evaluation interactions (events and split mismatch)")
-    else:
-        inputs = GraphInputs(data.user_ids, data.item_ids, data.seq_user, data.seq_item, data.seq_time, items=items)
-        graph = assemble_graph(inputs, GraphParams(max_tags=cfg.max_tags, user_tags=False, recent=cfg.recent))
-        if item_vectors is not None:
-            graph["item"].x = torch.as_tensor(aligned_vectors(item_vectors, data.item_ids, "item_id", "item_vectors"))
-    if "x" in graph["item"]:
-        last = np.zeros(data.n_users, np.int64)
-        np.maximum.at(last, data.seq_user, data.seq_time)
-        users, _ = pool_user_vectors(data.seq_user, data.seq_item, data.seq_time, np.ones(len(data.seq_user)),
-                                     graph["item"].x.numpy(), data.n_users, last[data.seq_user], HALF_LIFE_DAYS)
-        graph["user"].x = torch.as_tensor(users.astype(np.float32))
-    return graph
-
-
 def features(graph) -> dict:
     """Node features by type (``{}`` for a graph built without them; ``graph.x_dict`` raises then)."""
     return {t: graph[t].x for t in graph.node_types if "x" in graph[t]}
 
 
-def build_model(graph, cfg: GraphConfig):
+def build_graph_model(graph, cfg: GraphConfig):
     """The model for ``graph``, run once on the full graph (initialises any lazy layer; needed before DDP)."""
     import torch
 
@@ -339,6 +272,6 @@ def fit_local(data: Interactions, cfg: GraphConfig, seed: int = 0, graph=None, v
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     graph = graph if graph is not None else graph_for(data, cfg)
-    model = build_model(graph, cfg).to(device)
+    model = build_graph_model(graph, cfg).to(device)
     curve = train_epochs(model, graph, data, cfg, seed=seed, validate=validate)
     return model, graph, curve

@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.data.schema import INTERACTION_KINDS
 from interestrec.ids import IdMap, align, align_table, lookup
 from interestrec.recommend.errors import ArtifactError, MissingArtifactError
 
+EVENTS = layout.rel(layout.INGEST, layout.INGEST_EVENTS)
+ITEMS = layout.rel(layout.INGEST, layout.INGEST_ITEMS)
+ITEM_VECTORS = layout.rel(layout.ENCODE, layout.ENCODE_ITEMS)
+USERS = layout.rel(layout.ENCODE, layout.ENCODE_USERS)
+CENTROIDS = layout.rel(layout.CLUSTER, layout.CLUSTER_CENTROIDS)
+ASSIGNMENTS = layout.rel(layout.CLUSTER, layout.CLUSTER_ASSIGNMENTS)
 # a required file -> the stage that writes it (for the error message)
-REQUIRED = {
-    "ingest/events.parquet": "ingest",
-    "ingest/items.parquet": "ingest",
-    "encode/items.parquet": "encode",
-    "cluster/centroids.npy": "cluster",
-    "cluster/assignments.parquet": "cluster",
-}
+REQUIRED = {EVENTS: layout.INGEST, ITEMS: layout.INGEST, ITEM_VECTORS: layout.ENCODE, CENTROIDS: layout.CLUSTER,
+            ASSIGNMENTS: layout.CLUSTER}
 INTERACTION_EVENTS = INTERACTION_KINDS
 
 
@@ -76,17 +77,17 @@ class ServingArtifacts:
 
 def resolve_root(path: str) -> str:
     """The directory holding the stage folders: a version dir, ``publish/LATEST`` of ``path``, or ``path``."""
-    if artifacts.exists(artifacts.join(path, "manifest.json")):
+    if artifacts.exists(artifacts.join(path, layout.PUBLISH_MANIFEST)):
         return path
-    latest = artifacts.join(path, "publish", "LATEST")
+    latest = artifacts.join(path, layout.PUBLISH, layout.PUBLISH_LATEST)
     if artifacts.exists(latest):
-        return artifacts.join(path, "publish", artifacts.read_bytes(latest).decode().strip())
+        return artifacts.join(path, layout.PUBLISH, artifacts.read_bytes(latest).decode().strip())
     return path
 
 
 def tuned_params(root: str) -> dict:
     """The ``fused`` row's tuned params (manifest, then ``evaluate/summary.json``), else ``{}``."""
-    for name in ("manifest.json", "evaluate/summary.json"):
+    for name in (layout.PUBLISH_MANIFEST, layout.rel(layout.EVALUATE, layout.SUMMARY)):
         p = artifacts.join(root, name)
         if not artifacts.exists(p):
             continue
@@ -113,14 +114,14 @@ def load_item_vectors(root: str, item_ids: np.ndarray, phase: str | None = None)
     """
     from interestrec.encode.phases import item_vectors_path
 
-    _need(root, "encode/items.parquet")
+    _need(root, ITEM_VECTORS)
     t = artifacts.read_parquet(item_vectors_path(root, phase))
     return align_table(t, item_ids)
 
 
 def load_assignments(root: str, user_ids: np.ndarray) -> np.ndarray:
     """Cluster of each user in sorted ``user_ids`` (``-1`` when unassigned). Shapes: returns ``(n_users,)`` int64."""
-    a = artifacts.read_parquet(_need(root, "cluster/assignments.parquet"), columns=["user_id", "cluster"])
+    a = artifacts.read_parquet(_need(root, ASSIGNMENTS), columns=["user_id", "cluster"])
     out = np.full(len(user_ids), -1, np.int64)
     pos = lookup(user_ids, a["user_id"].to_numpy())
     ok = pos >= 0
@@ -134,7 +135,7 @@ def load_graph(root: str, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[n
     Shapes:
         returns ``(n_users, g)``, ``(n_items, g)`` float32.
     """
-    up, ip = artifacts.join(root, "graph", "users.parquet"), artifacts.join(root, "graph", "items.parquet")
+    up, ip = (artifacts.join(root, layout.GRAPH, name) for name in (layout.GRAPH_USERS, layout.GRAPH_ITEMS))
     if not (artifacts.exists(up) and artifacts.exists(ip)):
         return None, None
     gu, gi = artifacts.read_parquet(up), artifacts.read_parquet(ip)
@@ -154,7 +155,7 @@ def load_interests(root: str, user_ids: np.ndarray) -> list[np.ndarray | None]:
     import pyarrow.compute as pc
 
     out: list[np.ndarray | None] = [None] * len(user_ids)
-    p = artifacts.join(root, "encode", "users.parquet")
+    p = artifacts.join(root, USERS)
     if not artifacts.exists(p):
         return out
     t = artifacts.read_parquet(p, columns=["user_id", "window", "interests"])
@@ -170,7 +171,7 @@ def load_interests(root: str, user_ids: np.ndarray) -> list[np.ndarray | None]:
         return out
     d = int(lengths[0])
     if (lengths != d).any():
-        raise ArtifactError(f"encode/users.parquet under {root}: interest vectors of different lengths")
+        raise ArtifactError(f"{USERS} under {root}: interest vectors of different lengths")
     mat = pc.list_flatten(vecs).to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, d)
     starts = np.r_[0, np.cumsum(counts)]
     pos = lookup(user_ids, t["user_id"].to_numpy())
@@ -184,8 +185,8 @@ def load_id_maps(root: str, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple
     """The ingest's ``ids/{users,items}.parquet`` maps; identity maps over ``user_ids`` / ``item_ids`` for an
     output written before ids were mapped (its ids are the originals)."""
     out = []
-    for name, ids in (("users", user_ids), ("items", item_ids)):
-        p = artifacts.join(root, "ingest", "ids", f"{name}.parquet")
+    for name, ids in ((layout.INGEST_USER_IDS, user_ids), (layout.INGEST_ITEM_IDS, item_ids)):
+        p = artifacts.join(root, layout.INGEST, name)
         out.append(IdMap.from_parquet(p) if artifacts.exists(p) else IdMap.identity(ids))
     return out[0], out[1]
 
@@ -198,13 +199,13 @@ def load(path: str) -> ServingArtifacts:
             centroids' dimension differs from the item vectors'.
     """
     root = resolve_root(path)
-    manifest = artifacts.join(root, "manifest.json")
+    manifest = artifacts.join(root, layout.PUBLISH_MANIFEST)
     version = str(artifacts.read_json(manifest)["version"]) if artifacts.exists(manifest) else "unpublished"
-    ev = artifacts.read_parquet(_need(root, "ingest/events.parquet"), columns=["user_id", "item_id", "timestamp", "event"])
-    items = artifacts.read_parquet(_need(root, "ingest/items.parquet"))
+    ev = artifacts.read_parquet(_need(root, EVENTS), columns=["user_id", "item_id", "timestamp", "event"])
+    items = artifacts.read_parquet(_need(root, ITEMS))
     for col in ("item_id", "title"):
         if col not in items.column_names:
-            raise ArtifactError(f"ingest/items.parquet under {root} has no '{col}' column")
+            raise ArtifactError(f"{ITEMS} under {root} has no '{col}' column")
     kind = ev["event"].to_numpy(zero_copy_only=False).astype(object)
     keep = np.isin(kind, INTERACTION_EVENTS)
     uid, iid, ts = ev["user_id"].to_numpy()[keep], ev["item_id"].to_numpy()[keep], ev["timestamp"].to_numpy()[keep]
@@ -213,17 +214,18 @@ def load(path: str) -> ServingArtifacts:
     u, i = lookup(user_ids, uid), lookup(item_ids, iid)
     order = np.lexsort((i, ts, u))
     item_vecs = load_item_vectors(root, item_ids)
-    centroids = np.asarray(artifacts.read_npy(_need(root, "cluster/centroids.npy")), np.float32)
+    centroids = np.asarray(artifacts.read_npy(_need(root, CENTROIDS)), np.float32)
     if centroids.ndim != 2 or centroids.shape[1] != item_vecs.shape[1]:
-        raise ArtifactError(f"cluster/centroids.npy has shape {centroids.shape}; expected (K, {item_vecs.shape[1]}) "
-                            "like encode/items.parquet's vectors")
-    cj, lj = artifacts.join(root, "dynamics", "clusters.json"), artifacts.join(root, "dynamics", "lineage.json")
+        raise ArtifactError(f"{CENTROIDS} has shape {centroids.shape}; expected (K, {item_vecs.shape[1]}) "
+                            f"like {ITEM_VECTORS}'s vectors")
+    cj = artifacts.join(root, layout.DYNAMICS, layout.DYNAMICS_CLUSTERS)
+    lj = artifacts.join(root, layout.DYNAMICS, layout.DYNAMICS_LINEAGE)
     from interestrec.recommend.itemitem import TABLE_FILE, read_table
 
     tp = artifacts.join(root, TABLE_FILE)
     gu, gi = load_graph(root, user_ids, item_ids)
     dyn = [None, None, None]
-    dp = artifacts.join(root, "dynamics", "assignments.parquet")
+    dp = artifacts.join(root, layout.DYNAMICS, layout.DYNAMICS_ASSIGNMENTS)
     if artifacts.exists(dp):
         d = artifacts.read_parquet(dp, columns=["user_id", "window", "cluster"])
         pos = lookup(user_ids, d["user_id"].to_numpy())

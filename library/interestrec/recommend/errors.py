@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interestrec.errors import InterestrecError
+from interestrec.errors import InterestrecError, UnknownIdError
 
 
 class ArtifactError(InterestrecError, FileNotFoundError):
@@ -17,8 +17,4 @@ class InvalidRequest(InterestrecError, ValueError):
     """A request the model cannot answer as asked (the HTTP layer answers 422)."""
 
 
-class NotFound(InterestrecError, KeyError):
-    """An unknown user, item or cluster (the HTTP layer answers 404)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
+NotFound = UnknownIdError  # an unknown user, item or cluster: the one unknown-id error (the HTTP layer answers 404)

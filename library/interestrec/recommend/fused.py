@@ -247,28 +247,48 @@ def score_reference(model: FusedModel, u: int, i: int) -> float:
     return s
 
 
-def build_model(item_ids: np.ndarray, item_vecs: np.ndarray, n_users: int, seq_user: np.ndarray, seq_item: np.ndarray,
-                seq_time: np.ndarray, user_cluster: np.ndarray, k: int, graph_users: np.ndarray | None = None,
-                graph_items: np.ndarray | None = None, half_life_days: float = HALF_LIFE_DAYS,
-                weights: tuple[float, ...] | None = None,
-                interests: list[np.ndarray | None] | None = None, item_table=None,
-                seq_half_life: float | None = None, params: FusedParams | None = None) -> FusedModel:
-    """Assemble a :class:`FusedModel` from index-space arrays (``interests``: precomputed ones, see
-    :func:`~interestrec.recommend.interests.history_interests`; ``item_table``: the seq term's item–item
-    table, see :func:`interestrec.recommend.itemitem.fit_item_item`). ``params`` (default
-    :class:`FusedParams`) weigh the terms; ``weights`` / ``seq_half_life``, when given, replace its fields.
+@dataclass(frozen=True, eq=False)
+class FusedInputs:
+    """The index-space arrays a :class:`FusedModel` is assembled from (:func:`build_model`).
+
+    Attributes:
+        item_ids: original item ids, index = position; item_vecs: the items' LLM vectors.
+        n_users: users in the index space.
+        seq_user / seq_item / seq_time: the interactions the model learns from (user and item indices, UTC s).
+        user_cluster: each user's cluster (-1 = unassigned); k: the number of clusters.
+        graph_users / graph_items: GraphSAGE embeddings, or ``None`` (no graph term).
+        interests: precomputed interest vectors per user (see
+            :func:`~interestrec.recommend.interests.history_interests`; ``None`` = from the history).
+        item_table: the seq term's item–item table (see :func:`interestrec.recommend.itemitem.fit_item_item`),
+            or ``None``.
+        half_life_days: recency half-life of the interests and the cluster popularity.
 
     Shapes:
-        item_vecs: ``(n_items, d)``; seq_*: ``(m,)``; user_cluster: ``(n_users,)``; graph_*: ``(n, g)``;
+        item_ids: ``(n_items,)``; item_vecs: ``(n_items, d)``; seq_*: ``(m,)``; user_cluster: ``(n_users,)``;
+        graph_users: ``(n_users, g)``; graph_items: ``(n_items, g)``; interests[u]: ``(m_u, d)``;
         item_table: sparse ``(n_items, n_items)``.
     """
-    p = params if params is not None else FusedParams()
-    if weights is not None:
-        p = dataclasses.replace(p, weights=as_weights(weights))
-    if seq_half_life is not None:
-        p = dataclasses.replace(p, seq_half_life=float(seq_half_life))
-    interests, history = history_interests(n_users, seq_user, seq_item, seq_time, item_ids, item_vecs, half_life_days,
-                                           given=interests)
-    pop = cluster_popularity(seq_user, seq_item, seq_time, user_cluster, k, len(item_ids), half_life_days)
-    return FusedModel(item_ids, item_vecs, interests, user_cluster, pop, graph_users, graph_items, p, history,
-                      item_table=item_table)
+
+    item_ids: np.ndarray
+    item_vecs: np.ndarray
+    n_users: int
+    seq_user: np.ndarray
+    seq_item: np.ndarray
+    seq_time: np.ndarray
+    user_cluster: np.ndarray
+    k: int
+    graph_users: np.ndarray | None = None
+    graph_items: np.ndarray | None = None
+    interests: list[np.ndarray | None] | None = None
+    item_table: object | None = None
+    half_life_days: float = HALF_LIFE_DAYS
+
+
+def build_model(inputs: FusedInputs, params: FusedParams) -> FusedModel:
+    """Assemble a :class:`FusedModel` from index-space arrays, its terms weighed by ``params``."""
+    x = inputs
+    interests, history = history_interests(x.n_users, x.seq_user, x.seq_item, x.seq_time, x.item_ids, x.item_vecs,
+                                           x.half_life_days, given=x.interests)
+    pop = cluster_popularity(x.seq_user, x.seq_item, x.seq_time, x.user_cluster, x.k, len(x.item_ids), x.half_life_days)
+    return FusedModel(x.item_ids, x.item_vecs, interests, x.user_cluster, pop, x.graph_users, x.graph_items, params,
+                      history, item_table=x.item_table)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-TABLE_FILE = "recommend/item_item.parquet"
+from interestrec import layout
+
+TABLE_FILE = layout.PUBLISH_ITEM_TABLE
 
 
 def fit_item_item(x, lam: float = 100.0, neighbours: int = 256, max_items: int = 20_000,

@@ -5,7 +5,8 @@ testable in-process (it is also the "without Serve" side of ``jobs/bench_serve.p
 (:mod:`interestrec.recommend.state`) is passed in as a :class:`~interestrec.recommend.state.UserState`,
 built from a user's stored fresh events by :meth:`RecommenderService.state_from_events`.
 
-Errors are typed: :class:`NotFound` (unknown user, item or cluster) and :class:`InvalidRequest` (a value
+Errors are typed: :class:`NotFound` (unknown user, item or cluster: the one unknown-id error,
+:class:`interestrec.errors.UnknownIdError`) and :class:`InvalidRequest` (a value
 the model cannot use); the HTTP layer maps each to one status code.
 """
 
@@ -19,7 +20,7 @@ from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.ids import lookup
 from interestrec.recommend import artifacts as ra
 from interestrec.recommend.errors import InvalidRequest, NotFound
-from interestrec.recommend.fused import FusedModel, FusedParams, build_model
+from interestrec.recommend.fused import FusedInputs, FusedModel, FusedParams, build_model
 from interestrec.recommend.itemitem import fused_table
 from interestrec.recommend.state import UserState, apply_events, events_vector, group_batches, nearest_cluster
 from interestrec.recommend.topk import DIVERSITY_MODES, top_k
@@ -63,10 +64,10 @@ class RecommenderService:
         table = arts.item_table
         if table is None:  # an unpublished output: fit the seq term's table here, as publish would
             table = fused_table(arts.ev_user, arts.ev_item, len(arts.user_ids), len(arts.item_ids), arts.item_vecs, params)
-        self.model: FusedModel = build_model(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
-                                             arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users,
-                                             arts.graph_items, half_life_days,
-                                             interests=arts.user_interests, item_table=table, params=params)
+        inputs = FusedInputs(arts.item_ids, arts.item_vecs, len(arts.user_ids), arts.ev_user, arts.ev_item,
+                             arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users, arts.graph_items,
+                             interests=arts.user_interests, item_table=table, half_life_days=half_life_days)
+        self.model: FusedModel = build_model(inputs, params)
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.report import render
 from interestrec.report.render import cell, fig_png, img_tag, item_map, item_name, missing, read, table
 
@@ -48,13 +48,13 @@ def _recent_items(out: str, window: dict, members: dict[int, list[int]]) -> dict
     users = sorted({u for us in members.values() for u in us})
     if not users:
         return {}
-    ingest = artifacts.join(out, "ingest")
-    ev = artifacts.read_parquet(artifacts.join(ingest, "events.parquet"), columns=["user_id", "item_id", "timestamp"])
+    ingest = artifacts.join(out, layout.INGEST)
+    ev = artifacts.read_parquet(artifacts.join(ingest, layout.INGEST_EVENTS), columns=["user_id", "item_id", "timestamp"])
     ev = ev.filter(pc.is_in(ev["user_id"], value_set=_int64s(users)))
     if window.get("end") is not None:
         ev = ev.filter(pc.less(ev["timestamp"], int(window["end"])))
     ev = ev.to_pandas().sort_values(["user_id", "timestamp", "item_id"])
-    items = artifacts.read_parquet(artifacts.join(ingest, "items.parquet"), columns=["item_id", "title"])
+    items = artifacts.read_parquet(artifacts.join(ingest, layout.INGEST_ITEMS), columns=["item_id", "title"])
     titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist()))
     ids = item_map(out)
     last = {int(u): [item_name({"item_id": int(i), "title": titles.get(int(i))}, ids) for i in g.item_id.tolist()[::-1]]
@@ -76,7 +76,7 @@ def _original_users(out: str, users: list[int]) -> dict[int, object]:
     """The data's own ids of internal user indices (identity for an output written before id maps)."""
     from interestrec.ids import IdMap
 
-    path = artifacts.join(out, "ingest", "ids", "users.parquet")
+    path = artifacts.join(out, layout.INGEST, layout.INGEST_USER_IDS)
     if not users or not artifacts.exists(path):
         return {}
     return dict(zip(users, IdMap.from_parquet(path).to_original(np.asarray(users, np.int64))))
@@ -90,8 +90,8 @@ def _int64s(values: list[int]):
 
 def current_clusters(out: str) -> str:
     """The last window's clusters: size, fate, description, top items by lift, members' recent items."""
-    lineage = read(out, "dynamics", "lineage.json")
-    described = read(out, "dynamics", "clusters.json")
+    lineage = read(out, layout.DYNAMICS, layout.DYNAMICS_LINEAGE)
+    described = read(out, layout.DYNAMICS, layout.DYNAMICS_CLUSTERS)
     if described is None:
         return missing("dynamics")
     ids = item_map(out)
@@ -103,7 +103,7 @@ def current_clusters(out: str) -> str:
     w = int(last["window"])
     fate = (last.get("labels") or {}).get("current", {})
     members: dict[int, list[int]] = {}
-    path = artifacts.join(out, "dynamics", "assignments.parquet")
+    path = artifacts.join(out, layout.DYNAMICS, layout.DYNAMICS_ASSIGNMENTS)
     if artifacts.exists(path):
         a = artifacts.read_parquet(path).to_pandas()
         a = a[a.window == w].sort_values("user_id")
@@ -112,7 +112,7 @@ def current_clusters(out: str) -> str:
             us = g.user_id.to_numpy()
             members[int(cid)] = sorted(rng.choice(us, min(MEMBERS_SHOWN, len(us)), replace=False).tolist())
     wrow = None
-    wpath = artifacts.join(out, "ingest", "windows.parquet")
+    wpath = artifacts.join(out, layout.INGEST, layout.INGEST_WINDOWS)
     if artifacts.exists(wpath):
         wt = artifacts.read_parquet(wpath).to_pandas()
         wrow = wt[wt.window == w].iloc[0].to_dict() if (wt.window == w).any() else None
@@ -174,7 +174,7 @@ def lineage_svg(lineage: dict, width: int = 1000) -> str:
 
 
 def lineage(out: str) -> str:
-    data = read(out, "dynamics", "lineage.json")
+    data = read(out, layout.DYNAMICS, layout.DYNAMICS_LINEAGE)
     if data is None:
         return missing("dynamics")
     if not data.get("windows"):
@@ -197,7 +197,7 @@ def drift(out: str) -> str:
                      + "<p class='muted'>centroid_shift: mean distance of matched centroids; ari: agreement of the "
                      "common users' assignments with the previous window; moved_share: common users who changed "
                      "cluster.</p>")
-    plots = Path(out) / "dynamics" / "plots"
+    plots = Path(out) / layout.DYNAMICS / layout.DYNAMICS_PLOTS
     if plots.is_dir():
         imgs = [img_tag(p.read_bytes(), p.stem) for p in sorted(plots.glob("*.png")) if p.stem != "elbow"]
         parts.append('<div class="grid">' + "".join(imgs) + "</div>")

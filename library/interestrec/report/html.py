@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.report import clusters, quality
 from interestrec.report.render import PATH_KEYS, fig_png, img_tag, missing, pyplot, read, table
 
@@ -50,7 +50,7 @@ GRAPH_KEYS = ("conv", "sampling", "adversarial", "features", "workers", "epochs"
 
 def _training(out: str) -> str:
     """Loss curves of the stages that train (GraphSAGE, the adapt stage) and the GraphSAGE run's key facts."""
-    curve = read(out, "graph", "curve.json")
+    curve = read(out, layout.GRAPH, layout.GRAPH_CURVE)
     adapt = read(out, "adapt") or {}
     adapt_curves = {o: p["losses"] for o, p in adapt.items() if isinstance(p, dict) and p.get("losses")}
     if curve is None and not adapt_curves:

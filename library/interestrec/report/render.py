@@ -6,13 +6,13 @@ import base64
 import html
 import io
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 
 # stage-summary keys that name run-local files and directories: not for a reader of the report
 PATH_KEYS = frozenset({"checkpoint", "storage_path", "run", "run_name", "projection_dir", "model_dir", "path", "dir"})
 
 
-def read(out: str, stage: str, name: str = "summary.json"):
+def read(out: str, stage: str, name: str = layout.SUMMARY):
     """A stage's JSON output, or ``None`` when the stage has not written it."""
     path = artifacts.join(out, stage, name)
     return artifacts.read_json(path) if artifacts.exists(path) else None
@@ -78,7 +78,7 @@ def item_map(out: str):
     """The ingest's item :class:`~interestrec.ids.IdMap`, or ``None`` for an output written before id maps."""
     from interestrec.ids import IdMap
 
-    path = artifacts.join(out, "ingest", "ids", "items.parquet")
+    path = artifacts.join(out, layout.INGEST, layout.INGEST_ITEM_IDS)
     return IdMap.from_parquet(path) if artifacts.exists(path) else None
 
 

@@ -14,11 +14,12 @@ from fastapi import Header, Path
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
+from interestrec.errors import UnknownIdError
 from interestrec.recommend.config import ServeConfig
-from interestrec.recommend.errors import InvalidRequest, NotFound
+from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import http
 from interestrec.serving import schemas as S
-from interestrec.serving.errors import InvalidId, KeyConflict, StoreError, Unavailable, UnknownId
+from interestrec.serving.errors import InvalidId, KeyConflict, StoreError, Unavailable
 from interestrec.serving.idtypes import IdCodec, ItemId, PathId, UserId
 from interestrec.serving.versions import resolve_pinned
 
@@ -141,7 +142,7 @@ class Recommender:
                 service.user_index(users[j])
                 excludes[j] = codec.item_list(r.exclude_items or [], skip_unknown=True)
                 ok.append(j)
-            except (NotFound, UnknownId, InvalidId) as e:
+            except (UnknownIdError, InvalidId) as e:
                 out[j] = e
         states, _ = self._fresh_states(service, codec, [users[j] for j in ok])
         state_of = dict(zip(ok, states))

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from interestrec.errors import InterestrecError
+from interestrec.errors import InterestrecError, UnknownIdError
 
 
 class InvalidId(InterestrecError, ValueError):
     """An id that cannot be one of this dataset's: a non-numeric string where ids are int64 (422)."""
 
 
-class UnknownId(InterestrecError, KeyError):
-    """An original id the served data does not know (the HTTP layer answers 404)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown id"
+UnknownId = UnknownIdError  # an original id the served data does not know: the one unknown-id error (404)
 
 
 class StoreError(InterestrecError, RuntimeError):

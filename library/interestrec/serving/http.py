@@ -12,8 +12,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from interestrec.errors import InterestrecError
-from interestrec.recommend.errors import InvalidRequest, NotFound
+from interestrec.errors import InterestrecError, UnknownIdError
+from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import schemas as S
 from interestrec.serving.errors import (
     Forbidden,
@@ -22,14 +22,13 @@ from interestrec.serving.errors import (
     StoreError,
     Unauthorized,
     Unavailable,
-    UnknownId,
 )
 
 MAX_BODY = 1 << 20
 
 # typed errors → HTTP status codes (401 adds WWW-Authenticate: Bearer, 503 adds Retry-After: 1)
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (NotFound, 404), (UnknownId, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
+    (UnknownIdError, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
     (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403))
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.json"
+MODEL_FILE = layout.CHECKPOINT_WEIGHTS
+STATE_FILE = layout.CHECKPOINT_STATE
 
 
 def unwrap(model):

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from interestrec import layout
 from interestrec.evaluate.base import Interactions, Recommender, register
 
 GRID = [{"last": n, "half_life": h, "agg": a} for a in ("sum", "max") for n in (5, 20, 50) for h in (2.0, 10.0, 1e6)]
@@ -54,7 +55,7 @@ def load_vectors(artifacts_dir: str, name: str, item_ids: np.ndarray) -> np.ndar
     from interestrec import artifacts
     from interestrec.ids import align_table
 
-    path = artifacts.join(artifacts_dir, "adapt", name)
+    path = artifacts.join(artifacts_dir, layout.ADAPT, name)
     if not artifacts.exists(path):
         raise FileNotFoundError(f"{path} (run the adapt stage with an objective that writes it)")
     t = artifacts.read_parquet(path)
@@ -143,16 +144,16 @@ class ItemLevelLLM(Recommender):
 @register
 class FrozenLLM(ItemLevelLLM):
     name = "llm_frozen"
-    vectors_file = "items_frozen.parquet"
+    vectors_file = layout.ADAPT_ITEMS_FROZEN
 
 
 @register
 class AdaptedLLM(ItemLevelLLM):
     name = "llm_adapted"
-    vectors_file = "items_adapted.parquet"
+    vectors_file = layout.ADAPT_ITEMS_ADAPTED
 
 
 @register
 class ProjectionLLM(ItemLevelLLM):
     name = "llm_projection"
-    vectors_file = "items_projection.parquet"
+    vectors_file = layout.ADAPT_ITEMS_PROJECTION

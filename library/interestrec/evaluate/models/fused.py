@@ -23,7 +23,7 @@ import numpy as np
 
 from interestrec.encode.config import HALF_LIFE_DAYS
 from interestrec.evaluate.base import Interactions, Recommender, register
-from interestrec.recommend.fused import COMPONENTS, FusedModel, FusedParams, build_model
+from interestrec.recommend.fused import COMPONENTS, FusedInputs, FusedModel, FusedParams, build_model
 
 MAX_USER_POP_CELLS = 50_000_000  # beyond this the per-user popularity matrix is not built (global "now" instead)
 
@@ -46,7 +46,7 @@ def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 
     vectors (the cold-item protocol's content-only vectors); ``data.extras["no_graph"]`` drops the graph
     embeddings (learnt from interactions the phase withholds).
     """
-    from interestrec import artifacts
+    from interestrec import artifacts, layout
     from interestrec.recommend import artifacts as ra
 
     root = ra.resolve_root(artifacts_dir)
@@ -54,10 +54,11 @@ def build_fused(data: Interactions, artifacts_dir: str, half_life_days: float = 
     if item_vecs is None:
         item_vecs = ra.load_item_vectors(root, data.item_ids, data.phase)  # the phase's leak-free vectors
     user_cluster = ra.load_assignments(root, data.user_ids)
-    k = len(artifacts.read_npy(artifacts.join(root, "cluster", "centroids.npy")))
+    k = len(artifacts.read_npy(artifacts.join(root, layout.CLUSTER, layout.CLUSTER_CENTROIDS)))
     gu, gi = (None, None) if data.extras.get("no_graph") else ra.load_graph(root, data.user_ids, data.item_ids)
-    return build_model(data.item_ids, item_vecs, data.n_users, data.seq_user, data.seq_item, data.seq_time,
-                       user_cluster, k, gu, gi, half_life_days)
+    inputs = FusedInputs(data.item_ids, item_vecs, data.n_users, data.seq_user, data.seq_item, data.seq_time,
+                         user_cluster, k, gu, gi, half_life_days=half_life_days)
+    return build_model(inputs, FusedParams())
 
 
 def phase_key(data: Interactions) -> tuple:
