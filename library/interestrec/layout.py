@@ -54,6 +54,7 @@ INGEST_USER_IDS = "ids/users.parquet"
 INGEST_ITEM_IDS = "ids/items.parquet"
 INGEST_WINDOWS = "windows.parquet"
 INGEST_REJECTS = "rejects/{source}.parquet"
+INGEST_REJECTS_DIR = "rejects"  # the folder of INGEST_REJECTS
 
 # ------------------------------------------------------------------------------------------------ encode/
 ENCODE = "encode"

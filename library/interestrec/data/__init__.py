@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interestrec import layout
 from interestrec.data.config import ColumnMapping, IngestConfig
 from interestrec.data.schema import EVENT_KINDS, INTERACTION_KINDS, event_schema, item_schema
 from interestrec.data.split import cutoff_split, leave_last_out
@@ -30,9 +31,9 @@ def load_ingest(stage_dir: str) -> IngestArtifacts:
     from interestrec import artifacts
 
     return IngestArtifacts(
-        events=artifacts.read_parquet(artifacts.join(stage_dir, "events.parquet")),
-        items=artifacts.read_parquet(artifacts.join(stage_dir, "items.parquet")),
-        windows=artifacts.read_parquet(artifacts.join(stage_dir, "windows.parquet")),
+        events=artifacts.read_parquet(artifacts.join(stage_dir, layout.INGEST_EVENTS)),
+        items=artifacts.read_parquet(artifacts.join(stage_dir, layout.INGEST_ITEMS)),
+        windows=artifacts.read_parquet(artifacts.join(stage_dir, layout.INGEST_WINDOWS)),
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
 from interestrec.data.schema import SPLITS, item_schema
@@ -152,8 +152,8 @@ def items_table(reading: Reading, cat_index: np.ndarray | None, tags: Counter, l
 
 def write_id_maps(out_dir: str, user_map: IdMap, item_map: IdMap) -> None:
     """``ids/users.parquet`` and ``ids/items.parquet``."""
-    user_map.to_parquet(artifacts.join(out_dir, "ids", "users.parquet"))
-    item_map.to_parquet(artifacts.join(out_dir, "ids", "items.parquet"))
+    user_map.to_parquet(artifacts.join(out_dir, layout.INGEST_USER_IDS))
+    item_map.to_parquet(artifacts.join(out_dir, layout.INGEST_ITEM_IDS))
 
 
 def write_windows(out_dir: str, edges: np.ndarray, per_window: np.ndarray) -> None:
@@ -165,7 +165,7 @@ def write_windows(out_dir: str, edges: np.ndarray, per_window: np.ndarray) -> No
     import pyarrow as pa
 
     n_win = len(edges) - 1
-    artifacts.write_parquet(artifacts.join(out_dir, "windows.parquet"), pa.table({
+    artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_WINDOWS), pa.table({
         "window": pa.array(np.arange(n_win), pa.int32()), "start": edges[:-1], "end": edges[1:],
         "events": per_window.astype(np.int64)}))
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
 from interestrec.data.glue import (
@@ -91,10 +91,10 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     # rejects: the original record + reason, one parquet per source file
     rejected = allrows[~ok]
     accounts = account_files(per_file_read, Counter(allrows["source"].to_numpy(dtype=object)[ok]),
-                             Counter(rejected["reason"]), reading, artifacts.join(out_dir, "rejects"))
+                             Counter(rejected["reason"]), reading, artifacts.join(out_dir, layout.INGEST_REJECTS_DIR))
     for source, grp in rejected.groupby("source"):
         table = pa.Table.from_pandas(grp[REJECT_COLUMNS].astype({"raw": "string", "reason": "string"}), preserve_index=False)
-        artifacts.write_parquet(artifacts.join(out_dir, "rejects", f"{source}.parquet"), table)
+        artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_REJECTS.format(source=source)), table)
 
     # identity maps list exactly the accepted ids; dense maps keep the indices already given out
     if user_map.kind == "identity":
@@ -124,12 +124,12 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
          pa.array(text, pa.string()), pa.array(split, pa.string()), pa.array(window, pa.int32())],
         schema=event_schema(with_split=True),
     )
-    artifacts.write_parquet(artifacts.join(out_dir, "events.parquet"), events)
+    artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_EVENTS), events)
 
     is_tag = event == "tag"
     tags = count_tags(item[is_tag], text[is_tag]) if reading.tags_from_events else Counter()
     items = items_table(reading, cat_index, tags, np.unique(item), item_map)
-    artifacts.write_parquet(artifacts.join(out_dir, "items.parquet"), items)
+    artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_ITEMS), items)
     per_window = np.bincount(window, minlength=len(edges) - 1)
     write_windows(out_dir, edges, per_window)
 

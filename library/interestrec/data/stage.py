@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interestrec import artifacts
+from interestrec import artifacts, layout
 from interestrec.data.config import IngestConfig
 from interestrec.data.glue import (
     account_files,
@@ -130,7 +130,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     edges = window_edges_from(count_le(ts_refs), n_acc, lo, hi, cfg.window_mode, cfg.n_windows, cfg.window_days)
     clock.lap("ids_edges")
 
-    events_dir, rejects_dir = artifacts.join(out_dir, "events.parquet"), artifacts.join(out_dir, "rejects")
+    events_dir, rejects_dir = artifacts.join(out_dir, layout.INGEST_EVENTS), artifacts.join(out_dir, layout.INGEST_REJECTS_DIR)
     artifacts.remove(events_dir)
     artifacts.remove(rejects_dir)
     written = finish_partitions(accepted, rejects, user_map, item_map, res, edges, events_dir, rejects_dir)
@@ -145,7 +145,7 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     log_ids = np.arange(len(item_map), dtype=np.int64) if item_map.kind == "dense" else item_map.ids.astype(np.int64)
     items = items_table(reading, cat_index, tally(pstats, "tags"), log_ids, item_map)
-    artifacts.write_parquet(artifacts.join(out_dir, "items.parquet"), items)
+    artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_ITEMS), items)
     per_window = np.sum([w["windows"] for w in written], axis=0).astype(np.int64)
     write_windows(out_dir, edges, per_window)
     tallies = partition_tallies(pstats, len(user_map), (lo, hi))
