@@ -10,6 +10,8 @@ recommender, :func:`load_config` a validated :class:`PipelineConfig`, :func:`sta
 
 from __future__ import annotations
 
+from interestrec.lazy import lazy_exports
+
 __version__ = "0.1.0"
 __all__ = ["PipelineConfig", "RecommenderService", "__version__", "load", "load_config", "run", "stage_names"]
 
@@ -18,10 +20,4 @@ _LAZY = {"load": "interestrec.api", "load_config": "interestrec.api", "run": "in
          "RecommenderService": "interestrec.recommend.service"}
 
 
-def __getattr__(name: str):
-    """The public names, imported on first use (``import interestrec`` stays cheap)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'interestrec' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

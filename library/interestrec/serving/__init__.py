@@ -10,6 +10,8 @@ The names below are imported on first use, so ``import interestrec.serving.store
 
 from __future__ import annotations
 
+from interestrec.lazy import lazy_exports
+
 __all__ = ["AppArgs", "Encoder", "EventStore", "KnownRequest", "Recommender", "build_app", "open_store"]
 
 _LAZY = {"AppArgs": "interestrec.serving.builder", "build_app": "interestrec.serving.builder",
@@ -18,10 +20,4 @@ _LAZY = {"AppArgs": "interestrec.serving.builder", "build_app": "interestrec.ser
          "open_store": "interestrec.serving.stores"}
 
 
-def __getattr__(name: str):
-    """The public names, imported on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'interestrec.serving' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
