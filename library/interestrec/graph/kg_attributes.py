@@ -6,16 +6,12 @@ turns them into nodes and relations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from interestrec.graph.kg_inputs import GraphInputs, GraphParams, TagEvents
 from interestrec.ids import lookup
 
-if TYPE_CHECKING:
-    from interestrec.graph.kg import GraphInputs, GraphParams
-
-TagEvents = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Pairs = tuple[np.ndarray, np.ndarray]
 
 

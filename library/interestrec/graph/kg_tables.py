@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from interestrec.data.schema import INTERACTION_KINDS
-from interestrec.graph.kg import GraphInputs, GraphParams, TagEvents, assemble_graph
+from interestrec.graph.kg import assemble_graph
+from interestrec.graph.kg_inputs import GraphInputs, GraphParams, TagEvents
 from interestrec.ids import align, lookup
 
 
