@@ -17,7 +17,7 @@ MB = 1024**2
 
 
 def load_harness(name: str = "_bench"):
-    """jobs/<name>.py as the module ``name`` (jobs/ is no package and stays off this session's sys.path)."""
+    """jobs/<name>.py as the module ``name`` (jobs/ is no package and stays off the test run's sys.path)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "jobs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve their module while the class is made
