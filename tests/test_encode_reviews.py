@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fixtures.events import events_table as ingest_events
 from interestrec import artifacts
 from interestrec.config import PipelineConfig
 from interestrec.encode.config import EncodeConfig
@@ -67,15 +68,8 @@ EXPECTED = {
 
 def events_table(rows=ROWS, reviews: bool = True) -> pa.Table:
     """``rows`` in the ingest events schema; ``reviews=False`` blanks every review text (tags, searches stay)."""
-    u, i, t, e, v, x, s, w = zip(*rows)
-    if not reviews:
-        x = [txt if kind in ("tag", "search") else None for kind, txt in zip(e, x)]
-    return pa.table({
-        "user_id": pa.array(u, pa.int64()), "item_id": pa.array(i, pa.int64()),
-        "timestamp": pa.array([d * DAY for d in t], pa.int64()), "event": list(e),
-        "value": pa.array(v, pa.float32()), "text": pa.array(x, pa.string()), "split": list(s),
-        "window": pa.array(w, pa.int32()),
-    })
+    return ingest_events([(u, i, d * DAY, e, v, x if reviews or e in ("tag", "search") else None, s, w)
+                         for u, i, d, e, v, x, s, w in rows])
 
 
 def write_ingest(out, reviews: bool = True) -> None:
