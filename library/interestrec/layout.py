@@ -32,7 +32,8 @@ Every stage:
     :data:`GRAPH_USERS`, :data:`GRAPH_ITEMS`, :data:`GRAPH_WEIGHTS` + :data:`GRAPH_CONFIG`, :data:`GRAPH_CURVE`,
     :data:`GRAPH_RAY_TRAIN` + :data:`GRAPH_TRAIN_RUN` (the Ray Train run).
 ``evaluate/``:
-    :data:`SUMMARY`, :data:`EVALUATE_RANKS` and :data:`EVALUATE_COLD_RANKS` (directories of ``<row>.parquet``).
+    :data:`SUMMARY`, :data:`EVALUATE_RANKS` and :data:`EVALUATE_COLD_RANKS` (directories of ``<row>.parquet``) and
+    :data:`EVALUATE_TUNE` (the Ray Tune trials of every row's grid: ``grid/``, ``trials.json``).
 ``publish/``:
     :data:`PUBLISH_LATEST`; in a version, :data:`PUBLISH_MANIFEST`, the stages' files above under their
     stage directories and :data:`PUBLISH_ITEM_TABLE`.
@@ -106,6 +107,7 @@ GRAPH_TRAIN_RUN = "train_run.json"
 EVALUATE = "evaluate"
 EVALUATE_RANKS = "ranks"
 EVALUATE_COLD_RANKS = "cold_ranks"
+EVALUATE_TUNE = "tune"
 
 # ----------------------------------------------------------------------------------------------- publish/
 PUBLISH = "publish"

@@ -65,15 +65,26 @@ class Recommender(ABC):
     """Base class of every model in the evaluation table.
 
     Subclasses set ``name`` and ``baseline`` and, when they have hyper-parameters, ``grid`` (a small
-    list of keyword dicts tried on the validation split; the best is refit for test).
+    list of keyword dicts tried on the validation split; the best is refit for test). Rows trained in epochs
+    set ``epoch_param`` to their budget's parameter and call :meth:`end_epoch` (early stopping of trials).
     """
 
     name: ClassVar[str] = ""
     baseline: ClassVar[bool] = True
     grid: ClassVar[list[dict]] = [{}]
+    epoch_param: ClassVar[str | None] = None
 
     def __init__(self, **params) -> None:
         self.params = params
+        self.epoch_hook: Callable[[int], None] | None = None
+
+    def end_epoch(self, epoch: int) -> None:
+        """Rows that train in epochs (``epoch_param`` names their budget) call this after each one, 1-based, with
+        the model scorable; it runs ``epoch_hook`` when one is set (an early-stopping trial's validation report).
+        The hook must not change what ``fit`` computes."""
+        hook = getattr(self, "epoch_hook", None)
+        if hook is not None:
+            hook(epoch)
 
     @abstractmethod
     def fit(self, data: Interactions) -> Recommender:

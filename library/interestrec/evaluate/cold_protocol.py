@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,10 @@ import numpy as np
 from interestrec.evaluate import metrics
 from interestrec.evaluate.base import REGISTRY, Interactions
 from interestrec.evaluate.cold import choose_cold_items, cold_targets, withhold_items
+from interestrec.evaluate.parallel import Fit, Fitted, run_local
+
+Runner = Callable[[list[Fit], Interactions, int], dict[str, Fitted]]
+"""Runs fits and rankings: ``(fits, data, k_max) → result row → Fitted`` (``RowRunner.run`` or the local one)."""
 
 ALPHA_RULE = ("the cold_alpha with the highest validation Recall@20 on cold targets among those whose validation "
               "NDCG@10 on warm targets is not significantly below cold_alpha = 0's (the paired bootstrap interval of "
@@ -104,7 +110,7 @@ def split_metrics(rank: np.ndarray, is_cold: np.ndarray) -> dict[str, dict]:
 
 
 def choose_cold_alpha(valid: Interactions, params: dict, grid: tuple[float, ...], user_chunk: int = 1024,
-                      n_resamples: int = 2000, seed: int = 0, log=print) -> dict:
+                      n_resamples: int = 2000, seed: int = 0, log=print, run: Runner | None = None) -> dict:
     """Pick the fused row's ``cold_alpha`` on the withheld valid phase by :data:`ALPHA_RULE` (0 is always tried).
 
     The rule is the issue's goal read on validation: more cold targets reached, warm targets not significantly
@@ -115,19 +121,20 @@ def choose_cold_alpha(valid: Interactions, params: dict, grid: tuple[float, ...]
         params: the fused row's main-table params (every other param is kept).
         grid: the ``cold_alpha`` values tried.
         n_resamples / seed: the paired bootstrap of warm NDCG@10 against ``cold_alpha = 0``.
+        run: runs the fits and rankings (``RowRunner.run``: Ray tasks); default in this process.
 
     Returns:
         ``{"chosen", "rule", "grid", "tried": [{"cold_alpha", "all", "warm", "cold", "warm_ndcg@10_vs_0",
         "eligible"}], "users"}``.
     """
     from interestrec.evaluate.judge import ndcg_per_user, paired_bootstrap
-    from interestrec.evaluate.protocol import rank_targets
 
-    cls = REGISTRY["fused"]
     alphas = sorted({0.0, *(float(a) for a in grid)})
+    run = run or functools.partial(run_local, user_chunk=user_chunk)
+    fitted = run([Fit(f"cold_alpha={a:g}", "fused", {**params, "cold_alpha": a}) for a in alphas], valid, 20)
     tried, zero = [], None
     for alpha in alphas:
-        r = rank_targets(cls(**{**params, "cold_alpha": alpha}).fit(valid), valid, 20, user_chunk)
+        r = fitted[f"cold_alpha={alpha:g}"].ranking
         is_cold = cold_targets(valid, r.users)
         m = split_metrics(r.rank, is_cold)
         warm = ndcg_per_user(r.rank[~is_cold], 10)
@@ -188,17 +195,18 @@ def best_collaborative(rows: list[str], main: dict[str, dict]) -> str | None:
 
 
 def judge_cold_items(setup: ColdSetup, main: dict[str, dict], rows: tuple[str, ...], ablations: bool = True,
-                     user_chunk: int = 1024, n_resamples: int = 2000, seed: int = 0, log=print) -> tuple[dict, dict]:
+                     user_chunk: int = 1024, n_resamples: int = 2000, seed: int = 0, log=print,
+                     run: Runner | None = None) -> tuple[dict, dict]:
     """Refit ``rows`` (plus the fused row's ablations) on the withheld test phase; all / warm / cold metrics.
 
-    Rows not registered, or whose inputs are missing, are reported under ``skipped`` with the reason.
+    Rows not registered, or whose inputs are missing, are reported under ``skipped`` with the reason. ``run``:
+    as in :func:`choose_cold_alpha`.
 
     Returns:
         ``(summary, rankings)``: the ``cold_items`` summary (without ``cold_alpha``) and row →
         :class:`~interestrec.evaluate.protocol.Ranking` on ``setup.test``.
     """
     from interestrec.evaluate.models.fused import ablation_params, ablation_rows
-    from interestrec.evaluate.protocol import rank_targets
 
     data = setup.test
     todo = [(name, name, None) for name in rows]
@@ -209,19 +217,21 @@ def judge_cold_items(setup: ColdSetup, main: dict[str, dict], rows: tuple[str, .
     out = {"share": setup.share, "seed": setup.seed, "items": int(len(setup.cold)), "users": targets["cold"],
            "withheld_events": setup.withheld_events, "targets": targets, "models": {}, "skipped": {},
            "protocol": PROTOCOL, "vectors": setup.vectors}
-    rankings = {}
+    rankings, fits, origin = {}, [], {}
     for name, reg, params in todo:
         if reg not in REGISTRY:
             out["skipped"][name] = "not registered"
             continue
-        cls = REGISTRY[reg]
         from_main = params is None and name in main
-        params = params if params is not None else main[name]["params"] if from_main else cls.grid[0]
-        try:
-            t0 = time.perf_counter()
-            ranking = rank_targets(cls(**params).fit(data), data, 20, user_chunk)
-        except FileNotFoundError as e:
-            out["skipped"][name] = f"missing artifacts: {e}"
+        params = params if params is not None else main[name]["params"] if from_main else REGISTRY[reg].grid[0]
+        fits.append(Fit(name, reg, dict(params)))
+        origin[name] = from_main
+    fitted = (run or functools.partial(run_local, user_chunk=user_chunk))(fits, data, 20)
+    for f in fits:
+        name, reg, params, cls = f.name, f.row, f.params, REGISTRY[f.row]
+        from_main, ranking = origin[name], fitted[name].ranking
+        if fitted[name].missing:
+            out["skipped"][name] = f"missing artifacts: {fitted[name].missing}"
             continue
         rankings[name] = ranking
         m = split_metrics(ranking.rank, cold_targets(data, ranking.users))
@@ -230,7 +240,7 @@ def judge_cold_items(setup: ColdSetup, main: dict[str, dict], rows: tuple[str, .
                                "params": dict(params),
                                "params_from": ("the fused row's params, ablated" if reg != name else
                                                "main table" if from_main else "first grid point"),
-                               "seconds": round(time.perf_counter() - t0, 2)}
+                               "seconds": round(fitted[name].seconds, 2)}
         if reg != name:
             out["models"][name]["ablation_of"] = "fused"
         log(f"evaluate: cold items {name}: Recall@20 cold {m['cold']['recall@20']:.4f}, NDCG@10 warm "

@@ -27,6 +27,14 @@ class EvaluateConfig:
         cold_user_max_events: the cold-user slice holds users with at most this many training events.
         grids: row name → the grid tried on validation, replacing the row's own (a profile's smaller grid).
         params: row name → parameters added to every grid point of that row (budgets such as ``epochs``).
+        executor: ``ray`` runs every row's grid points as Ray Tune trials and the refits, ablations and test
+            ranking as Ray tasks spread over the cluster; ``local`` runs them one after another in the driver
+            (the reference; same table).
+        workers: trials (and refits) running at once; 0 = the cluster's CPUs ÷ ``cpus_per_trial``. The test
+            ranking of each refit model is split into this many user shards.
+        cpus_per_trial / gpus_per_trial: resources of each trial, refit and ranking shard.
+        early_stop: rows trained in epochs (SASRec, LightGCN) stop grid points early with ASHA on validation
+            NDCG@10 (``early_stop_grace`` epochs at least, ``early_stop_reduction`` as its reduction factor).
     """
 
     models: tuple[str, ...] = ("mostpop", "itemknn", "ease", "l3ae", "lightgcn", "sasrec", "llm", "llm_frozen",
@@ -44,9 +52,19 @@ class EvaluateConfig:
     cold_user_max_events: int = 3
     grids: dict[str, tuple[dict, ...]] = field(default_factory=dict)
     params: dict[str, dict] = field(default_factory=dict)
+    executor: str = "ray"
+    workers: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    early_stop: bool = True
+    early_stop_grace: int = 5
+    early_stop_reduction: int = 3
 
     def __post_init__(self) -> None:
-        check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0, "cold_alpha_grid": 0})
+        check_config(self, "evaluate", ge={"ks": 1, "user_chunk": 1, "cold_user_max_events": 0, "cold_alpha_grid": 0,
+                                           "workers": 0, "gpus_per_trial": 0, "early_stop_grace": 1,
+                                           "early_stop_reduction": 2}, gt={"cpus_per_trial": 0},
+                     choices={"executor": ("ray", "local")})
         if not self.models or not self.ks or not self.cold_alpha_grid:
             raise ValueError("evaluate.models, evaluate.ks and evaluate.cold_alpha_grid must not be empty")
         for attr in ("grids", "params"):

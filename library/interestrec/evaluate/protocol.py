@@ -30,11 +30,22 @@ class Ranking:
     skipped_users: int
 
 
-def rank_targets(model: Recommender, data: Interactions, k_max: int = 20, user_chunk: int = 1024) -> Ranking:
-    """Score users in chunks, filter their history and rank their held-out item against all items."""
+def target_users(data: Interactions) -> np.ndarray:
+    """Indices of the users that have a held-out item, in order. Shapes: ``(m,)``."""
+    return np.flatnonzero(data.target >= 0)
+
+
+def rank_targets(model: Recommender, data: Interactions, k_max: int = 20, user_chunk: int = 1024,
+                 users: np.ndarray | None = None) -> Ranking:
+    """Score users in chunks, filter their history and rank their held-out item against all items.
+
+    ``users`` (default: every :func:`target_users`) ranks a slice of them, chunked from its start: a shard of
+    the sharded ranking (:mod:`interestrec.evaluate.parallel`), which starts its slices at chunk boundaries so
+    every chunk, and so every rank and list, equals the one-process ranking's.
+    """
     import torch
 
-    users = np.flatnonzero(data.target >= 0)
+    users = target_users(data) if users is None else np.asarray(users, dtype=np.int64)
     ranks, tops = [], []
     k = min(k_max, data.n_items)
     for lo in range(0, len(users), user_chunk):
@@ -61,6 +72,23 @@ def rank_targets(model: Recommender, data: Interactions, k_max: int = 20, user_c
     rank = np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
     topk = np.concatenate(tops) if tops else np.zeros((0, k), np.int64)
     return Ranking(users=users, rank=rank, topk=topk, skipped_users=int((data.target < 0).sum()))
+
+
+def concat_rankings(parts: list[Ranking], data: Interactions, k_max: int) -> Ranking:
+    """One :class:`Ranking` from shards ranked in user order (the users without a target counted once)."""
+    k = min(k_max, data.n_items)
+    return Ranking(users=np.concatenate([p.users for p in parts]) if parts else np.zeros(0, np.int64),
+                   rank=np.concatenate([p.rank for p in parts]) if parts else np.zeros(0, np.int64),
+                   topk=np.concatenate([p.topk for p in parts]) if parts else np.zeros((0, k), np.int64),
+                   skipped_users=int((data.target < 0).sum()))
+
+
+def upstream_missing(e: FileNotFoundError) -> bool:
+    """True when a row failed because an upstream stage's output is absent (the row is skipped); an artifact
+    that is there but malformed is an error."""
+    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
+
+    return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
 
 
 def compute_metrics(r: Ranking, data: Interactions, ks: tuple[int, ...] = (10, 20), item_features: np.ndarray | None = None) -> dict:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from interestrec.data import load_ingest
 from interestrec.evaluate.base import REGISTRY, Interactions
 from interestrec.evaluate.config import EvaluateConfig
 from interestrec.evaluate.data import build_interactions
-from interestrec.evaluate.protocol import fit_and_rank, tune_and_rank
+from interestrec.evaluate.parallel import Fit
+from interestrec.evaluate.rows import runner
 from interestrec.stages import StageContext, StageError
 
 
@@ -49,35 +48,64 @@ def _user_map(ingest_dir: str):
     return IdMap.from_parquet(path) if artifacts.exists(path) else IdMap.identity([])
 
 
-def upstream_missing(e: FileNotFoundError) -> bool:
-    """True when a row failed because an upstream stage's output is absent (the row is skipped); an artifact
-    that is there but malformed is an error."""
-    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
+def row_result(name: str, fitted, sel, test: Interactions, cfg: EvaluateConfig, feats: np.ndarray) -> dict:
+    """A row's table entry: test metrics of its refit, its params, validation record and compute seconds."""
+    from interestrec.evaluate.protocol import compute_metrics
 
-    return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
+    seconds = fitted.seconds + sum(t.get("seconds", 0.0) for t in sel.tried)
+    out = {**compute_metrics(fitted.ranking, test, tuple(cfg.ks), feats), "baseline": bool(REGISTRY[name].baseline),
+           "params": dict(sel.params), "tuning": sel.tried, "seconds": round(seconds, 2)}
+    if sel.score >= 0:
+        out["valid_ndcg@10"] = sel.score
+    return out
 
 
-def refit_fused(results: dict, rankings: dict, params: dict, test: Interactions, cfg: EvaluateConfig, feats: np.ndarray,
-                log=print) -> None:
-    """Refit the ``fused`` row on ``test`` at ``params`` (its tuned ones plus the validation-chosen ``cold_alpha``),
-    replacing its test metrics and ranks in place; the grid record and validation score are kept."""
-    from interestrec.evaluate.protocol import fit_and_rank
+def fused_followups(results: dict, alpha: dict | None, cfg: EvaluateConfig) -> list:
+    """The fused row's refit with the validation-chosen ``cold_alpha`` (when > 0) and its ablations (at the
+    params it ends with), as :class:`~interestrec.evaluate.parallel.Fit` s."""
+    from interestrec.evaluate.models.fused import ablation_params, ablation_rows
+    from interestrec.evaluate.parallel import Fit
 
-    t0 = time.perf_counter()
-    before = results["fused"]["ndcg@10"]
-    m, rankings["fused"] = fit_and_rank(REGISTRY["fused"], params, test, tuple(cfg.ks), cfg.user_chunk, feats)
-    results["fused"] = {**results["fused"], **m, "params": dict(params), "test_ndcg@10_without_fill": before,
-                        "cold_alpha_from": "the cold-item protocol's validation targets (cold_items.cold_alpha)",
-                        "seconds": round(results["fused"]["seconds"] + time.perf_counter() - t0, 2)}
-    log(f"evaluate: fused refit with cold_alpha {params['cold_alpha']:g}: test NDCG@10 {m['ndcg@10']:.4f} "
-        f"(without the fill {before:.4f})")
+    if "fused" not in results:
+        return []
+    params = dict(results["fused"]["params"])
+    fits = []
+    if alpha and alpha["chosen"] > 0:  # the fused row (and what publish serves) carries the fill chosen on validation
+        params["cold_alpha"] = alpha["chosen"]
+        fits.append(Fit("fused", "fused", params))
+    if cfg.ablations:
+        fits += [Fit(row, "fused", ablation_params(params, row)) for row in ablation_rows(params)]
+    return fits
+
+
+def merge_followups(results: dict, rankings: dict, fits: list, fitted: dict, test: Interactions,
+                    cfg: EvaluateConfig, feats: np.ndarray, log=print) -> None:
+    """Put :func:`fused_followups` ' results into the table (the fused refit replaces the row's test metrics;
+    its grid record and validation score are kept)."""
+    from interestrec.evaluate.models.fused import ABLATIONS
+    from interestrec.evaluate.protocol import compute_metrics
+
+    for f in fits:
+        got = fitted[f.name]
+        m, rankings[f.name] = compute_metrics(got.ranking, test, tuple(cfg.ks), feats), got.ranking
+        if f.name == "fused":
+            before = results["fused"]["ndcg@10"]
+            results["fused"] = {**results["fused"], **m, "params": dict(f.params), "test_ndcg@10_without_fill": before,
+                                "cold_alpha_from": "the cold-item protocol's validation targets (cold_items.cold_alpha)",
+                                "seconds": round(results["fused"]["seconds"] + got.seconds, 2)}
+            log(f"evaluate: fused refit with cold_alpha {f.params['cold_alpha']:g}: test NDCG@10 {m['ndcg@10']:.4f} "
+                f"(without the fill {before:.4f})")
+        else:
+            results[f.name] = {**m, "baseline": False, "params": dict(f.params), "ablation_of": "fused",
+                               "removed": list(ABLATIONS[f.name]), "seconds": round(got.seconds, 2)}
+            log(f"evaluate: {f.name} NDCG@10 {m['ndcg@10']:.4f}")
 
 
 def run(ctx: StageContext) -> dict:
     """Stage entry point (see ``interestrec.stages``)."""
-    from interestrec import artifacts, layout, progress
+    from interestrec import artifacts, layout
     from interestrec.evaluate import cold, cold_protocol, judge
-    from interestrec.evaluate.models.fused import ABLATIONS, ablation_params, ablation_rows
+    from interestrec.evaluate.models.fused import ABLATIONS
 
     cfg = ctx.config.evaluate
     art = load_ingest(ctx.stage_dir("ingest"))
@@ -90,41 +118,32 @@ def run(ctx: StageContext) -> dict:
     if unknown:
         raise StageError(f"evaluate.grids/params name unknown row(s) {unknown}; rows: {sorted(REGISTRY)}")
     results, skipped, rankings = {}, {}, {}
-    rows = progress.Progress("evaluate: rows", total=len(cfg.models), unit="row", every=0.0)
-    for name in cfg.models:
-        if name not in REGISTRY:
-            skipped[name] = "not registered"
-            continue
-        ctx.log(f"evaluate: {name}")
-        try:
-            results[name], rankings[name] = tune_and_rank(REGISTRY[name], valid, test, tuple(cfg.ks), cfg.user_chunk,
-                                                          feats, tune=cfg.tune, log=ctx.log,
-                                                          grid=cfg.row_grid(name, REGISTRY[name].grid))
-            rows.update(note=f"{name} test NDCG@10 {results[name]['ndcg@10']:.4f} in {results[name]['seconds']:.0f}s")
-        except FileNotFoundError as e:
-            if not upstream_missing(e):
-                raise
-            skipped[name] = f"missing artifacts: {e}"
-            rows.update(note=f"{name} skipped")
+    rows = runner(cfg, artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_TUNE), ctx.log)
+    skipped.update({name: "not registered" for name in cfg.models if name not in REGISTRY})
+    names = [name for name in cfg.models if name in REGISTRY]
+    ctx.log(f"evaluate: {len(names)} rows ({rows.kind}, {rows.workers} at once): {', '.join(names)}")
+    grids = {n: cfg.row_grid(n, REGISTRY[n].grid)[: None if cfg.tune else 1] for n in names}
+    chosen = rows.select(grids, valid)
+    skipped.update({n: f"missing artifacts: {s.missing}" for n, s in chosen.items() if s.missing})
+    pending = rows.submit([Fit(n, n, chosen[n].params) for n in names if not chosen[n].missing], test, max(cfg.ks))
     setup, alpha = None, None
-    if cfg.cold_item_share > 0:
+    if cfg.cold_item_share > 0:  # in the driver while the refits run
         ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
         setup = cold_protocol.cold_setup(valid, test, cfg.cold_item_share, cfg.cold_item_seed, art.items,
                                          ctx.config.encode.model, ctx.log)
-        if "fused" in results:
-            alpha = cold_protocol.choose_cold_alpha(setup.valid, results["fused"]["params"], tuple(cfg.cold_alpha_grid),
-                                                    cfg.user_chunk, cfg.bootstrap_resamples, cfg.bootstrap_seed, ctx.log)
-            if alpha["chosen"] > 0:  # the fused row (and what publish serves) carries the fill chosen on validation
-                refit_fused(results, rankings, {**results["fused"]["params"], "cold_alpha": alpha["chosen"]}, test, cfg,
-                            feats, ctx.log)
-    if cfg.ablations and "fused" in results:
-        for row in ablation_rows(results["fused"]["params"]):
-            t0 = time.perf_counter()
-            params = ablation_params(results["fused"]["params"], row)
-            m, rankings[row] = fit_and_rank(REGISTRY["fused"], params, test, tuple(cfg.ks), cfg.user_chunk, feats)
-            results[row] = {**m, "baseline": False, "params": params, "ablation_of": "fused",
-                            "removed": list(ABLATIONS[row]), "seconds": round(time.perf_counter() - t0, 2)}
-            ctx.log(f"evaluate: {row} NDCG@10 {m['ndcg@10']:.4f} (fused {results['fused']['ndcg@10']:.4f})")
+        if "fused" in chosen and not chosen["fused"].missing:
+            alpha = cold_protocol.choose_cold_alpha(setup.valid, chosen["fused"].params, tuple(cfg.cold_alpha_grid),
+                                                    cfg.user_chunk, cfg.bootstrap_resamples, cfg.bootstrap_seed,
+                                                    ctx.log, rows.run)
+    for name, got in pending.result().items():
+        if got.missing:
+            skipped[name] = f"missing artifacts: {got.missing}"
+            continue
+        results[name], rankings[name] = row_result(name, got, chosen[name], test, cfg, feats), got.ranking
+        ctx.log(f"evaluate: {name} test NDCG@10 {results[name]['ndcg@10']:.4f} ({results[name]['seconds']:.0f}s)")
+    results = {n: results[n] for n in names if n in results}  # the configured order
+    followups = fused_followups(results, alpha, cfg)
+    merge_followups(results, rankings, followups, rows.run(followups, test, max(cfg.ks)), test, cfg, feats, ctx.log)
     ranks_dir = artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_RANKS)
     users_map = _user_map(ctx.stage_dir("ingest"))
     for name, r in rankings.items():  # the files speak the data's original user ids
@@ -141,7 +160,7 @@ def run(ctx: StageContext) -> dict:
     if setup is not None:
         cold_items, cold_rankings = cold_protocol.judge_cold_items(
             setup, results, tuple(cfg.cold_item_models), cfg.ablations, cfg.user_chunk, cfg.bootstrap_resamples,
-            cfg.bootstrap_seed, ctx.log)
+            cfg.bootstrap_seed, ctx.log, rows.run)
         cold_items["cold_alpha"] = alpha
         cold_dir = artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_COLD_RANKS)
         for name, r in cold_rankings.items():
@@ -166,6 +185,8 @@ def run(ctx: StageContext) -> dict:
             "split": "temporal leave-last-out per user (valid = second-last, test = last interaction)",
             "ranking": "full ranking over all items, history (train, +valid for test) filtered",
             "tuning": "grid on validation NDCG@10, refit on train+valid, reported on test" if cfg.tune else "first grid point",
+            "executor": (f"Ray Tune trials and Ray tasks, {rows.workers} at once, test ranking in {rows.workers} user "
+                         "shards" if rows.kind == "ray" else "one process, one row after another"),
             "ablations": "the fused row refit at its tuned params with the named terms' weights set to 0 (no re-tuning)",
             "cold_alpha": ("the fused row's text fill for cold items, chosen on the cold-item protocol's validation "
                            "targets (evaluate.cold_alpha_grid), then refit on train+valid" if alpha else "not tuned"),

@@ -152,6 +152,7 @@ class LightGCNRecommender(Recommender):
 
     name = "lightgcn"
     baseline = True
+    epoch_param = "epochs"
     grid = [
         {"dim": 64, "layers": 3, "reg": 1e-4},
         {"dim": 64, "layers": 2, "reg": 1e-4},
@@ -190,7 +191,7 @@ class LightGCNRecommender(Recommender):
             opt = torch.optim.Adam(model.parameters(), lr=float(c.lr))
             batch = int(c.batch)
             self.losses = []
-            for _ in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
+            for epoch in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
                 order = rng.permutation(len(pos_u))
                 total, steps = 0.0, 0
                 for lo in range(0, len(order), batch):
@@ -211,12 +212,21 @@ class LightGCNRecommender(Recommender):
                     total += float(loss.detach())
                     steps += 1
                 self.losses.append(total / max(steps, 1))
+                if self.epoch_hook is not None:
+                    self._set_embeddings(model, adj, n_users)
+                    self.end_epoch(epoch + 1)
             model.eval()
-            with torch.no_grad():
-                emb = model.get_embedding(adj)
+            self._set_embeddings(model, adj, n_users)
+        return self
+
+    def _set_embeddings(self, model, adj, n_users: int) -> None:
+        """The propagated user and item embeddings of ``model`` (no gradient, no random numbers drawn)."""
+        import torch
+
+        with torch.no_grad():
+            emb = model.get_embedding(adj)
         self.user_emb = emb[:n_users].numpy().astype(np.float32)
         self.item_emb = emb[n_users:].numpy().astype(np.float32)
-        return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
         """Dot products of the users' propagated embeddings with every item's.

@@ -166,6 +166,7 @@ class SASRecRecommender(Recommender):
 
     name = "sasrec"
     baseline = True
+    epoch_param = "epochs"
     grid = [
         {"dropout": 0.2, "max_len": 200},
         {"dropout": 0.5, "max_len": 200},
@@ -207,7 +208,7 @@ class SASRecRecommender(Recommender):
             x_all, y_all = torch.as_tensor(inputs), torch.as_tensor(targets)
             self.losses = []
             net.train()
-            for _ in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
+            for epoch in progress.track(range(int(c.epochs)), f"{self.name}: epoch", unit="epoch"):
                 total, count = 0.0, 0
                 for b in length_batches(lengths, batch, rng):
                     x, y = x_all[torch.as_tensor(b)], y_all[torch.as_tensor(b)]
@@ -223,6 +224,10 @@ class SASRecRecommender(Recommender):
                     total += float(loss.detach()) * n
                     count += n
                 self.losses.append(total / max(count, 1))
+                if self.epoch_hook is not None:  # scored mid-training: eval mode draws no random numbers
+                    self.net = net.eval()
+                    self.end_epoch(epoch + 1)
+                    net.train()
             net.eval()
         self.net = net
         return self
