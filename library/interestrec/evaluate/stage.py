@@ -60,6 +60,15 @@ def row_result(name: str, fitted, sel, test: Interactions, cfg: EvaluateConfig, 
     return out
 
 
+def longest_first(names: list[str], chosen: dict) -> list[str]:
+    """``names`` ordered for the refits: rows without trials first (their cost is unknown), then by their
+    trials' mean seconds, longest first — so the shortest refits fill the workers last."""
+    def cost(n: str) -> float:
+        secs = [t.get("seconds", 0.0) for t in chosen[n].tried]
+        return float("inf") if not secs else sum(secs) / len(secs)
+    return sorted(names, key=cost, reverse=True)
+
+
 def fused_followups(results: dict, alpha: dict | None, cfg: EvaluateConfig) -> list:
     """The fused row's refit with the validation-chosen ``cold_alpha`` (when > 0) and its ablations (at the
     params it ends with), as :class:`~interestrec.evaluate.parallel.Fit` s."""
@@ -125,7 +134,8 @@ def run(ctx: StageContext) -> dict:
     grids = {n: cfg.row_grid(n, REGISTRY[n].grid)[: None if cfg.tune else 1] for n in names}
     chosen = rows.select(grids, valid)
     skipped.update({n: f"missing artifacts: {s.missing}" for n, s in chosen.items() if s.missing})
-    pending = rows.submit([Fit(n, n, chosen[n].params) for n in names if not chosen[n].missing], test, max(cfg.ks))
+    pending = rows.submit([Fit(n, n, chosen[n].params) for n in longest_first(names, chosen) if not chosen[n].missing],
+                          test, max(cfg.ks))
     setup, alpha = None, None
     if cfg.cold_item_share > 0:  # in the driver while the refits run
         ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
