@@ -164,13 +164,13 @@ def select_all(grids: Mapping[str, list[dict]], valid: Interactions, s: TrialSet
     if not tuned:
         return out
     points = [{"row": row, "index": i, "params": dict(p)} for row, grid in tuned.items() for i, p in enumerate(grid)]
-    # rows trained in epochs (the longest trials) first, so the last trials to finish are short ones
-    points.sort(key=lambda p: epoch_budget(p["row"], p["params"]) is None)
     for p in points:  # bad params stop here, named, before any trial starts
         try:
             REGISTRY[p["row"]](**p["params"])
         except (TypeError, ValueError) as e:
             raise ValueError(f"evaluate: grid point {p['row']} {p['params']}: {e}") from e
+    # rows trained in epochs (the longest trials) first, so the last trials to finish are short ones
+    points.sort(key=lambda p: epoch_budget(p["row"], p["params"]) is None)
     storage = os.path.abspath(s.storage) if artifacts.is_local(s.storage) else s.storage
     remove_run(storage, RUN_NAME)
     valid = absolute(valid)  # trials run in their own working directory
