@@ -7,14 +7,16 @@ Generates a seeded synthetic log (``interestrec.data.synthetic``: items in plant
 interests) into a scratch directory, then runs ``ingest → encode → cluster → dynamics`` exactly as
 ``jobs/pipeline.py`` does (``pipeline.load_config`` + ``pipeline.init_ray`` + ``run_stage`` per stage, the
 ``synthetic`` ingest format, the language model encoding every item text, pool-mode user vectors and
-interests, distributed k-means, dynamics over the windows). Nothing is re-implemented here; the graph,
-evaluation and publish stages are left out.
+interests, distributed k-means, dynamics over the windows). Nothing is re-implemented here. ``--evaluate``
+adds the evaluate stage (Ray Tune trials for the rows' grids, refits and ranking as Ray tasks) for the rows
+that fit at scale (``--eval-rows``, default MostPop, ItemKNN, EASE^R, the ``llm`` content row and fused,
+with the cold-item protocol); the graph and publish stages are left out.
 
 A sampler thread (``_bench.RssSampler``) reads every 0.2 s the RSS of this process (the driver) and of every
 Ray worker process (``ray::…``: tasks, actors) under it; the table gives each stage's wall time and both
 peaks. The last line is
 ``users=<n> events=<m> seconds=<s> driver_peak_rss_gib=<g> worker_peak_rss_gib=<w>`` (``events`` = rows the
-generator wrote, ``seconds`` = the four stages, generation excluded; the peaks are over the four stages).
+generator wrote, ``seconds`` = the stages run, generation excluded; the peaks are over those stages).
 No stage holds the log in the driver: the ingest shuffles by user in tasks, encode pools each ingest
 partition in its own task, and dynamics counts per partition and clusters from the files.
 """
@@ -50,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
     p.add_argument("--keep", action="store_true", help="keep the scratch data and output")
     p.add_argument("--raw", default=None, help="synthetic log directory to reuse (generated there when absent; kept)")
+    p.add_argument("--evaluate", action="store_true", help="also run the evaluate stage (rows: --eval-rows)")
+    p.add_argument("--eval-rows", default="mostpop,itemknn,ease,llm,fused", help="evaluate.models with --evaluate")
     return p.parse_args(argv)
 
 
@@ -74,6 +78,7 @@ def pipeline_summary(out: str, stage: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stages = (*STAGES, "evaluate") if args.evaluate else STAGES
     from interestrec import cli as pipeline
     from interestrec.stages import StageContext, StageError, run_stage
 
@@ -94,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             "ingest.format=synthetic", f"ingest.n_windows={args.windows}",
             "encode.user_mode=pool", "encode.also_text=false",
             f"cluster.k={args.k}", "cluster.alternatives=[]", "dynamics.plots=false", *args.set])
+        if args.evaluate:
+            cfg = pipeline.load_config(args.config, [
+                "ingest.format=synthetic", f"ingest.n_windows={args.windows}", "encode.user_mode=pool",
+                "encode.also_text=false", f"cluster.k={args.k}", "cluster.alternatives=[]", "dynamics.plots=false",
+                f"evaluate.models=[{args.eval_rows}]", *args.set])
         pipeline.init_ray(False)
         ctx = StageContext(out=out, config=cfg, data=raw)
         seconds: dict[str, float] = {}
-        for name in STAGES:
+        for name in stages:
             mem.phase = name
             t = time.perf_counter()
             try:
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = pipeline_summary(out, name)
                 print(f"ingest: {summary.get('partitions')} partitions, phases {summary.get('phase_seconds')}", flush=True)
         mem.stop()
+        ev = pipeline_summary(out, "evaluate") if args.evaluate else None
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -118,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     _bench.print_table(["stage", "seconds", "s / M events", "driver peak RSS GiB", "largest worker RSS GiB"],
                        [[name, f"{seconds[name]:.1f}", f"{seconds[name] / events * 1e6:.1f}",
                          f"{mem.own.get(name, 0) / GIB:.2f}", f"{mem.worker.get(name, 0) / GIB:.2f}"]
-                        for name in ("generate", *STAGES)])
-    driver = max(mem.own.get(s, 0) for s in STAGES) / GIB
-    worker = max(mem.worker.get(s, 0) for s in STAGES) / GIB
+                        for name in ("generate", *stages)])
+    if ev is not None:
+        print("evaluate rows: " + ", ".join(f"{n} NDCG@10 {m['ndcg@10']:.4f} ({m['seconds']:.0f} s)"
+                                            for n, m in ev["models"].items()) + f"; skipped: {ev['skipped'] or 'none'}")
+    driver = max(mem.own.get(s, 0) for s in stages) / GIB
+    worker = max(mem.worker.get(s, 0) for s in stages) / GIB
     _bench.last_line({"users": args.users, "events": events, "seconds": f"{total:.1f}",
                       "driver_peak_rss_gib": f"{driver:.2f}", "worker_peak_rss_gib": f"{worker:.2f}"})
     return 0
