@@ -77,7 +77,7 @@ def test_the_graph_rows_are_built_from_the_pipelines_graph_config():
 
 
 def test_evaluate_skips_a_row_only_when_its_upstream_output_is_absent():
-    from interestrec.evaluate.protocol import upstream_missing
+    from interestrec.evaluate.parallel import upstream_missing
     from interestrec.recommend.errors import ArtifactError, MissingArtifactError
 
     assert upstream_missing(MissingArtifactError("missing artifact 'graph/users.parquet'"))

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "interestrec.ids": 0,
     "interestrec.artifacts": 0,
     "interestrec.layout": 0,  # every artifact path, named once (imports nothing from the package)
+    "interestrec.tracking": 1,  # MLflow experiment tracking (its config and the logging calls)
     "interestrec.data": 1,
     "interestrec.encode": 2,
     "interestrec.adapt": 3,

@@ -23,6 +23,7 @@ from interestrec.encode.config import EncodeConfig
 from interestrec.evaluate.config import EvaluateConfig
 from interestrec.graph.config import GraphConfig
 from interestrec.recommend.config import ServeConfig
+from interestrec.tracking import TrackingConfig
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ class PipelineConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:

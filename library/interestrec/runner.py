@@ -153,4 +153,10 @@ def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve
             return 1
     wall = time.perf_counter() - t0
     print(run_summary(summaries, seconds, skipped, wall, serve, str(report)), flush=True)
+    if cfg.tracking.mlflow:
+        from interestrec.tracking import log_pipeline_run, tracking_uri
+
+        run_id = log_pipeline_run(cfg.tracking, args.out, cfg, summaries, seconds, str(report))
+        print(f"mlflow: run {run_id} in experiment '{cfg.tracking.experiment}' at {tracking_uri(cfg.tracking, args.out)}",
+              flush=True)
     return 0

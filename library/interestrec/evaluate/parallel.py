@@ -58,11 +58,18 @@ def shard_users(users: np.ndarray, shards: int, user_chunk: int) -> list[np.ndar
     return [users[lo * user_chunk:(lo + per) * user_chunk] for lo in range(0, chunks, per)] if chunks else []
 
 
+def upstream_missing(e: FileNotFoundError) -> bool:
+    """True when a row failed because an upstream stage's output is absent (the row is skipped); an artifact
+    that is there but malformed is an error."""
+    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
+
+    return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
+
+
 def fit_model(row: str, params: dict, data: Interactions) -> tuple[Recommender | None, float, str | None]:
     """``row(**params)`` fitted on ``data``: ``(model, seconds, None)``, or ``(None, seconds, why)`` when an
     upstream artifact the row reads is absent."""
     from interestrec.evaluate.models import registered
-    from interestrec.evaluate.protocol import upstream_missing
 
     t0 = time.perf_counter()
     try:

@@ -83,14 +83,6 @@ def concat_rankings(parts: list[Ranking], data: Interactions, k_max: int) -> Ran
                    skipped_users=int((data.target < 0).sum()))
 
 
-def upstream_missing(e: FileNotFoundError) -> bool:
-    """True when a row failed because an upstream stage's output is absent (the row is skipped); an artifact
-    that is there but malformed is an error."""
-    from interestrec.recommend.errors import ArtifactError, MissingArtifactError
-
-    return not isinstance(e, ArtifactError) or isinstance(e, MissingArtifactError)
-
-
 def compute_metrics(r: Ranking, data: Interactions, ks: tuple[int, ...] = (10, 20), item_features: np.ndarray | None = None) -> dict:
     """The table's metrics from a :class:`Ranking`."""
     out: dict[str, float] = {}

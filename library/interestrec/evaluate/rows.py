@@ -41,7 +41,7 @@ class RowRunner:
 
     Attributes:
         kind: ``ray`` or ``local``. workers: trials / fits at once and ranking shards per model (ray).
-        cfg: the stage config. storage: Tune's storage path (``evaluate/tune``).
+        cfg: the stage config. storage: Tune's storage path (``evaluate/tune``). callbacks: Ray Tune callbacks.
     """
 
     kind: str
@@ -49,13 +49,14 @@ class RowRunner:
     cfg: EvaluateConfig
     storage: str
     log: Callable[[str], None] = print
+    callbacks: tuple = ()
 
     def select(self, grids: Mapping[str, list[dict]], valid: Interactions) -> dict[str, Selection]:
         """Each row's chosen point on validation (``grids``: row → points; one point = not tuned)."""
         if self.kind == "ray":
             c = self.cfg
             s = TrialSettings(self.workers, c.cpus_per_trial, c.gpus_per_trial, c.early_stop, c.early_stop_grace,
-                              c.early_stop_reduction, c.user_chunk, self.storage)
+                              c.early_stop_reduction, c.user_chunk, self.storage, tuple(self.callbacks))
             return select_all(grids, valid, s, self.log)
         return {row: select_local(row, grid, valid, self.cfg.user_chunk, self.log) for row, grid in grids.items()}
 
@@ -74,7 +75,8 @@ class RowRunner:
 def select_local(row: str, grid: list[dict], valid: Interactions, user_chunk: int,
                  log: Callable[[str], None] = print) -> Selection:
     """The reference selection of one row (:func:`~interestrec.evaluate.protocol.select_params`)."""
-    from interestrec.evaluate.protocol import select_params, upstream_missing
+    from interestrec.evaluate.parallel import upstream_missing
+    from interestrec.evaluate.protocol import select_params
 
     try:
         params, score, tried = select_params(REGISTRY[row], valid, user_chunk, True, log, list(grid))
@@ -85,11 +87,12 @@ def select_local(row: str, grid: list[dict], valid: Interactions, user_chunk: in
     return Selection(dict(params), score, tried)
 
 
-def runner(cfg: EvaluateConfig, storage: str, log: Callable[[str], None] = print) -> RowRunner:
-    """The stage's :class:`RowRunner`: ``cfg.executor``, ``cfg.workers`` (0 = as the cluster allows)."""
+def runner(cfg: EvaluateConfig, storage: str, log: Callable[[str], None] = print, callbacks: tuple = ()) -> RowRunner:
+    """The stage's :class:`RowRunner`: ``cfg.executor``, ``cfg.workers`` (0 = as the cluster allows); ``callbacks``
+    go to Ray Tune."""
     if cfg.executor == "local":
         return RowRunner("local", 1, cfg, storage, log)
-    return RowRunner("ray", cfg.workers or cluster_workers(cfg.cpus_per_trial), cfg, storage, log)
+    return RowRunner("ray", cfg.workers or cluster_workers(cfg.cpus_per_trial), cfg, storage, log, tuple(callbacks))
 
 
 __all__ = ["Fit", "Fitted", "RowRunner", "Selection", "cluster_workers", "runner", "select_local"]

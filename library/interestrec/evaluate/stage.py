@@ -115,6 +115,7 @@ def run(ctx: StageContext) -> dict:
     from interestrec import artifacts, layout
     from interestrec.evaluate import cold, cold_protocol, judge
     from interestrec.evaluate.models.fused import ABLATIONS
+    from interestrec.tracking import tune_callbacks
 
     cfg = ctx.config.evaluate
     art = load_ingest(ctx.stage_dir("ingest"))
@@ -127,7 +128,8 @@ def run(ctx: StageContext) -> dict:
     if unknown:
         raise StageError(f"evaluate.grids/params name unknown row(s) {unknown}; rows: {sorted(REGISTRY)}")
     results, skipped, rankings = {}, {}, {}
-    rows = runner(cfg, artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_TUNE), ctx.log)
+    rows = runner(cfg, artifacts.join(ctx.stage_dir("evaluate"), layout.EVALUATE_TUNE), ctx.log,
+                  tuple(tune_callbacks(ctx.config.tracking, ctx.out)))
     skipped.update({name: "not registered" for name in cfg.models if name not in REGISTRY})
     names = [name for name in cfg.models if name in REGISTRY]
     ctx.log(f"evaluate: {len(names)} rows ({rows.kind}, {rows.workers} at once): {', '.join(names)}")

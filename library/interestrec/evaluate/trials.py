@@ -20,7 +20,8 @@ from interestrec import artifacts
 from interestrec.evaluate.base import REGISTRY, Interactions
 from interestrec.evaluate.parallel import absolute
 
-METRIC = "valid_ndcg@10"
+METRIC = "valid_ndcg_at_10"  # what trials report (a name MLflow takes); records say ``valid_ndcg@10``
+RECORD = "valid_ndcg@10"
 RUN_NAME = "grid"
 TRIALS_FILE = "trials.json"
 
@@ -33,6 +34,7 @@ class TrialSettings:
         workers: trials at once. cpus / gpus: resources of each trial.
         early_stop: ASHA for rows trained in epochs; grace (epochs at least) and reduction: its settings.
         user_chunk: users scored per chunk. storage: Tune's ``storage_path`` (``evaluate/tune``).
+        callbacks: Ray Tune callbacks (experiment tracking, :func:`interestrec.tracking.tune_callbacks`).
     """
 
     workers: int
@@ -43,6 +45,7 @@ class TrialSettings:
     reduction: int = 3
     user_chunk: int = 1024
     storage: str = "tune"
+    callbacks: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ def grid_trial(config: dict, valid: Interactions) -> None:
     from ray import tune
 
     from interestrec.evaluate.models import registered
-    from interestrec.evaluate.protocol import evaluate_model, upstream_missing
+    from interestrec.evaluate.parallel import upstream_missing
+    from interestrec.evaluate.protocol import evaluate_model
 
     point, chunk = config["point"], int(config["user_chunk"])
     node = ray.get_runtime_context().get_node_id()
@@ -180,7 +184,7 @@ def select_all(grids: Mapping[str, list[dict]], valid: Interactions, s: TrialSet
         param_space={"point": tune.grid_search(points), "early_stop": s.early_stop, "user_chunk": s.user_chunk},
         tune_config=tune.TuneConfig(scheduler=_scheduler(tuned, s), max_concurrent_trials=max(1, s.workers),
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=RUN_NAME, storage_path=storage, verbose=0),
+        run_config=tune.RunConfig(name=RUN_NAME, storage_path=storage, verbose=0, callbacks=list(s.callbacks) or None),
     )
     log(f"evaluate: {len(points)} grid points of {len(tuned)} rows as Ray Tune trials, {max(1, s.workers)} at once")
     grid = tuner.fit()
@@ -203,9 +207,9 @@ def _record(point: dict, result) -> dict:
     df = result.metrics_dataframe
     curve = []
     if df is not None and METRIC in df:
-        curve = [{"epoch": int(e), METRIC: round(float(v), 5)} for e, v in zip(df["epoch"], df[METRIC]) if v == v]
+        curve = [{"epoch": int(e), RECORD: round(float(v), 5)} for e, v in zip(df["epoch"], df[METRIC]) if v == v]
     budget = epoch_budget(point["row"], point["params"])
-    rec = {"params": point["params"], METRIC: round(float(m[METRIC]), 5) if METRIC in m else None,
+    rec = {"params": point["params"], RECORD: round(float(m[METRIC]), 5) if METRIC in m else None,
            "score": float(m[METRIC]) if METRIC in m else None, "seconds": round(float(m.get("seconds", 0.0)), 2),
            "node": m.get("node"), "missing": m.get("missing")}
     if budget is not None:
