@@ -26,7 +26,8 @@ os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 TOKEN, READ = "s3cret", "r3ad"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RAUTH = {"Authorization": f"Bearer {READ}"}
-APP = {"token": TOKEN, "read_token": READ, "recommender_replicas": 2, "recommender_cpus": 0.25}
+APP = {"token": TOKEN, "read_token": READ, "recommender_replicas": 2, "recommender_cpus": 0.25,
+       "max_k": 1000}  # k = the whole 240-item catalogue with read auth (the default cap is 100)
 
 
 def _replica_actors(ray, deployment: str, app: str = "interestrec") -> list[dict]:

@@ -50,9 +50,13 @@ class RecommenderService:
         path: pipeline output, publish root or ``publish/vN`` (local or pyarrow URI).
         half_life_days: recency half-life for interests, popularity and fresh events.
         decay_factor: how much existing interests keep when fresh events arrive.
+        candidates: diversification re-ranks at most this many of the best items (never the catalogue).
+        open_depth: for a caller who may not see the user's history (``explain_history=False``), the deepest
+            rank of the user's unseen items an answer may come from, excluded items included (``None``: no cap).
     """
 
-    def __init__(self, path: str, half_life_days: float = HALF_LIFE_DAYS, decay_factor: float = 0.7):
+    def __init__(self, path: str, half_life_days: float = HALF_LIFE_DAYS, decay_factor: float = 0.7,
+                 candidates: int = 200, open_depth: int | None = None):
         arts = ra.load(path)
         self.arts = arts
         self.root, self.version = arts.root, arts.version
@@ -60,6 +64,8 @@ class RecommenderService:
         self.titles = arts.titles
         self.centroids = arts.centroids
         self.half_life, self.decay_factor = half_life_days, decay_factor
+        self.candidates, self.open_depth = candidates, open_depth
+        self.live = None  # a LiveScorer once set_live gives live-catalogue items
         params = FusedParams.from_params(arts.fused_params)
         table = arts.item_table
         if table is None:  # an unpublished output: fit the seq term's table here, as publish would
@@ -91,7 +97,20 @@ class RecommenderService:
         u = self.user_index(user_id)
         return UserState(self.model.user_interests[u], int(self.model.user_cluster[u]))
 
-    def _item(self, i: int) -> dict:
+    def set_live(self, items) -> None:
+        """Serve these live-catalogue items (:class:`~interestrec.recommend.live.LiveItems`; ``None`` or
+        empty: none) beside the catalogue, scored as cold items; one assignment, so a request sees all or none."""
+        from interestrec.recommend.live import LiveScorer
+
+        self.live = LiveScorer(self.model, items) if items is not None and len(items.ids) else None
+
+    def _score(self, live, users: np.ndarray, *state) -> np.ndarray:
+        """Fused scores (``FusedModel.score``'s arguments), the ``live`` items' after the catalogue's."""
+        return self.model.score(users, *state) if live is None else live.scores(self.model, users, *state)
+
+    def _item(self, i: int, live=None) -> dict:
+        if i >= len(self.item_ids):  # a live item (of the snapshot the request was scored with)
+            return live.item(i - len(self.item_ids))
         iid = int(self.item_ids[i])
         return {"item_id": iid, "title": self.titles.get(iid, "")}
 
@@ -108,7 +127,8 @@ class RecommenderService:
                   explain_history: bool = True) -> dict:
         """Top-``k`` for a known user (with fresh-event ``state`` applied when given), each explained.
 
-        ``explain_history=False`` leaves out ``nearest_history_item`` (the user's own history).
+        ``explain_history=False`` leaves out ``nearest_history_item`` (the user's own history) and keeps the
+        answer within the first ``open_depth`` ranks (``exclude_items`` counted).
         """
         return self.recommend_many([user_id], k, exclude_seen, diversity, [state], [exclude_items],
                                    explain_history)[0]
@@ -125,7 +145,8 @@ class RecommenderService:
         exclude_items = exclude_items or [None] * n
         explain = explain_history if isinstance(explain_history, list) else [explain_history] * n
         us = np.array([self.user_index(u) for u in user_ids], np.int64)
-        scores = np.zeros((n, len(self.item_ids)), np.float32)
+        live = self.live
+        scores = np.zeros((n, len(self.item_ids) + (live.m if live is not None else 0)), np.float32)
         plain = [j for j in range(n) if states[j] is None]
         fresh = [j for j in range(n) if states[j] is not None]
         hists = [self.model.history[u] for u in us]
@@ -133,18 +154,18 @@ class RecommenderService:
             if states[j].history:
                 hists[j] = np.r_[hists[j], self.item_indices(states[j].history)]
         if plain:
-            scores[plain] = self.model.score(us[plain])
+            scores[plain] = self._score(live, us[plain])
         if fresh:
-            scores[fresh] = self.model.score(us[fresh], [states[j].interests for j in fresh],
-                                             np.array([states[j].cluster for j in fresh]), [hists[j] for j in fresh])
+            scores[fresh] = self._score(live, us[fresh], [states[j].interests for j in fresh],
+                                        np.array([states[j].cluster for j in fresh]), [hists[j] for j in fresh])
         out = []
         for j, uid in enumerate(user_ids):
             st = states[j]
             interests = st.interests if st is not None else self.model.user_interests[us[j]]
             cluster = st.cluster if st is not None else int(self.model.user_cluster[us[j]])
-            recs = top_k(self.model, self._exclude(scores[j], exclude_items[j]), interests, cluster, hists[j], k,
-                         exclude_seen, mode)
-            out.append(self._format(recs, cluster, uid, explain[j]))
+            recs = top_k(self._ranked(live), self._exclude(scores[j], exclude_items[j]), interests, cluster, hists[j], k,
+                         exclude_seen, mode, max_candidates=self._depth(k, explain[j], exclude_items[j]))
+            out.append(self._format(recs, cluster, uid, explain[j], live))
         return out
 
     def recommend_history(self, history: list[dict], k: int = 10, text_vector: np.ndarray | None = None,
@@ -170,9 +191,11 @@ class RecommenderService:
             vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         cluster = nearest_cluster(self.centroids, vec)
         oldest_first = idx[np.argsort(times, kind="stable")]
-        scores = self.model.score(np.array([0]), [vec[None, :]], np.array([cluster]), [oldest_first])[0]
-        recs = top_k(self.model, self._exclude(scores, exclude_items), vec[None, :], cluster, idx, k, True, mode)
-        return self._format(recs, cluster, None, True)
+        live = self.live
+        scores = self._score(live, np.array([0]), [vec[None, :]], np.array([cluster]), [oldest_first])[0]
+        recs = top_k(self._ranked(live), self._exclude(scores, exclude_items), vec[None, :], cluster, idx, k, True, mode,
+                     max_candidates=self.candidates)
+        return self._format(recs, cluster, None, True, live)
 
     @property
     def dim(self) -> int:
@@ -185,15 +208,26 @@ class RecommenderService:
             raise RuntimeError(f"the text encoder's dimension {dim} differs from the artifacts' item vectors "
                                f"({self.dim}); serve with the encode stage's model")
 
+    def _ranked(self, live):
+        """What ``top_k`` reads item vectors from: the model, or the catalogue and the live items together."""
+        return self.model if live is None else live.view
+
+    def _depth(self, k: int, sees_history: bool, excluded: list[int] | None) -> int:
+        """Candidates diversification may draw from: ``candidates``; for a caller who may not see the user's
+        history, no deeper than ``open_depth`` ranks counting the excluded items (never fewer than ``k``)."""
+        if sees_history or self.open_depth is None:
+            return self.candidates
+        return max(int(k), min(self.candidates, self.open_depth - len(excluded or [])))
+
     def _check_k(self, k: int) -> None:
         if not 1 <= int(k) <= MAX_K:
             raise InvalidRequest(f"k must be in [1, {MAX_K}], got {k}")
 
-    def _format(self, recs, cluster: int, user_id: int | None, explain_history: bool = True) -> dict:
+    def _format(self, recs, cluster: int, user_id: int | None, explain_history: bool = True, live=None) -> dict:
         desc = self.profiles[cluster]["description"] if 0 <= cluster < len(self.profiles) else ""
         items = []
         for rank, r in enumerate(recs, 1):
-            items.append({**self._item(r.item), "rank": rank, "score": round(r.score, 6), "explanation": {
+            items.append({**self._item(r.item, live), "rank": rank, "score": round(r.score, 6), "explanation": {
                 "interest": r.interest, "interest_similarity": round(r.interest_similarity, 4),
                 "cluster": r.cluster, "cluster_description": desc,
                 "nearest_history_item": (self._item(r.nearest_history_item)
@@ -201,16 +235,11 @@ class RecommenderService:
         return {"user_id": user_id, "cluster": int(cluster), "version": self.version, "items": items}
 
     # ------------------------------------------------------------------ users, clusters
-    def interests(self, user_id: int, state: UserState | None = None) -> dict:
-        """A user's interests (each with its nearest item), cluster and history size."""
-        u = self.user_index(user_id)
-        its = state.interests if state is not None else self.model.user_interests[u]
-        cluster = state.cluster if state is not None else int(self.model.user_cluster[u])
-        near = np.argmax(its @ self.model.item_vecs.T, axis=1) if len(its) else []
-        return {"user_id": user_id, "cluster": int(cluster),
-                "interests": [{"interest": m, "nearest_item": self._item(int(j))} for m, j in enumerate(near)],
-                "history_size": int(len(self.model.history[u])) + (len(state.history) if state is not None else 0),
-                "fresh_events": state.events if state is not None else 0}
+    def interests(self, user_id: int, state: UserState | None = None, hide_history: bool = False) -> dict:
+        """:func:`interestrec.recommend.user_views.interests` of this service."""
+        from interestrec.recommend.user_views import interests
+
+        return interests(self, user_id, state, hide_history)
 
     def clusters(self) -> dict:
         """Every cluster's id, size and description."""
@@ -222,29 +251,13 @@ class RecommenderService:
             raise NotFound(f"unknown cluster {cid} (clusters are 0..{len(self.profiles) - 1})")
         return self.profiles[cid]
 
-    def similar(self, user_id: int, n: int = 10, k: int = 10, state: UserState | None = None) -> dict:
-        """The ``n`` users closest in interest space within the user's cluster, and up to ``k`` items they
-        interacted with that this user has not (ranked by how many of them did, then by similarity)."""
+    def similar(self, user_id: int, n: int = 10, k: int = 10, state: UserState | None = None,
+                min_users: int = 1) -> dict:
+        """:func:`interestrec.recommend.user_views.similar` of this service."""
+        from interestrec.recommend.user_views import similar
+
         self._check_k(k)
-        u = self.user_index(user_id)
-        cluster = state.cluster if state is not None else int(self.model.user_cluster[u])
-        its = state.interests if state is not None else self.model.user_interests[u]
-        peers = np.flatnonzero((self.model.user_cluster == cluster) & (np.arange(len(self.user_ids)) != u))
-        if len(peers) == 0 or len(its) == 0:
-            return {"user_id": user_id, "cluster": int(cluster), "users": [], "items": []}
-        sims = np.array([float((its @ self.model.user_interests[p].T).max()) if len(self.model.user_interests[p]) else -1.0
-                         for p in peers])
-        top = peers[np.argsort(-sims, kind="stable")[:n]]
-        top_sims = np.sort(sims)[::-1][:n]
-        seen = set(self.model.history[u].tolist()) | set(self.item_indices(state.history).tolist() if state else [])
-        votes: dict[int, float] = {}
-        for p, sim in zip(top, top_sims):
-            for i in set(self.model.history[p].tolist()) - seen:
-                votes[i] = votes.get(i, 0.0) + 1.0 + 1e-3 * sim
-        best = sorted(votes, key=lambda i: (-votes[i], i))[:k]
-        return {"user_id": user_id, "cluster": int(cluster),
-                "users": [{"user_id": int(self.user_ids[p]), "similarity": round(float(s), 4)} for p, s in zip(top, top_sims)],
-                "items": [{**self._item(i), "users": int(votes[i])} for i in best]}
+        return similar(self, user_id, n, k, state, min_users)
 
     # ------------------------------------------------------------------ real-time state
     def validate_events(self, user_id: int, events: list[dict]) -> None:

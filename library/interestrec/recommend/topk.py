@@ -73,14 +73,16 @@ class Recommendation:
 
 
 def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster: int, history: np.ndarray, k: int,
-          exclude_seen: bool = True, diversity: str = "none", pool: int = 4, components: dict | None = None
-          ) -> list[Recommendation]:
+          exclude_seen: bool = True, diversity: str = "none", pool: int = 4, components: dict | None = None,
+          max_candidates: int | None = None) -> list[Recommendation]:
     """Top-``k`` items for one user with explanations.
 
     Args:
         scores: the user's fused scores. interests: the user's interest vectors. history: item indices
             the user has seen (filtered when ``exclude_seen``). diversity: see :func:`diversify` (or
-            ``"none"``); the diversified list is drawn from the best ``pool · k`` items.
+            ``"none"``); the diversified list is drawn from the best ``pool · k`` items, at most
+            ``max(k, max_candidates)`` of them when ``max_candidates`` is given (diversification never runs
+            over the whole catalogue).
         components: optional per-component score rows to report per item (name → ``(n_items,)``).
 
     Shapes:
@@ -95,6 +97,8 @@ def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster:
     if k <= 0:
         return []
     c = min(k * (pool if diversity != "none" else 1), n_ok)
+    if max_candidates is not None:
+        c = min(c, max(k, int(max_candidates)))
     cand = np.argpartition(-scores, c - 1)[:c]
     cand = cand[np.lexsort((cand, -scores[cand]))]  # by score, ties by item index
     top = diversify(cand, scores, model.item_vecs, interests, k, diversity)

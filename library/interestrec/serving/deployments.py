@@ -2,47 +2,35 @@
 HTTP straight to it) and ``Encoder`` (cold-start text, batched). :mod:`interestrec.serving.builder` binds them.
 
 Concurrent known-user requests are scored together: each is a :class:`KnownRequest` in a ``@serve.batch``
-(one store round trip and one matrix product per parameter group). The artifact version comes in through
-``reconfigure`` (``user_config``): loaded next to the old one, swapped in one assignment.
+(one store round trip and one matrix product per parameter group). Heavy requests (``/recommend/batch``,
+MMR) run in the replica's :class:`~interestrec.serving.limits.HeavyPool` instead, off the light requests'
+path; every request's cost is checked first (:mod:`interestrec.serving.limits`). The artifact version comes
+in through ``reconfigure`` (``user_config``): loaded next to the old one, swapped in one assignment.
 """
 
 import asyncio
 import logging
-from typing import Annotated, NamedTuple
+from typing import Annotated
 
 from fastapi import Header, Path
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
-from interestrec.errors import UnknownIdError
 from interestrec.recommend.config import ServeConfig
 from interestrec.recommend.errors import InvalidRequest
-from interestrec.serving import http
+from interestrec.serving import http, limits
 from interestrec.serving import schemas as S
-from interestrec.serving.errors import InvalidId, KeyConflict, StoreError, Unavailable
-from interestrec.serving.idtypes import IdCodec, ItemId, PathId, UserId
+from interestrec.serving.errors import KeyConflict, StoreError
+from interestrec.serving.idtypes import IdCodec, PathId
+from interestrec.serving.items import ItemRoutes
+from interestrec.serving.scoring import KnownRequest, ReplicaWork
 from interestrec.serving.versions import resolve_pinned
+
+__all__ = ["Encoder", "KnownRequest", "Recommender", "app"]
+app = http.make_app()
 
 log = logging.getLogger("ray.serve")
 PathInt64 = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
-app = http.make_app()
-
-
-class KnownRequest(NamedTuple):
-    """One known-user recommendation in a ``@serve.batch`` (original ids: the batch translates them with the
-    version it is scored on). Requests with equal :attr:`group` share one matrix product."""
-
-    user_id: UserId
-    k: int
-    exclude_seen: bool
-    diversity: bool | str
-    exclude_items: list[ItemId] | None  # original item ids left out of the answer (unknown ones ignored)
-    authed: bool  # read auth: explanations may name history items, ``fresh_events`` is shown
-
-    @property
-    def group(self) -> tuple[int, bool, bool | str]:
-        """The scoring parameters: ``(k, exclude_seen, diversity)``."""
-        return self.k, self.exclude_seen, self.diversity
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
@@ -70,7 +58,7 @@ class Encoder:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, health_check_period_s=2)
 @serve.ingress(app)
-class Recommender:
+class Recommender(ReplicaWork, ItemRoutes):
     """The model holder: answers HTTP itself, reads fresh state from the store, scores batches together."""
 
     def __init__(self, config: ServeConfig, encoder=None, model_dim: int | None = None):
@@ -83,6 +71,8 @@ class Recommender:
         self.cfg = config
         self.encoder = encoder
         self.store = open_store(config.store)
+        self.heavy = limits.HeavyPool(config.heavy_slots)
+        http.configure_bodies(config.body_timeout_s, config.body_readers)
         self.service = None
         self.codecs: dict[str, IdCodec] = {}  # version -> its id translation
         try:
@@ -102,86 +92,25 @@ class Recommender:
         path, version = resolve_pinned(config)
         if self.service is not None and self.service.version == version:
             return
-        service = RecommenderService(path, half_life_days=self.cfg.half_life_days)  # load fully, then swap
+        service = RecommenderService(path, half_life_days=self.cfg.half_life_days,  # load fully, then swap
+                                     candidates=self.cfg.mmr_candidates, open_depth=self.cfg.open_max_k)
         if service.version != version:
             raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
         old = self.service.version if self.service is not None else None
         codec = IdCodec(service.arts.user_map, service.arts.item_map).prepared()
         self.codecs = {**{v: c for v, c in self.codecs.items() if v == old}, version: codec}  # in-flight: old
+        if self._live:
+            self._set_live(service)  # the live items this version's catalogue does not have
         self.service = service
 
     def check_health(self) -> None:
         if self.service is None:
             raise RuntimeError("the model is not loaded yet")
 
-    # ------------------------------------------------------------------ helpers
-    def _check_times(self, events: list[S.HistoryEvent]) -> None:
-        lo, hi = self.cfg.min_timestamp, self.cfg.max_timestamp
-        for e in events:
-            if e.timestamp is not None and not lo <= e.timestamp <= hi:
-                raise InvalidRequest(f"timestamp {e.timestamp} outside [{lo}, {hi}]")
-
-    def _fresh_states(self, service, codec: IdCodec, users: list[int]) -> tuple[list, bool]:
-        """Fresh states of user indices: the store is read by original ids, its events mapped to indices."""
-        try:
-            rows = self.store.fresh_many([codec.store_key(u) for u in users], self.cfg.max_fresh_events)
-        except StoreError:
-            http.metrics()["fallbacks"].inc()
-            return [None] * len(users), False
-        return [service.state_from_events(u, codec.event_indices(r)) if r else None for u, r in zip(users, rows)], True
-
-    def _known_sync(self, service, reqs: list[KnownRequest]) -> list:
-        """Score a batch of known-user requests (original ids, translated here with the batch's version):
-        one store round trip, one matrix product per parameter group."""
-        codec = self.codecs[service.version]
-        out: list = [None] * len(reqs)
-        ok, users, excludes = [], {}, {}
-        for j, r in enumerate(reqs):
-            try:
-                users[j] = codec.user(r.user_id)
-                service.user_index(users[j])
-                excludes[j] = codec.item_list(r.exclude_items or [], skip_unknown=True)
-                ok.append(j)
-            except (UnknownIdError, InvalidId) as e:
-                out[j] = e
-        states, _ = self._fresh_states(service, codec, [users[j] for j in ok])
-        state_of = dict(zip(ok, states))
-        groups: dict[tuple, list[int]] = {}
-        for j in ok:
-            groups.setdefault(reqs[j].group, []).append(j)
-        for (k, exclude_seen, diversity), js in groups.items():
-            try:
-                bodies = service.recommend_many([users[j] for j in js], k, exclude_seen, diversity,
-                                                [state_of[j] for j in js], [excludes[j] for j in js],
-                                                [reqs[j].authed for j in js])
-            except Exception as e:  # a typed error of this group goes back to each of its callers
-                bodies = [e] * len(js)
-            for j, b in zip(js, bodies):
-                if isinstance(b, dict):
-                    st = state_of[j]
-                    fresh = (st.events if st is not None else 0) if reqs[j].authed else None  # a history size: read auth
-                    b = {**codec.out(b), "fresh_events": fresh, "replica": self.replica}
-                out[j] = b
-        return out
-
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
     async def _known(self, reqs: list[KnownRequest]) -> list:
         service = self.service  # one version for the whole batch
         return await asyncio.to_thread(self._known_sync, service, reqs)
-
-    async def _encode(self, text: str):
-        import numpy as np
-        import ray.exceptions as rex
-        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-
-        if self.encoder is None:
-            raise Unavailable("text encoding is not enabled in this deployment")
-        try:
-            vec = await asyncio.wait_for(self.encoder.encode.remote(text), 10.0)
-        except (rex.RayActorError, rex.ActorUnavailableError, BackPressureError, DeploymentUnavailableError,
-                asyncio.TimeoutError) as e:
-            raise Unavailable(f"the text encoder is unavailable ({type(e).__name__}); retry") from None
-        return np.asarray(vec, np.float32)
 
     # ------------------------------------------------------------------ routes
     @app.get("/healthz")
@@ -195,7 +124,12 @@ class Recommender:
     @app.post("/recommend", response_model=S.RecommendResponse)
     async def recommend(self, req: S.RecommendRequest, authorization: str | None = Header(None)):
         authed = http.read_auth(self.cfg.read_token, authorization)
+        if not req.history:
+            http.check_exclude_seen(req.exclude_seen, authed)
+        limits.check_k(req.k, self.cfg)
+        await self._refresh_items()
         service = self.service
+        heavy = req.diversity == "mmr"  # off the light path, in the bounded pool
         if req.history:
             self._check_times(req.history)
             http.metrics()["cold"].inc()
@@ -205,14 +139,14 @@ class Recommender:
             codec = self.codecs[service.version]
             idx = codec.item_list([h.item_id for h in req.history])
             history = [{**h.model_dump(), "item_id": i} for h, i in zip(req.history, idx)]
-            body = service.recommend_history(history, req.k, text_vec, req.diversity,
-                                             codec.item_list(req.exclude_items, skip_unknown=True))
+            args = (history, req.k, text_vec, req.diversity, codec.item_list(req.exclude_items, skip_unknown=True))
+            body = await self.heavy.run(service.recommend_history, *args) if heavy else service.recommend_history(*args)
             return {**codec.out(body), "user_id": req.user_id, "replica": self.replica}
         if req.user_id is None:
             raise InvalidRequest("give either user_id or a non-empty history")
-        http.check_exclude_seen(req.exclude_seen, authed)
-        out = await self._known(KnownRequest(req.user_id, req.k, req.exclude_seen, req.diversity, req.exclude_items,
-                                             authed))
+        limits.check_open_depth(req.k, len(req.exclude_items), authed, self.cfg)
+        one = KnownRequest(req.user_id, req.k, req.exclude_seen, req.diversity, req.exclude_items, authed)
+        out = (await self.heavy.run(self._known_sync, service, [one]))[0] if heavy else await self._known(one)
         if isinstance(out, Exception):
             raise out
         return out
@@ -221,8 +155,12 @@ class Recommender:
     async def recommend_batch(self, req: S.BatchRecommendRequest, authorization: str | None = Header(None)):
         authed = http.read_auth(self.cfg.read_token, authorization)
         http.check_exclude_seen(req.exclude_seen, authed)
-        out = await asyncio.gather(*(self._known(KnownRequest(u, req.k, req.exclude_seen, req.diversity, None, authed))
-                                     for u in req.user_ids))
+        limits.check_k(req.k, self.cfg)
+        limits.check_batch(len(req.user_ids), req.k, self.cfg)
+        limits.check_open_depth(req.k, 0, authed, self.cfg)
+        await self._refresh_items()
+        reqs = [KnownRequest(u, req.k, req.exclude_seen, req.diversity, None, authed) for u in req.user_ids]
+        out = await self.heavy.run(self._known_sync, self.service, reqs)  # one pool slot, one store round trip
         for r in out:
             if isinstance(r, Exception):
                 raise r
@@ -264,7 +202,7 @@ class Recommender:
         user = codec.user(user_id)
         service.user_index(user)
         (state,), _ = await asyncio.to_thread(self._fresh_states, service, codec, [user])
-        body = codec.out(service.interests(user, state))
+        body = codec.out(service.interests(user, state, hide_history=not authed))
         return body if authed else {**body, "history_size": None, "fresh_events": None}  # sizes: read auth only
 
     @app.get("/users/{user_id}/similar", response_model=S.SimilarResponse)
@@ -272,12 +210,16 @@ class Recommender:
         authed = http.read_auth(self.cfg.read_token, authorization)
         if not 1 <= n <= 100:
             raise InvalidRequest("n must be in [1, 100]")
+        if k < 1:
+            raise InvalidRequest(f"k must be at least 1, got {k}")
+        limits.check_k(k, self.cfg)
+        limits.check_open_depth(k, 0, authed, self.cfg)
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(user_id)
         service.user_index(user)
         (state,), _ = await asyncio.to_thread(self._fresh_states, service, codec, [user])
-        body = codec.out(service.similar(user, n, k, state))
+        body = codec.out(service.similar(user, n, k, state, min_users=1 if authed else self.cfg.open_min_peers))
         return body if authed else {**body, "users": []}  # other users' ids only to an authorised caller
 
     @app.get("/clusters", response_model=S.ClustersResponse)
@@ -290,3 +232,12 @@ class Recommender:
         http.read_auth(self.cfg.read_token, authorization)
         service = self.service
         return self.codecs[service.version].out(service.cluster(cid))
+
+    @app.post("/items", response_model=S.ItemsResponse)
+    async def put_items(self, req: S.ItemsRequest, authorization: str | None = Header(None),
+                        idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+        return await self._put_items(req, authorization, idempotency_key)
+
+    @app.get("/items/{item_id}", response_model=S.ItemOut)
+    async def get_item(self, item_id: Annotated[PathId, Path()], authorization: str | None = Header(None)):
+        return await self._get_item(item_id, authorization)

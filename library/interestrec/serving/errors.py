@@ -31,3 +31,7 @@ class Unavailable(InterestrecError):
 
 class Forbidden(InterestrecError):
     """A request this caller may not make, whatever its token for other endpoints (403)."""
+
+
+class Busy(InterestrecError):
+    """This replica's pool for heavy requests (batches, MMR) is full: retry shortly (429 with ``Retry-After``)."""

@@ -1,10 +1,12 @@
-"""The HTTP side of the Serve app: the FastAPI app with its error map, the ASGI guard (body cap, request
-metrics), bearer-token auth and a write's idempotency key. Plain FastAPI: no deployment, no model.
+"""The HTTP side of the Serve app: the FastAPI app with its error map, the ASGI guard (body cap, body read
+timeout, a bound on bodies being received, request metrics), bearer-token auth and a write's idempotency
+key. Plain FastAPI: no deployment, no model.
 
 The routes live on :class:`~interestrec.serving.deployments.Recommender` (``@serve.ingress`` of the app
 :func:`make_app` returns); every typed error they raise is answered here, in one place (:data:`ERROR_STATUS`).
 """
 
+import asyncio
 import hmac
 import uuid
 
@@ -16,6 +18,7 @@ from interestrec.errors import InterestrecError, UnknownIdError
 from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import schemas as S
 from interestrec.serving.errors import (
+    Busy,
     Forbidden,
     InvalidId,
     KeyConflict,
@@ -26,10 +29,15 @@ from interestrec.serving.errors import (
 
 MAX_BODY = 1 << 20
 
-# typed errors → HTTP status codes (401 adds WWW-Authenticate: Bearer, 503 adds Retry-After: 1)
+BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_GRACE_S = 1.0  # a body still incomplete after this is a slow one (bounded by BODIES["readers"])
+# the guard's body bounds in this process (one replica), set by the deployment (configure_bodies)
+BODIES = {"timeout_s": 5.0, "readers": 32, "reading": 0}
+
+# typed errors → HTTP status codes (401 adds WWW-Authenticate: Bearer, 429 and 503 add Retry-After: 1)
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownIdError, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
-    (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403))
+    (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403), (Busy, 429))
 
 
 class BodyTooLarge(HTTPException, InterestrecError):
@@ -43,7 +51,7 @@ def install_error_handlers(api: FastAPI) -> None:
     """Typed errors → HTTP status codes (:data:`ERROR_STATUS`); validation errors as 422 without the input."""
     for exc, code in ERROR_STATUS:
         def handler(request: Request, e: Exception, code=code):
-            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {"Retry-After": "1"} if code == 503 else None
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {"Retry-After": "1"} if code in (429, 503) else None
             return JSONResponse({"detail": str(e)}, status_code=code, headers=headers)
 
         api.add_exception_handler(exc, handler)
@@ -66,7 +74,8 @@ def make_app() -> FastAPI:
                               "fresh events.",
                   responses={401: {"model": S.ErrorResponse}, 403: {"model": S.ErrorResponse},
                              404: {"model": S.ErrorResponse}, 409: {"model": S.ErrorResponse},
-                             413: {"model": S.ErrorResponse}, 503: {"model": S.ErrorResponse}})
+                             408: {"model": S.ErrorResponse}, 413: {"model": S.ErrorResponse},
+                             429: {"model": S.ErrorResponse}, 503: {"model": S.ErrorResponse}})
     install_error_handlers(api)
     api.add_middleware(Guard)
     return api
@@ -90,11 +99,21 @@ def metrics() -> dict:
     return _METRICS
 
 
-class Guard:
-    """Pure ASGI middleware (no per-request task hand-off): caps the body size, counts requests by route and status.
+def configure_bodies(timeout_s: float, readers: int) -> None:
+    """This process's body bounds: a body must arrive within ``timeout_s``; at most ``readers`` at once."""
+    BODIES.update(timeout_s=float(timeout_s), readers=int(readers))
 
-    A declared ``content-length`` over the cap is refused before reading; a chunked body is counted as it
-    is read and refused once over the cap (:class:`BodyTooLarge`, mapped to 413).
+
+class Guard:
+    """Pure ASGI middleware (no per-request task hand-off) in front of every route.
+
+    - A body is read here, whole, before the route runs: over ``MAX_BODY`` bytes (declared or counted) → 413;
+      not complete within ``BODIES["timeout_s"]`` → 408, so a client that stalls mid-body frees its slot.
+    - A body not complete within :data:`BODY_GRACE_S` (any well-behaved client's is) is a slow one: at most
+      ``BODIES["readers"]`` are waited for at once; one more → 503 with ``Retry-After`` at that point, so
+      stalled clients never hold every ``max_ongoing_requests`` slot and light requests still get through.
+    - The guard's own answers close the connection (the rest of a body may be unread); requests are counted
+      by route and status.
     """
 
     def __init__(self, app):
@@ -110,24 +129,87 @@ class Guard:
                 status[0] = message["status"]
             await send(message)
 
+        try:
+            await self._guarded(scope, receive, counted_send)
+        finally:
+            route = scope.get("route")
+            metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(status[0])})
+
+    async def _guarded(self, scope, receive, send):
         size = dict(scope["headers"]).get(b"content-length")
         if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)(scope, receive,
-                                                                                                  counted_send)
-        else:
-            seen = [0]
+            return await _refuse(413, f"request body over {MAX_BODY} bytes", scope, receive, send)
+        if scope["method"] in BODYLESS:
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BODIES["timeout_s"]
+        body = _Body(receive)
+        try:
+            try:
+                done = await body.read_until(min(loop.time() + BODY_GRACE_S, deadline))
+            except asyncio.TimeoutError:  # a slow body: waited for only while fewer than `readers` are
+                if loop.time() >= deadline:
+                    raise
+                if BODIES["reading"] >= BODIES["readers"]:
+                    return await _refuse(503, f"{BODIES['readers']} slow request bodies are being received "
+                                              "already (serve.max_body_readers); retry shortly", scope, receive, send)
+                BODIES["reading"] += 1
+                try:
+                    done = await body.read_until(deadline)
+                finally:
+                    BODIES["reading"] -= 1
+        except asyncio.TimeoutError:
+            return await _refuse(408, f"request body not received within {BODIES['timeout_s']:g} s "
+                                      "(serve.body_timeout_s)", scope, receive, send)
+        except BodyTooLarge as e:
+            return await _refuse(413, e.detail, scope, receive, send)
+        if not done:  # the client went away mid-body: nobody reads an answer
+            return await _refuse(400, "the client disconnected before its body was complete", scope, receive, send)
+        await self.app(scope, _replay(b"".join(body.parts), receive), send)
 
-            async def limited_receive():
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen[0] += len(message.get("body", b""))
-                    if seen[0] > MAX_BODY:
-                        raise BodyTooLarge()
-                return message
 
-            await self.app(scope, limited_receive, counted_send)
-        route = scope.get("route")
-        metrics()["requests"].inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(status[0])})
+class _Body:
+    """A request body read in steps: :meth:`read_until` a point in time, keeping what came so far."""
+
+    def __init__(self, receive):
+        self.receive = receive
+        self.parts: list[bytes] = []
+        self.seen = 0
+
+    async def read_until(self, when: float) -> bool:
+        """Read until the body is complete (``True``) or the client disconnected (``False``);
+        ``asyncio.TimeoutError`` at loop time ``when``, :class:`BodyTooLarge` once over ``MAX_BODY``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            message = await asyncio.wait_for(self.receive(), max(when - loop.time(), 0.0))
+            if message["type"] == "http.disconnect":
+                return False
+            chunk = message.get("body", b"")
+            self.seen += len(chunk)
+            if self.seen > MAX_BODY:
+                raise BodyTooLarge()
+            self.parts.append(chunk)
+            if not message.get("more_body", False):
+                return True
+
+
+def _replay(body: bytes, receive):
+    """An ASGI ``receive`` that hands the route the body already read, then the connection's own messages."""
+    done = [False]
+
+    async def replayed():
+        if not done[0]:
+            done[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(code: int, detail: str, scope, receive, send) -> None:
+    """A JSON error answered by the guard itself, closing the connection (its body may be left unread)."""
+    headers = {"Connection": "close", **({"Retry-After": "1"} if code in (429, 503) else {})}
+    await JSONResponse({"detail": detail}, status_code=code, headers=headers)(scope, receive, send)
 
 
 # ---------------------------------------------------------------------------------------------- auth

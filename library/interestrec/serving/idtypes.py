@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from interestrec.ids import IdMap, UnknownIdError
+from interestrec.recommend.live import LiveId
 from interestrec.serving.errors import InvalidId, UnknownId
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -124,7 +125,9 @@ class IdCodec:
             return body
         res = {}
         for k, v in body.items():
-            if k == "item_id" and v is not None:
+            if k == "item_id" and isinstance(v, LiveId):  # a live-catalogue item: its id is the original
+                res[k] = v.original
+            elif k == "item_id" and v is not None:
                 res[k] = self.items.to_original([v])[0]
             elif k == "user_id" and v is not None:
                 res[k] = self.users.to_original([v])[0]
@@ -135,6 +138,20 @@ class IdCodec:
     def store_key(self, user: int) -> UserId:
         """The store's key of a user index: the user's original id."""
         return self.users.to_original([user])[0]
+
+    def live_id(self, original: ItemId) -> ItemId:
+        """A live-catalogue item's id in this dataset's kind: an int64 for integer-id data (a numeric string
+        is converted; any other is :class:`InvalidId`), a string for string-id data."""
+        if self.items.kind != "identity":
+            return str(original)
+        value = _as_int64(original)
+        if value is None or isinstance(original, float):
+            raise InvalidId(f"item_id {original!r}: this dataset's item ids are int64 numbers")
+        return value
+
+    def known_item(self, original: ItemId) -> bool:
+        """Whether this version's catalogue has the item."""
+        return bool(self.item_list([original], skip_unknown=True))
 
     def original_items(self, items: list[int]) -> list[ItemId]:
         """Original ids of item indices (for events written to the store)."""

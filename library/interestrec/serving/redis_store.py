@@ -16,12 +16,15 @@ from interestrec.serving.store import (
     Ack,
     Event,
     KeyConflict,
+    StoredItem,
     StoreError,
     _check,
     events_table,
     fingerprint,
     id_key,
     id_value,
+    items_fingerprint,
+    items_table,
     stamped,
 )
 
@@ -42,6 +45,24 @@ return {ARGV[1], first, n, 0}
 """
 
 
+# items: KEYS = batch, items hash, items by seq, item counter; ARGV = digest, then (field, doc) pairs
+PUT_ITEMS = """
+local prev = redis.call('HMGET', KEYS[1], 'digest', 'first', 'n')
+if prev[1] then return {prev[1], tonumber(prev[2]), tonumber(prev[3]), 1} end
+local n = (#ARGV - 1) / 2
+local last = redis.call('INCRBY', KEYS[4], n)
+local first = last - n + 1
+for i = 1, n do
+  local field = ARGV[2 * i]
+  local s = first + i - 1
+  redis.call('HSET', KEYS[2], field, string.format('%d', s) .. '|' .. ARGV[2 * i + 1])
+  redis.call('ZADD', KEYS[3], s, field)
+end
+redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'first', first, 'n', n)
+return {ARGV[1], first, n, 0}
+"""
+
+
 class RedisStore:
     """:class:`~interestrec.serving.store.EventStore` on a Redis server.
 
@@ -56,6 +77,7 @@ class RedisStore:
         self._r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._tag = "{" + prefix + "}"
         self._append = self._r.register_script(APPEND)
+        self._put_items = self._r.register_script(PUT_ITEMS)
         self._errors = (redis.RedisError,)
         self._response_error = redis.ResponseError
         try:
@@ -114,6 +136,53 @@ class RedisStore:
         except self._errors as e:
             raise StoreError(f"event store read failed: {e}") from e
         return events_table(self._parse(rows))
+
+    def put_items(self, items: list[dict], key: str) -> Ack:
+        if not items:
+            raise ValueError("put_items: no items")
+        digest = items_fingerprint(items)
+        args = [digest]
+        for i in items:
+            args += [json.dumps(id_key(i["item_id"])), json.dumps(
+                {"batch": key, "item_id": id_value(id_key(i["item_id"])), "title": str(i["title"]),
+                 "genres": list(i.get("genres") or []), "description": i.get("description"),
+                 "vector": [float(x) for x in i["vector"]]}, separators=(",", ":"))]
+        keys = [f"{self._tag}:itembatch:{key}", f"{self._tag}:items", f"{self._tag}:items_seq", f"{self._tag}:item_seq"]
+        try:
+            got, first, n, dup = self._put_items(keys=keys, args=args)
+        except self._response_error as e:
+            raise StoreError(f"item store write failed, nothing applied: {e}") from e
+        except self._errors as e:
+            raise StoreError(f"item store write not confirmed (it may or may not have been applied): {e}") from e
+        got = got.decode() if isinstance(got, bytes) else got
+        if dup and got != digest:
+            raise KeyConflict(f"idempotency key '{key}' was already used for different items")
+        return Ack(key, int(first), int(n), duplicate=bool(dup))
+
+    @staticmethod
+    def _item(raw) -> StoredItem:
+        seq, doc = raw.split(b"|", 1)
+        d = json.loads(doc)
+        return StoredItem(int(seq), d["batch"], d["item_id"], d["title"], tuple(d["genres"]), d["description"],
+                          tuple(d["vector"]))
+
+    def items_since(self, seq: int) -> list[StoredItem]:
+        try:
+            fields = self._r.zrangebyscore(f"{self._tag}:items_seq", f"({int(seq)}", "+inf")
+            raws = self._r.hmget(f"{self._tag}:items", fields) if fields else []
+        except self._errors as e:
+            raise StoreError(f"item store read failed: {e}") from e
+        return sorted((self._item(r) for r in raws if r is not None), key=lambda i: i.seq)
+
+    def item(self, item_id) -> StoredItem | None:
+        try:
+            raw = self._r.hget(f"{self._tag}:items", json.dumps(id_key(item_id)))
+        except self._errors as e:
+            raise StoreError(f"item store read failed: {e}") from e
+        return None if raw is None else self._item(raw)
+
+    def export_items(self):
+        return items_table(self.items_since(0))
 
     def close(self) -> None:
         self._r.close()

@@ -1,8 +1,10 @@
 """Request and response models of the HTTP API (pydantic; OpenAPI shows both).
 
 Every client value is bounded here, so bad input is a 422, never a 500: integers within int64, floats
-finite, text valid UTF-8 (no lone surrogates), list sizes capped. Ranges that depend on the deployment
-(timestamps) are checked by the handlers against :class:`~interestrec.recommend.config.ServeConfig`.
+finite, text valid UTF-8 (no lone surrogates), list sizes capped (absolute caps; a deployment's own, lower
+ones are in :class:`~interestrec.recommend.config.ServeConfig`). Ranges that depend on the deployment
+(timestamps, ``max_k``, ``max_batch_users``, ``max_batch_cost``) are checked by the handlers
+(:mod:`interestrec.serving.limits`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from interestrec.serving.idtypes import (
     utf8_check,
 )
 
-MAX_HISTORY, MAX_TEXT, MAX_K, MAX_BATCH_USERS, MAX_KEY = 1000, 2000, 1000, 100, 200
+MAX_HISTORY, MAX_TEXT, MAX_K, MAX_BATCH_USERS, MAX_KEY = 1000, 2000, 1000, 1000, 200
+MAX_ITEMS, MAX_TITLE, MAX_GENRES = 100, 300, 20
 EventKind = Literal["view", "click", "rate", "purchase", "tag", "search"]
 Diversity = bool | Literal["none", "round_robin", "mmr"]
 Text = Annotated[str, AfterValidator(utf8_check("text"))]
@@ -103,7 +106,8 @@ class EventsResponse(BaseModel):
 
 class Interest(BaseModel):
     interest: int
-    nearest_item: Item
+    nearest_item: Item | None = Field(description="without read auth: the nearest item the user has not "
+                                                  "interacted with (null when there is none)")
 
 
 class InterestsResponse(BaseModel):
@@ -143,6 +147,36 @@ class ClustersResponse(BaseModel):
 class VersionResponse(BaseModel):
     version: str
     replica: str
+
+
+class ItemIn(BaseModel):
+    item_id: ItemIdField
+    title: Text = Field(..., min_length=1, max_length=MAX_TITLE)
+    genres: list[Annotated[Text, Field(min_length=1, max_length=MAX_TITLE)]] = Field(default_factory=list,
+                                                                                   max_length=MAX_GENRES)
+    description: Text | None = Field(None, max_length=MAX_TEXT)
+
+
+class ItemsRequest(BaseModel):
+    items: list[ItemIn] = Field(..., min_length=1, max_length=MAX_ITEMS)
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY,
+                                         description="client batch id (or the Idempotency-Key header): a retry "
+                                                     "with the same key and items applies once")
+
+
+class ItemsResponse(BaseModel):
+    items: int
+    first_seq: int
+    duplicate: bool
+    idempotency_key: str
+
+
+class ItemOut(BaseModel):
+    item_id: ItemId
+    title: str
+    genres: list[str]
+    description: str | None
+    live: bool = Field(description="added through POST /items (else the served catalogue's)")
 
 
 class ErrorResponse(BaseModel):

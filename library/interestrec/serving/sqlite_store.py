@@ -7,6 +7,7 @@ open the same file; writers take turns (``busy_timeout``), readers never block.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -16,12 +17,15 @@ from interestrec.serving.store import (
     Ack,
     Event,
     KeyConflict,
+    StoredItem,
     StoreError,
     _check,
     events_table,
     fingerprint,
     id_key,
     id_value,
+    items_fingerprint,
+    items_table,
     stamped,
 )
 
@@ -44,7 +48,24 @@ CREATE TABLE IF NOT EXISTS batches (
     first_seq INTEGER NOT NULL,
     n INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS items (
+    item_id PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    batch TEXT NOT NULL,
+    title TEXT NOT NULL,
+    genres TEXT NOT NULL,
+    description TEXT,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_seq ON items (seq);
+CREATE TABLE IF NOT EXISTS item_batches (
+    key TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    n INTEGER NOT NULL
+);
 """
+ITEM_COLUMNS = "seq, batch, item_id, title, genres, description, vector"
 COLUMNS = "seq, batch, user_id, item_id, timestamp, event, value, text"
 
 
@@ -120,6 +141,61 @@ class SQLiteStore:
 
     def export(self):
         return events_table(self._read(f"SELECT {COLUMNS} FROM events ORDER BY seq", ()))
+
+    def put_items(self, items: list[dict], key: str) -> Ack:
+        import numpy as np
+
+        if not items:
+            raise ValueError("put_items: no items")
+        digest = items_fingerprint(items)
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    prev = db.execute("SELECT digest, first_seq, n FROM item_batches WHERE key = ?", (key,)).fetchone()
+                    if prev is not None:
+                        db.execute("ROLLBACK")
+                        if prev[0] != digest:
+                            raise KeyConflict(f"idempotency key '{key}' was already used for different items")
+                        return Ack(key, int(prev[1]), int(prev[2]), duplicate=True)
+                    first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]) + 1
+                    db.executemany("INSERT OR REPLACE INTO items (item_id, seq, batch, title, genres, description, vector) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   [(id_key(i["item_id"]), first + n, key, str(i["title"]), json.dumps(list(i.get("genres") or [])),
+                                     i.get("description"), np.asarray(i["vector"], np.float32).tobytes())
+                                    for n, i in enumerate(items)])
+                    db.execute("INSERT INTO item_batches (key, digest, first_seq, n) VALUES (?, ?, ?, ?)",
+                               (key, digest, first, len(items)))
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise StoreError(f"item store write failed, nothing applied: {e}") from e
+        return Ack(key, first, len(items))
+
+    def _items(self, where: str, args: tuple) -> list[StoredItem]:
+        import numpy as np
+
+        with self._lock:
+            try:
+                rows = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM items {where} ORDER BY seq", args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"item store read failed: {e}") from e
+        return [StoredItem(s, b, id_value(i), t, tuple(json.loads(g)), d, tuple(np.frombuffer(v, np.float32).tolist()))
+                for s, b, i, t, g, d, v in rows]
+
+    def items_since(self, seq: int) -> list[StoredItem]:
+        return self._items("WHERE seq > ?", (int(seq),))
+
+    def item(self, item_id) -> StoredItem | None:
+        rows = self._items("WHERE item_id = ?", (id_key(item_id),))
+        return rows[0] if rows else None
+
+    def export_items(self):
+        return items_table(self.items_since(0))
 
     def close(self) -> None:
         with self._lock:

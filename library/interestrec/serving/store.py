@@ -14,6 +14,10 @@ retry of such a batch seconds later is still the same batch. :meth:`EventStore.f
 a user (the live state's bound); :meth:`EventStore.export` returns everything, in the
 ``ingest/events.parquet`` column types, for the batch pipeline.
 
+Beside the events, the store keeps the live catalogue (``POST /items``): items with their text and encoded
+vector, each write numbered from its own sequence, so a replica reads only what changed since its last
+look (:meth:`EventStore.items_since`); :func:`export_items_parquet` writes it out for the next run.
+
 Events are keyed by the dataset's **original** user and item ids (an int64 or a string; see
 :mod:`interestrec.serving.idtypes`), so a stored event means the same user and item in every artifact
 version and the export holds ids the pipeline's readers ingest as they are.
@@ -89,6 +93,19 @@ class EventStore(Protocol):
     def export(self):
         """Every event in sequence order as an Arrow table (``ingest/events.parquet`` types plus ``seq``)."""
 
+    def put_items(self, items: list[dict], key: str) -> Ack:
+        """Durably add or replace live-catalogue items (``item_id``, ``title``, ``genres``, ``description``,
+        ``vector``) in one batch under the idempotency ``key`` (a retry answers the first acknowledgement)."""
+
+    def items_since(self, seq: int) -> list[StoredItem]:
+        """The latest write of every item written after sequence number ``seq`` (0: the whole catalogue)."""
+
+    def item(self, item_id: ItemId) -> StoredItem | None:
+        """One live-catalogue item, or ``None``."""
+
+    def export_items(self):
+        """The live catalogue (:func:`items_table`)."""
+
     def close(self) -> None: ...
 
 
@@ -145,5 +162,58 @@ def export_parquet(store: EventStore, path: str) -> int:
     from interestrec import artifacts
 
     table = store.export()
+    artifacts.write_parquet(path, table)
+    return table.num_rows
+
+
+# ---------------------------------------------------------------------------------------------- items
+@dataclass(frozen=True)
+class StoredItem:
+    """One item of the live catalogue (``seq``: the store's item sequence number of its latest write)."""
+
+    seq: int
+    batch: str
+    item_id: ItemId
+    title: str
+    genres: tuple[str, ...]
+    description: str | None
+    vector: tuple[float, ...]
+
+
+def items_fingerprint(items: list[dict]) -> str:
+    """A digest of an items batch as sent (ids, titles, genres, descriptions; not the vectors derived from them)."""
+    doc = [[i["item_id"], i["title"], list(i.get("genres") or []), i.get("description")] for i in items]
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+
+
+def latest_items(rows: list[StoredItem]) -> list[StoredItem]:
+    """The newest write of each item in ``rows`` (sequence order), ordered by sequence."""
+    last: dict = {}
+    for r in sorted(rows, key=lambda r: r.seq):
+        last[id_key(r.item_id)] = r
+    return sorted(last.values(), key=lambda r: r.seq)
+
+
+def items_table(items: list[StoredItem]):
+    """The live catalogue as an Arrow table in ``ingest/items.parquet``'s columns (``item_id``, ``title``,
+    ``genres``) plus ``description``, ``vector`` (the encoder's, float32) and ``seq``."""
+    import pyarrow as pa
+
+    return pa.table({
+        "item_id": _id_array([i.item_id for i in items]),
+        "title": pa.array([i.title for i in items], pa.string()),
+        "genres": pa.array([list(i.genres) for i in items], pa.list_(pa.string())),
+        "description": pa.array([i.description for i in items], pa.string()),
+        "vector": pa.array([list(i.vector) for i in items], pa.list_(pa.float32())),
+        "seq": pa.array([i.seq for i in items], pa.int64()),
+    })
+
+
+def export_items_parquet(store, path: str) -> int:
+    """Write the live catalogue (every item's latest write) as one Parquet file (atomically), beside the
+    events export, for the next pipeline run; returns the row count."""
+    from interestrec import artifacts
+
+    table = store.export_items()
     artifacts.write_parquet(path, table)
     return table.num_rows

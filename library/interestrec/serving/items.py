@@ -1,0 +1,107 @@
+"""The live catalogue on a ``Recommender`` replica: ``POST /items`` (write token; idempotent like ``POST
+/events``), ``GET /items/{item_id}``, and the replica's copy of the store's items.
+
+An item's text (title, genres, description; :func:`interestrec.encode.text.item_text` as the encode stage
+writes it) is encoded by the ``Encoder`` deployment, and the item with its vector is stored durably in the
+event store before the answer. Every replica reads what changed since its last look
+(:meth:`~interestrec.serving.store.EventStore.items_since`) at most every ``serve.items_poll_s`` seconds,
+on the next request, and serves the items beside the catalogue, scored as cold items
+(:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
+text changes with the next pipeline run; the store's export of items feeds it).
+"""
+
+import asyncio
+import logging
+import math
+
+from interestrec.recommend.errors import InvalidRequest
+from interestrec.serving import http
+from interestrec.serving import schemas as S
+from interestrec.serving.errors import KeyConflict, StoreError, UnknownId
+
+log = logging.getLogger("ray.serve")
+
+
+class ItemRoutes:
+    """A base of the ``Recommender`` deployment (it sets ``cfg``, ``store``, ``service``, ``codecs``, ``encoder``;
+    its routes call :meth:`_put_items` and :meth:`_get_item`)."""
+
+    _live: dict | None = None  # id key -> StoredItem, the replica's copy of the store's live catalogue
+    _live_seq = 0
+    _live_checked = -math.inf
+
+    def _set_live(self, service) -> None:
+        """Give ``service`` the live items its catalogue does not have (one assignment)."""
+        import numpy as np
+
+        from interestrec.recommend.live import LiveItems
+
+        codec = self.codecs[service.version]
+        rows = [r for r in (self._live or {}).values() if not codec.known_item(r.item_id)]
+        service.set_live(LiveItems(tuple(r.item_id for r in rows), tuple(r.title for r in rows),
+                                   np.asarray([r.vector for r in rows], np.float32).reshape(len(rows), service.dim)))
+
+    async def _refresh_items(self, force: bool = False) -> None:
+        """Read the items written since the last look, at most every ``items_poll_s`` (any time with ``force``);
+        the store down: the copy stays as it was."""
+        from interestrec.serving.store import id_key
+
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self._live_checked < self.cfg.items_poll_s:
+            return
+        self._live_checked = loop.time()
+        try:
+            rows = await asyncio.to_thread(self.store.items_since, self._live_seq)
+        except StoreError:
+            http.metrics()["fallbacks"].inc()
+            return
+        if rows:
+            self._live = {**(self._live or {}), **{id_key(r.item_id): r for r in rows}}
+            self._live_seq = max(self._live_seq, max(r.seq for r in rows))
+            self._set_live(self.service)
+
+    async def _put_items(self, req: S.ItemsRequest, authorization: str | None, idempotency_key: str | None) -> dict:
+        """``POST /items``: check, encode, store durably, then serve them on this replica at once."""
+        from interestrec.encode.text import item_text
+
+        http.write_auth(self.cfg.token, authorization)
+        key = http.batch_key(req.idempotency_key, idempotency_key)
+        codec = self.codecs[self.service.version]
+        ids = [codec.live_id(i.item_id) for i in req.items]
+        if len(set(map(str, ids))) < len(ids):
+            raise InvalidRequest("an item_id appears twice in one batch")
+        known = [i for i in ids if codec.known_item(i)]
+        if known:
+            raise InvalidRequest(f"item {known[0]!r} is in the served catalogue: its text changes with the next "
+                                 "pipeline run")
+        texts = [item_text(i.title, genres=i.genres) + (f" {i.description}" if i.description else "") for i in req.items]
+        vecs = await asyncio.gather(*(self._encode(t) for t in texts))
+        items = [{"item_id": o, "title": i.title, "genres": list(i.genres), "description": i.description,
+                  "vector": v.tolist()} for o, i, v in zip(ids, req.items, vecs)]
+        try:
+            ack = await asyncio.to_thread(self.store.put_items, items, key)  # durable before the answer
+        except KeyConflict:
+            raise
+        except Exception as e:  # unreachable, timed out, anything: whether it was applied is unknown here
+            log.warning("interestrec: POST /items batch %s not confirmed by the store: %r", key, e,
+                        exc_info=not isinstance(e, StoreError))
+            raise StoreError(f"the store did not confirm the items ({e}); retry with the same Idempotency-Key "
+                             f"('{key}'): a batch already applied is answered as a duplicate") from e
+        await self._refresh_items(force=True)  # this replica serves them at once, the others within items_poll_s
+        return {"items": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate, "idempotency_key": key}
+
+    async def _get_item(self, item_id: str, authorization: str | None) -> dict:
+        """``GET /items/{item_id}``: a live item from the store (so any replica, at once), else the catalogue's."""
+        http.read_auth(self.cfg.read_token, authorization)
+        service = self.service
+        codec = self.codecs[service.version]
+        if codec.known_item(item_id):
+            (i,) = codec.item_list([item_id])
+            return {"item_id": codec.original_items([i])[0], "title": service.titles.get(i, ""),
+                    "genres": list(service.arts.genres.get(i, [])), "description": None, "live": False}
+        original = codec.live_id(item_id)
+        row = await asyncio.to_thread(self.store.item, original)
+        if row is None:
+            raise UnknownId(f"unknown item {item_id}")
+        return {"item_id": row.item_id, "title": row.title, "genres": list(row.genres), "description": row.description,
+                "live": True}

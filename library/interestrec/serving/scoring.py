@@ -1,0 +1,103 @@
+"""What a ``Recommender`` replica does between the HTTP route and the model: translating and scoring a
+batch of known-user requests (:class:`KnownRequest`) with one store round trip, fresh state from the
+store, timestamps checked against the deployment's range, cold-start text sent to the ``Encoder``.
+
+:class:`ReplicaWork` is a base of :class:`~interestrec.serving.deployments.Recommender`; it expects the
+attributes the deployment sets: ``cfg``, ``store``, ``codecs``, ``encoder``, ``replica``.
+"""
+
+import asyncio
+from typing import NamedTuple
+
+from interestrec.errors import UnknownIdError
+from interestrec.recommend.errors import InvalidRequest
+from interestrec.serving import http
+from interestrec.serving import schemas as S
+from interestrec.serving.errors import InvalidId, StoreError, Unavailable
+from interestrec.serving.idtypes import IdCodec, ItemId, UserId
+
+
+class KnownRequest(NamedTuple):
+    """One known-user recommendation in a ``@serve.batch`` (original ids: the batch translates them with the
+    version it is scored on). Requests with equal :attr:`group` share one matrix product."""
+
+    user_id: UserId
+    k: int
+    exclude_seen: bool
+    diversity: bool | str
+    exclude_items: list[ItemId] | None  # original item ids left out of the answer (unknown ones ignored)
+    authed: bool  # read auth: explanations may name history items, ``fresh_events`` is shown
+
+    @property
+    def group(self) -> tuple[int, bool, bool | str]:
+        """The scoring parameters: ``(k, exclude_seen, diversity)``."""
+        return self.k, self.exclude_seen, self.diversity
+
+
+class ReplicaWork:
+    """The replica's plain work (no route, no Serve decorator): see the module docstring."""
+
+    def _check_times(self, events: list[S.HistoryEvent]) -> None:
+        """Every given timestamp within ``[min_timestamp, max_timestamp]`` (:class:`InvalidRequest`)."""
+        lo, hi = self.cfg.min_timestamp, self.cfg.max_timestamp
+        for e in events:
+            if e.timestamp is not None and not lo <= e.timestamp <= hi:
+                raise InvalidRequest(f"timestamp {e.timestamp} outside [{lo}, {hi}]")
+
+    def _fresh_states(self, service, codec: IdCodec, users: list[int]) -> tuple[list, bool]:
+        """Fresh states of user indices: the store is read by original ids, its events mapped to indices."""
+        try:
+            rows = self.store.fresh_many([codec.store_key(u) for u in users], self.cfg.max_fresh_events)
+        except StoreError:
+            http.metrics()["fallbacks"].inc()
+            return [None] * len(users), False
+        return [service.state_from_events(u, codec.event_indices(r)) if r else None for u, r in zip(users, rows)], True
+
+    def _known_sync(self, service, reqs: list[KnownRequest]) -> list:
+        """Score a batch of known-user requests (original ids, translated here with the batch's version):
+        one store round trip, one matrix product per parameter group."""
+        codec = self.codecs[service.version]
+        out: list = [None] * len(reqs)
+        ok, users, excludes = [], {}, {}
+        for j, r in enumerate(reqs):
+            try:
+                users[j] = codec.user(r.user_id)
+                service.user_index(users[j])
+                excludes[j] = codec.item_list(r.exclude_items or [], skip_unknown=True)
+                ok.append(j)
+            except (UnknownIdError, InvalidId) as e:
+                out[j] = e
+        states, _ = self._fresh_states(service, codec, [users[j] for j in ok])
+        state_of = dict(zip(ok, states))
+        groups: dict[tuple, list[int]] = {}
+        for j in ok:
+            groups.setdefault(reqs[j].group, []).append(j)
+        for (k, exclude_seen, diversity), js in groups.items():
+            try:
+                bodies = service.recommend_many([users[j] for j in js], k, exclude_seen, diversity,
+                                                [state_of[j] for j in js], [excludes[j] for j in js],
+                                                [reqs[j].authed for j in js])
+            except Exception as e:  # a typed error of this group goes back to each of its callers
+                bodies = [e] * len(js)
+            for j, b in zip(js, bodies):
+                if isinstance(b, dict):
+                    st = state_of[j]
+                    fresh = (st.events if st is not None else 0) if reqs[j].authed else None  # a history size: read auth
+                    b = {**codec.out(b), "fresh_events": fresh, "replica": self.replica}
+                out[j] = b
+        return out
+
+    async def _encode(self, text: str):
+        """``text`` encoded by the ``Encoder`` deployment (:class:`Unavailable` when it cannot answer)."""
+        import numpy as np
+        import ray.exceptions as rex
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        if self.encoder is None:
+            raise Unavailable("text encoding is not enabled in this deployment")
+        try:
+            vec = await asyncio.wait_for(self.encoder.encode.remote(text), 10.0)
+        except (rex.RayActorError, rex.ActorUnavailableError, BackPressureError, DeploymentUnavailableError,
+                asyncio.TimeoutError) as e:
+            raise Unavailable(f"the text encoder is unavailable ({type(e).__name__}); retry") from None
+        return np.asarray(vec, np.float32)
