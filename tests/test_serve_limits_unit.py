@@ -183,3 +183,31 @@ def test_hidden_history_views(out):
     crowd = svc.similar(u, n=10, k=50, min_users=3)["items"]
     assert crowd and all(i["users"] >= 3 for i in crowd)
     assert np.all(np.diff([i["users"] for i in crowd]) <= 0)
+
+
+def test_a_body_chunk_late_past_a_deadline_is_kept_for_the_next_read_not_lost():
+    from interestrec.serving.http import _Body
+
+    async def scenario():
+        q: asyncio.Queue = asyncio.Queue()
+        calls = []
+
+        async def receive():
+            calls.append(1)
+            return await q.get()
+
+        body = _Body(receive)
+        loop = asyncio.get_running_loop()
+        with pytest.raises(asyncio.TimeoutError):
+            await body.read_until(loop.time() + 0.05)  # nothing yet: the receive stays pending, not cancelled
+        q.put_nowait({"type": "http.request", "body": b"abc", "more_body": True})
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the pending receive has taken the chunk; the loop notices only now
+        with pytest.raises(asyncio.TimeoutError):  # past the deadline, the chunk is kept, the next is awaited
+            await body.read_until(loop.time() - 1.0)
+        q.put_nowait({"type": "http.request", "body": b"def", "more_body": False})
+        assert await body.read_until(loop.time() + 1.0) is True
+        return b"".join(body.parts), len(calls)
+
+    parts, calls = asyncio.run(scenario())
+    assert parts == b"abcdef" and calls == 2  # one receive per message: none was dropped by a timeout

@@ -151,6 +151,7 @@ class Guard:
                 if loop.time() >= deadline:
                     raise
                 if BODIES["reading"] >= BODIES["readers"]:
+                    body.close()
                     return await _refuse(503, f"{BODIES['readers']} slow request bodies are being received "
                                               "already (serve.max_body_readers); retry shortly", scope, receive, send)
                 BODIES["reading"] += 1
@@ -159,9 +160,11 @@ class Guard:
                 finally:
                     BODIES["reading"] -= 1
         except asyncio.TimeoutError:
+            body.close()
             return await _refuse(408, f"request body not received within {BODIES['timeout_s']:g} s "
                                       "(serve.body_timeout_s)", scope, receive, send)
         except BodyTooLarge as e:
+            body.close()
             return await _refuse(413, e.detail, scope, receive, send)
         if not done:  # the client went away mid-body: nobody reads an answer
             return await _refuse(400, "the client disconnected before its body was complete", scope, receive, send)
@@ -169,19 +172,30 @@ class Guard:
 
 
 class _Body:
-    """A request body read in steps: :meth:`read_until` a point in time, keeping what came so far."""
+    """A request body read in steps: :meth:`read_until` a point in time, keeping what came so far.
+
+    A ``receive`` still pending at a deadline is kept for the next step, never cancelled (no message is lost),
+    and one that completed by the time the loop noticed the deadline counts as received: on a busy replica
+    the loop wakes late, and that lateness is not the client's.
+    """
 
     def __init__(self, receive):
         self.receive = receive
         self.parts: list[bytes] = []
         self.seen = 0
+        self.pending: asyncio.Task | None = None
 
     async def read_until(self, when: float) -> bool:
         """Read until the body is complete (``True``) or the client disconnected (``False``);
         ``asyncio.TimeoutError`` at loop time ``when``, :class:`BodyTooLarge` once over ``MAX_BODY``."""
         loop = asyncio.get_running_loop()
         while True:
-            message = await asyncio.wait_for(self.receive(), max(when - loop.time(), 0.0))
+            if self.pending is None:
+                self.pending = asyncio.ensure_future(self.receive())
+            await asyncio.wait({self.pending}, timeout=max(when - loop.time(), 0.0))
+            if not self.pending.done():
+                raise asyncio.TimeoutError
+            message, self.pending = self.pending.result(), None
             if message["type"] == "http.disconnect":
                 return False
             chunk = message.get("body", b"")
@@ -191,6 +205,11 @@ class _Body:
             self.parts.append(chunk)
             if not message.get("more_body", False):
                 return True
+
+    def close(self) -> None:
+        """Cancel a ``receive`` still pending (the guard answered without the rest of the body)."""
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
 
 
 def _replay(body: bytes, receive):
