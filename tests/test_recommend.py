@@ -292,3 +292,22 @@ def test_fresh_events_move_interests_and_cluster(service):
     for _ in range(12):
         capped = service.apply_events(uid, [{"item_id": items[0]}], capped)
     assert len(capped.interests) == 8
+
+
+def test_cached_similarity_rows_give_the_plain_item_level_scores():
+    from interestrec.recommend.llm_term import SimilarityRows, item_level_reference, item_level_scores
+
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    hists = [rng.integers(0, 300, int(rng.integers(0, 30))) for _ in range(40)]
+    cache = SimilarityRows(vecs, capacity=50)  # smaller than the items asked for: rows are evicted and recomputed
+    for mode in ("item_max", "item_sum"):
+        plain = item_level_scores(vecs, hists, mode, last=20, half_life=5.0)
+        for _ in range(2):
+            cached = item_level_scores(vecs, hists, mode, last=20, half_life=5.0, rows=cache)
+            np.testing.assert_allclose(cached, plain, rtol=1e-5, atol=1e-6)
+        b, j = 7, 123
+        assert cached[b, j] == pytest.approx(item_level_reference(vecs, hists[b], j, mode, 20, 5.0), abs=1e-5)
+    assert cache.hits > 0 and cache.misses > 0 and len(cache._rows) <= 50
+    np.testing.assert_allclose(cache.rows(np.array([5, 5, 9])), vecs[[5, 5, 9]] @ vecs.T, rtol=1e-5, atol=1e-6)

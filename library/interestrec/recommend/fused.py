@@ -156,6 +156,7 @@ class FusedModel:
     history: list[np.ndarray] = field(default_factory=list)
     user_pop: np.ndarray | None = None  # popularity as of each user's own last event (evaluation)
     item_table: object | None = None  # sparse (n_items, n_items) item–item table of the seq term
+    sim_rows: object | None = None  # a llm_term.SimilarityRows cache of the item-level term (serving)
 
     @property
     def weights(self) -> Terms[float]:
@@ -188,7 +189,7 @@ class FusedModel:
         its = interests if interests is not None else [self.user_interests[u] for u in users]
         hist = histories if histories is not None else [self.history[u] for u in users] if self.history else []
         p = self.params
-        llm = llm_scores(p.llm_mode, self.item_vecs, its, hist, p.llm_last, p.llm_half_life)
+        llm = llm_scores(p.llm_mode, self.item_vecs, its, hist, p.llm_last, p.llm_half_life, self.sim_rows)
         if clusters is None and self.user_pop is not None:
             pop = self.user_pop[users]
         else:

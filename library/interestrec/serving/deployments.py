@@ -93,7 +93,8 @@ class Recommender(ReplicaWork, ItemRoutes):
         if self.service is not None and self.service.version == version:
             return
         service = RecommenderService(path, half_life_days=self.cfg.half_life_days,  # load fully, then swap
-                                     candidates=self.cfg.mmr_candidates, open_depth=self.cfg.open_max_k)
+                                     candidates=self.cfg.mmr_candidates, open_depth=self.cfg.open_max_k,
+                                     sim_cache_items=self.cfg.sim_cache_items)
         if service.version != version:
             raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
         old = self.service.version if self.service is not None else None
