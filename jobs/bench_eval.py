@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import _services
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ("ingest", "adapt", "encode", "cluster", "dynamics", "graph")
+PREPARE = "prepare"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,9 +67,16 @@ def overrides(variant: str, extra: list[str]) -> list[str]:
 
 
 def child(args: argparse.Namespace) -> int:
-    """One evaluate run in this fresh process: its own local Ray, then the stage, then the digest."""
+    """One evaluate run in this fresh process: its own local Ray, then the stage, then the digest (or, as
+    ``prepare``, the upstream stages)."""
     import interestrec
 
+    if args.child == PREPARE:
+        _services.start_local_ray()
+        config = interestrec.load_config(args.config, args.set)
+        interestrec.run(args.out, data=args.data, config=config, stages=list(UPSTREAM))
+        _bench.emit({})
+        return 0
     cpus = 2 if args.child == "local" else int(args.child.split("_")[0])
     _services.start_local_ray(num_cpus=cpus)
     config = interestrec.load_config(args.config, overrides(args.child, args.set))
@@ -80,15 +87,12 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare(args: argparse.Namespace) -> None:
-    """Run the upstream stages once (not measured) when ``--out`` lacks any of their summaries."""
+def prepare(args: argparse.Namespace, child_argv: list[str]) -> None:
+    """Run the upstream stages once, in a fresh process (not measured), when ``--out`` lacks any of them."""
     if all((Path(args.out) / s / "summary.json").exists() for s in UPSTREAM):
         return
-    cmd = [str(Path(sys.executable).parent / "interestrec"), "run", "--config", args.config, "--out", args.out,
-           "--stages", ",".join(UPSTREAM), "-q", *(["--data", args.data] if args.data else []),
-           *[a for kv in args.set for a in ("--set", kv)]]
-    print("preparing the upstream stages (not measured):", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    print(f"preparing the upstream stages {', '.join(UPSTREAM)} in {args.out} (not measured)", flush=True)
+    _bench.run_child(PREPARE, _bench.Child(__file__, child_argv))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args)
     counts = [int(w) for w in args.workers.split(",")]
-    prepare(args)
     names = [f"{w}_worker{'s' * (w != 1)}" for w in counts] + (["local"] if args.with_local else [])
     child_argv = ["--config", args.config, "--out", args.out, *(["--data", args.data] if args.data else []),
                   *[a for kv in args.set for a in ("--set", kv)]]
+    prepare(args, child_argv)
     _bench.how_it_ran(f"{args.config}'s evaluate stage on {args.out}; each variant in a fresh process with a local "
                       f"Ray of that many CPUs (local: 2, the reference executor); {_bench.rounds_text(names, args.rounds)}")
     variants = {n: _bench.Child(__file__, child_argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}) for n in names}
