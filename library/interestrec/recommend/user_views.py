@@ -1,6 +1,7 @@
 """A user's interests and the users like them, as the service answers them (no Ray).
 
-Both take the :class:`~interestrec.recommend.service.RecommenderService` they describe and a user's
+Both take the :class:`~interestrec.recommend.service.RecommenderService` they describe (typed ``Any``: that module
+imports this one) and a user's
 fresh :class:`~interestrec.recommend.state.UserState` (or ``None``). Neither shows a history the caller
 may not see when asked not to: ``hide_history`` picks each interest's nearest item among the items the
 user has *not* interacted with, and ``min_users`` lists only items that several similar users share.
@@ -8,16 +9,15 @@ user has *not* interacted with, and ``min_users`` lists only items that several 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from interestrec.recommend.service import RecommenderService
     from interestrec.recommend.state import UserState
 
 
-def interests(svc: RecommenderService, user_id: int, state: UserState | None = None,
+def interests(svc: Any, user_id: int, state: UserState | None = None,
               hide_history: bool = False) -> dict:
     """A user's interests (each with its nearest item), cluster and history size.
 
@@ -41,7 +41,7 @@ def interests(svc: RecommenderService, user_id: int, state: UserState | None = N
             "fresh_events": state.events if state is not None else 0}
 
 
-def similar(svc: RecommenderService, user_id: int, n: int = 10, k: int = 10, state: UserState | None = None,
+def similar(svc: Any, user_id: int, n: int = 10, k: int = 10, state: UserState | None = None,
             min_users: int = 1) -> dict:
     """The ``n`` users closest in interest space within the user's cluster, and up to ``k`` items they
     interacted with that this user has not (ranked by how many of them did, then by similarity), each one
