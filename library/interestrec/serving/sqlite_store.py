@@ -7,6 +7,7 @@ open the same file; writers take turns (``busy_timeout``), readers never block.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -92,35 +93,44 @@ class SQLiteStore:
         except sqlite3.Error as e:
             raise StoreError(f"SQLite store {self.path}: {e}") from e
 
-    def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
-        _check(events)
-        digest = fingerprint(user_id, events)  # over the batch as sent, before missing timestamps are stamped
-        rows = [(key, id_key(user_id), id_key(e["item_id"]), int(e["timestamp"]), str(e["event"]),
-                 None if e.get("value") is None else float(e["value"]), e.get("text")) for e in stamped(events)]
+    @contextlib.contextmanager
+    def _write(self, what: str):
+        """One ``BEGIN IMMEDIATE`` transaction under the lock: committed when the block ends still in it (a block
+        may roll back itself, for a duplicate), rolled back on any error; SQLite errors become
+        :class:`StoreError` ("nothing applied")."""
         with self._lock:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    prev = db.execute("SELECT user_id, digest, first_seq, n FROM batches WHERE key = ?", (key,)).fetchone()
-                    if prev is not None:
-                        db.execute("ROLLBACK")
-                        if prev[1] != digest:
-                            raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")
-                        return Ack(key, int(prev[2]), int(prev[3]), duplicate=True)
-                    db.executemany("INSERT INTO events (batch, user_id, item_id, timestamp, event, value, text) "
-                                         "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                    last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-                    first = int(last) - len(rows) + 1
-                    db.execute("INSERT INTO batches (key, user_id, digest, first_seq, n) VALUES (?, ?, ?, ?, ?)",
-                               (key, id_key(user_id), digest, first, len(rows)))
-                    db.execute("COMMIT")
+                    yield db
+                    if db.in_transaction:
+                        db.execute("COMMIT")
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
-                raise StoreError(f"event store write failed, nothing applied: {e}") from e
+                raise StoreError(f"{what} failed, nothing applied: {e}") from e
+
+    def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
+        _check(events)
+        digest = fingerprint(user_id, events)  # over the batch as sent, before missing timestamps are stamped
+        rows = [(key, id_key(user_id), id_key(e["item_id"]), int(e["timestamp"]), str(e["event"]),
+                 None if e.get("value") is None else float(e["value"]), e.get("text")) for e in stamped(events)]
+        with self._write("event store write") as db:
+            prev = db.execute("SELECT user_id, digest, first_seq, n FROM batches WHERE key = ?", (key,)).fetchone()
+            if prev is not None:
+                db.execute("ROLLBACK")
+                if prev[1] != digest:
+                    raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")
+                return Ack(key, int(prev[2]), int(prev[3]), duplicate=True)
+            db.executemany("INSERT INTO events (batch, user_id, item_id, timestamp, event, value, text) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            first = int(last) - len(rows) + 1
+            db.execute("INSERT INTO batches (key, user_id, digest, first_seq, n) VALUES (?, ?, ?, ?, ?)",
+                       (key, id_key(user_id), digest, first, len(rows)))
         return Ack(key, first, len(rows))
 
     def _read(self, sql: str, args: tuple) -> list[Event]:
@@ -148,32 +158,21 @@ class SQLiteStore:
         if not items:
             raise ValueError("put_items: no items")
         digest = items_fingerprint(items)
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    prev = db.execute("SELECT digest, first_seq, n FROM item_batches WHERE key = ?", (key,)).fetchone()
-                    if prev is not None:
-                        db.execute("ROLLBACK")
-                        if prev[0] != digest:
-                            raise KeyConflict(f"idempotency key '{key}' was already used for different items")
-                        return Ack(key, int(prev[1]), int(prev[2]), duplicate=True)
-                    first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]) + 1
-                    db.executemany("INSERT OR REPLACE INTO items (item_id, seq, batch, title, genres, description, vector) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [(id_key(i["item_id"]), first + n, key, str(i["title"]), json.dumps(list(i.get("genres") or [])),
-                                     i.get("description"), np.asarray(i["vector"], np.float32).tobytes())
-                                    for n, i in enumerate(items)])
-                    db.execute("INSERT INTO item_batches (key, digest, first_seq, n) VALUES (?, ?, ?, ?)",
-                               (key, digest, first, len(items)))
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise StoreError(f"item store write failed, nothing applied: {e}") from e
+        with self._write("item store write") as db:
+            prev = db.execute("SELECT digest, first_seq, n FROM item_batches WHERE key = ?", (key,)).fetchone()
+            if prev is not None:
+                db.execute("ROLLBACK")
+                if prev[0] != digest:
+                    raise KeyConflict(f"idempotency key '{key}' was already used for different items")
+                return Ack(key, int(prev[1]), int(prev[2]), duplicate=True)
+            first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]) + 1
+            db.executemany("INSERT OR REPLACE INTO items (item_id, seq, batch, title, genres, description, vector) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(id_key(i["item_id"]), first + n, key, str(i["title"]), json.dumps(list(i.get("genres") or [])),
+                             i.get("description"), np.asarray(i["vector"], np.float32).tobytes())
+                            for n, i in enumerate(items)])
+            db.execute("INSERT INTO item_batches (key, digest, first_seq, n) VALUES (?, ?, ?, ?)",
+                       (key, digest, first, len(items)))
         return Ack(key, first, len(items))
 
     def _items(self, where: str, args: tuple) -> list[StoredItem]:
