@@ -6,7 +6,7 @@ OUT ?= out/demo
 BENCH_OUT ?= out/bench
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all test-multinode test-fast test-services lint bench clean
+.PHONY: setup demo serve test test-all test-multinode test-fast test-services lint bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 # The demo profile: every stage, publish and the Serve check, sized for ~5 min on a quiet 2-core machine (README).
 demo: setup
 	$(BIN)/interestrec run --config configs/demo.yaml $(if $(DATA),--data $(DATA)) --out $(OUT) --serve-check
+
+# serving/config.yaml over `make demo`'s output, with the HAProxy ingress (interestrec.serving.ingress).
+serve: setup
+	$(BIN)/python -m interestrec.serving.ingress $(BIN)/serve run serving/config.yaml
 
 # The full table (configs/default.yaml: every grid and budget), every stage re-run and timed (~25 min on 2 cores).
 bench: setup

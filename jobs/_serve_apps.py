@@ -41,7 +41,10 @@ def start(kind: str, artifacts: str, store: str, setting: dict, cpus: int, port:
 
     import _services
 
+    from interestrec.serving.ingress import use_ingress
+
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")  # a loaded machine starts the proxy slowly
+    use_ingress()  # the shipped ingress (HAProxy) unless the variant's environment says otherwise
     _services.start_local_ray(cpus)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     token = secrets.token_hex(16)

@@ -83,6 +83,40 @@ async def open_loop(url: str, paths: dict[str, tuple[float, list[dict]]], warmup
     return out
 
 
+def stalled_clients(port: int, n: int, seconds_after_measure: float):
+    """A coroutine factory for ``open_loop(on_start=...)``: ``n`` connections that send a ``POST /recommend``'s
+    headers and part of its body, then nothing; one the server closes is opened again at once, until
+    ``seconds_after_measure`` s into the measured window. Returns how many connections were opened."""
+
+    async def hold(t_measure: float) -> dict:
+        opened = 0
+        head = (b"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 200\r\n\r\n{\"user_id\": ")
+
+        async def one() -> None:
+            nonlocal opened
+            while time.perf_counter() < t_measure + seconds_after_measure:
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.1)
+                    continue
+                opened += 1
+                writer.write(head)
+                try:
+                    await writer.drain()
+                    left = t_measure + seconds_after_measure - time.perf_counter()
+                    await asyncio.wait_for(reader.read(), max(left, 0.0))  # until the server answers or closes
+                except (OSError, asyncio.TimeoutError):
+                    pass
+                writer.close()
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        return {"stalled_opened": opened}
+
+    return hold
+
+
 def in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:
     """The same calls on the library service directly, one caller, no Serve or HTTP, one BLAS thread (as
     in a replica; on two shared cores a multi-threaded BLAS is several times slower for these products)."""

@@ -1,8 +1,8 @@
 """Open-loop load test of the Serve app side by side with a no-op Serve app (Ray Serve's own floor here).
 
     python jobs/bench_serve.py --artifacts out/demo                     # known 50 and 70 QPS vs the no-op; cold 20 QPS
-    python jobs/bench_serve.py --artifacts out/demo --capacity --kill-replica --text-qps 10
-    python jobs/bench_serve.py --artifacts out/demo --variants "default;haproxy:RAY_SERVE_ENABLE_HA_PROXY=1"
+    python jobs/bench_serve.py --artifacts out/demo --capacity --kill-replica --stalled 200 --text-qps 10
+    python jobs/bench_serve.py --artifacts out/demo --variants "haproxy;proxy:INTERESTREC_INGRESS=proxy"
     python jobs/bench_serve.py --artifacts out/demo --store redis        # the Redis backend (a local server)
 
 Two apps, each started in its own fresh process with its own local Ray (``_serve_apps``): ``app`` (the
@@ -11,7 +11,9 @@ recommender: ``POST /recommend {user_id, k=10}``, a fifth of the users with fres
 replica), alternating for ``--rounds`` rounds (the order flipped every other round), medians. Each child
 offers every rate of ``--rates`` on the known-user path (the no-op gets the same offered rate), then, in the
 app, the cold paths (``cold``: a 5-item history at ``--cold-qps``; ``cold_text``: with a text, encoded by
-the encoder deployment, at ``--text-qps``), then ``--capacity`` steps and ``--kill-replica``. Requests are
+the encoder deployment, at ``--text-qps``), then ``--capacity`` steps, ``--stalled`` (the first rate again while
+that many connections stall mid-body, both apps) and ``--kill-replica``. Both apps run behind the shipped
+ingress (HAProxy, :mod:`interestrec.serving.ingress`) unless a variant's environment says otherwise. Requests are
 Poisson arrivals whatever the answers do (an open loop), latency counts from the scheduled send time; the
 load generator runs on this machine. ``--variants`` repeats both apps under other Serve settings (name:
 ENV=VALUE,...). In-process calls on ``RecommenderService`` (one caller, no Serve) are printed for scale.
@@ -32,7 +34,7 @@ import numpy as np
 
 import _bench
 import _services
-from _serve_load import in_process, open_loop, payloads
+from _serve_load import in_process, open_loop, payloads, stalled_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_KEYS = {"replicas": "recommender_replicas", "batch": "max_batch_size", "wait_ms": "batch_wait_timeout_s",
@@ -52,9 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--store", default="sqlite", help="'sqlite' (a temp file), 'redis' (a local redis-server) or a URL")
     p.add_argument("--setting", default="replicas=2,batch=16,wait_ms=2,ongoing=64",
                    help="the app's Serve settings (keys: replicas, batch, wait_ms, ongoing)")
-    p.add_argument("--variants", default="default", help="';'-separated NAME[:ENV=VALUE,...] run for both apps")
+    p.add_argument("--variants", default="haproxy", help="';'-separated NAME[:ENV=VALUE,...] run for both apps")
     p.add_argument("--capacity", action="store_true", help="step the known rate up: highest with p99 < 100 ms")
     p.add_argument("--kill-replica", action="store_true", help="kill one recommender replica mid-run (app)")
+    p.add_argument("--stalled", type=int, default=0,
+                   help="also offer the first rate while this many connections stall mid-body (both apps)")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     p.add_argument("--seed", type=int, default=0)
     _bench.add_child_flag(p)
@@ -120,8 +124,8 @@ def seed_events(base: str, token: str, users: np.ndarray, items: np.ndarray, rng
 
     for u in users[::5]:
         httpx.post(f"{base}/events", timeout=30, headers={"Authorization": f"Bearer {token}"}, json={
-            "user_id": int(u), "events": [{"item_id": int(i), "event": "click"}
-                                          for i in rng.choice(items, 3, replace=False)]}).raise_for_status()
+            "user_id": int(u), "idempotency_key": f"seed-{u}",
+            "events": [{"item_id": int(i), "event": "click"} for i in rng.choice(items, 3, replace=False)]}).raise_for_status()
 
 
 def child(args: argparse.Namespace) -> int:
@@ -140,7 +144,7 @@ def child(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{port}"
     store = args.store if args.store != "sqlite" else f"sqlite://{tempfile.mkdtemp(prefix='bench-serve-')}/events.db"
     token = _serve_apps.start(kind, args.artifacts, store, args.setting_map, args.cpus, port, bool(args.text_qps))
-    out: dict = {"rates": {}, "cold": {}, "capacity": None, "kill": None}
+    out: dict = {"rates": {}, "cold": {}, "capacity": None, "kill": None, "stalled": None}
     try:
         if kind == "app":
             seed_events(base, token, service.user_ids, service.item_ids, rng)
@@ -161,6 +165,12 @@ def child(args: argparse.Namespace) -> int:
                     break
                 best = float(rate)
             out["capacity"] = best
+        if args.stalled:
+            rate = args.rate_list[0]
+            res = asyncio.run(open_loop(f"{base}/recommend", {"known": (rate, bodies["known"])}, args.warmup,
+                                        args.seconds, args.seed + 77,
+                                        on_start=stalled_clients(port, args.stalled, args.seconds)))
+            out["stalled"] = {**res["known"], "codes": res["_codes"], **(res["_extra"] or {})}
         if args.kill_replica and kind == "app":
             rate = args.rate_list[0]
             res = asyncio.run(open_loop(f"{base}/recommend", {"known": (rate, bodies["known"])}, args.warmup,
@@ -197,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if redis_server is not None:
             redis_server.stop()
-    service = RecommenderService(args.artifacts)
+    from interestrec.recommend.config import ServeConfig
+
+    service = RecommenderService(args.artifacts, sim_cache_mb=ServeConfig.sim_cache_mb)  # as a replica holds it
     rng = np.random.default_rng(args.seed)
     local = {k: in_process(service, None, payloads(k, service.user_ids, service.item_ids, rng, 500), 3.0)
              for k in ("known", "cold")}
@@ -232,6 +244,13 @@ def report(args: argparse.Namespace, names: list[str], runs: dict, local: dict) 
             cap, cap0 = stat(runs, name, "capacity"), stat(runs, noop, "capacity")
             print(f"{name} capacity (highest known rate with p99 < 100 ms, 0 errors): {cap:.0f} QPS; no-op {cap0:.0f} "
                   f"QPS; ratio {cap / cap0 if cap0 else float('nan'):.2f}")
+        if runs[name][0]["stalled"]:
+            rate = args.rate_list[0]
+            for app in (names[names.index(name) - 1], name):
+                p99, base = stat(runs, app, "stalled", "p99"), stat(runs, app, "rates", str(rate), "p99")
+                print(f"{app} with {args.stalled} stalled connections at {rate:.0f} QPS: p99 {p99:.1f} ms (without: "
+                      f"{base:.1f} ms, {p99 / base:.2f}x), errors {sum(r['stalled']['errors'] for r in runs[app])}, "
+                      f"connections opened {runs[app][0]['stalled']['stalled_opened']}")
         for r in runs[name]:
             if r["kill"]:
                 k = r["kill"]

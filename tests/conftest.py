@@ -70,6 +70,9 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
+        from interestrec.serving.ingress import use_ingress
+
+        use_ingress()  # Serve apps in the tests run behind the shipped ingress (HAProxy)
         ray.init(
             address="local",  # always a fresh local instance, never one left by `ray start`
             num_cpus=int(os.environ.get("INTERESTREC_TEST_CPUS", "2")),

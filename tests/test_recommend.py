@@ -303,11 +303,14 @@ def test_cached_similarity_rows_give_the_plain_item_level_scores():
     hists = [rng.integers(0, 300, int(rng.integers(0, 30))) for _ in range(40)]
     cache = SimilarityRows(vecs, capacity=50)  # smaller than the items asked for: rows are evicted and recomputed
     for mode in ("item_max", "item_sum"):
-        plain = item_level_scores(vecs, hists, mode, last=20, half_life=5.0)
+        plain = item_level_scores(vecs, hists, mode, last=20, half_life=5.0, chunk=16)  # chunks of short and empty
         for _ in range(2):
             cached = item_level_scores(vecs, hists, mode, last=20, half_life=5.0, rows=cache)
             np.testing.assert_allclose(cached, plain, rtol=1e-5, atol=1e-6)
-        b, j = 7, 123
-        assert cached[b, j] == pytest.approx(item_level_reference(vecs, hists[b], j, mode, 20, 5.0), abs=1e-5)
+        for b in range(len(hists)):  # every history against the plain per-pair form (padding, empty ones)
+            for j in (0, 123, 299):
+                ref = item_level_reference(vecs, hists[b], j, mode, 20, 5.0)
+                assert plain[b, j] == pytest.approx(ref, abs=1e-5) and cached[b, j] == pytest.approx(ref, abs=1e-5)
     assert cache.hits > 0 and cache.misses > 0 and len(cache._rows) <= 50
+    assert SimilarityRows.for_budget(vecs, 1.0).capacity == 2**20 // (4 * 300)  # rows of n_items float32 in 1 MiB
     np.testing.assert_allclose(cache.rows(np.array([5, 5, 9])), vecs[[5, 5, 9]] @ vecs.T, rtol=1e-5, atol=1e-6)

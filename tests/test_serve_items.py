@@ -149,12 +149,13 @@ def server(out, ray_local, tmp_path_factory):
     from ray import serve
     from ray.serve.context import _get_global_client
 
-    from fixtures.ports import free_port
+    from fixtures.ports import free_port, wait_http
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     port = _get_global_client().http_config.port
     db = tmp_path_factory.mktemp("items-store") / "events.db"
     _deploy(out, db)
+    wait_http(f"http://127.0.0.1:{port}{PREFIX}/healthz")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}{PREFIX}", timeout=60, headers=RAUTH) as client:
         yield client, db
     serve.delete(APP)
@@ -184,7 +185,7 @@ def test_a_new_item_is_recommended_right_after_post_items(server, out, tmp_path_
 
     c, db = server
     space_user = 1004  # the fixture's user 4 likes Space only
-    unauthorised = c.post("/items", json={"items": [NEW]})
+    unauthorised = c.post("/items", json={"items": [NEW], "idempotency_key": "cat-1"})
     assert unauthorised.status_code == 401, unauthorised.text  # writes need the write token
     r = c.post("/items", json={"items": [NEW], "idempotency_key": "cat-1"}, headers=AUTH)
     assert r.status_code == 200 and r.json()["items"] == 1 and not r.json()["duplicate"], r.text
@@ -193,7 +194,8 @@ def test_a_new_item_is_recommended_right_after_post_items(server, out, tmp_path_
     assert again.status_code == 200 and again.json()["duplicate"]
     conflict = c.post("/items", json={"items": [{**NEW, "title": "other"}], "idempotency_key": "cat-1"}, headers=AUTH)
     assert conflict.status_code == 409
-    assert c.post("/items", json={"items": [{**NEW, "item_id": 10}]}, headers=AUTH).status_code == 422  # catalogue id
+    catalogue_id = c.post("/items", json={"items": [{**NEW, "item_id": 10}], "idempotency_key": "cat-2"}, headers=AUTH)
+    assert catalogue_id.status_code == 422 and "10" in catalogue_id.text  # a catalogue item's id
 
     def has_new(body):
         return NEW["item_id"] in [i["item_id"] for i in body["items"]]

@@ -45,7 +45,7 @@ def server(out, ray_local, tmp_path_factory):
     from ray import serve
     from ray.serve.context import _get_global_client
 
-    from fixtures.ports import free_port
+    from fixtures.ports import free_port, wait_http
     from interestrec.serving.app import build_app
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
@@ -53,6 +53,7 @@ def server(out, ray_local, tmp_path_factory):
     db = tmp_path_factory.mktemp("limits-store") / "events.db"
     serve.run(build_app({"artifacts": str(out), "store": f"sqlite://{db}", "token": TOKEN, "text": False, **LIMITS}),
               name=APP, route_prefix=PREFIX)
+    wait_http(f"http://127.0.0.1:{port}{PREFIX}/healthz")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}{PREFIX}", timeout=30) as client:
         yield client, port
     serve.delete(APP)
@@ -120,8 +121,10 @@ def _stalled(port: int, path: str) -> socket.socket:
     return s
 
 
-def _answer(s: socket.socket) -> tuple[int, str, float]:
-    """The status and head of the answer on ``s`` and when it came."""
+def _answer(s: socket.socket) -> tuple[int, str, float, bool]:
+    """The status and head of the answer on ``s``, when it came, and whether the server then closed the
+    connection (within 30 s; the ingress in front may drop the replica's ``Connection: close`` header, since
+    the header is per hop, but must still close a connection whose body never came)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = s.recv(4096)
@@ -129,7 +132,15 @@ def _answer(s: socket.socket) -> tuple[int, str, float]:
             break
         data += chunk
     head = data.split(b"\r\n\r\n")[0].decode("latin-1")
-    return int(head.split()[1]), head.lower(), time.perf_counter()
+    when = time.perf_counter()
+    s.settimeout(30)
+    try:
+        while s.recv(4096):
+            pass
+        closed = True
+    except TimeoutError:
+        closed = False
+    return int(head.split()[1]), head.lower(), when, closed
 
 
 def test_stalled_bodies_get_408_or_503_and_never_hold_every_slot(server, users):
@@ -160,8 +171,8 @@ def test_stalled_bodies_get_408_or_503_and_never_hold_every_slot(server, users):
     codes = [a[0] for a in answers]
     assert sorted(set(codes)) == [408, 503], codes
     assert codes.count(408) <= LIMITS["max_body_readers"]  # at most that many bodies were being waited for
-    for code, head, when in answers:
-        assert "connection: close" in head
+    for code, head, when, closed in answers:
+        assert closed, head
         if code == 503:  # refused once the grace for a body had passed, long before the timeout
             assert "retry-after: 1" in head and when - t0 < LIMITS["body_timeout_s"] / 2
         else:

@@ -92,7 +92,7 @@ def server(out, tmp_path_factory):
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
 
-    from fixtures.ports import free_port
+    from fixtures.ports import free_port, wait_http
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     port = _get_global_client().http_config.port  # the running proxy's port (Serve may already be up)
@@ -113,6 +113,7 @@ def server(out, tmp_path_factory):
         time.sleep(0.5)
     else:
         raise TimeoutError("the app did not become RUNNING")
+    wait_http(f"http://127.0.0.1:{port}/strids/healthz")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}/strids", timeout=30) as client:
         yield client
     serve.delete(APP_NAME)
@@ -170,7 +171,8 @@ def test_events_with_string_ids_change_recommendations(server):
     after = server.post("/recommend", json={"user_id": u, "k": 10}).json()
     assert after["fresh_events"] is None and after["user_id"] == u  # open reads never show a history's size
     assert not set(before[-3:]) & {i["item_id"] for i in after["items"]}  # now seen -> filtered
-    bad = server.post("/events", json={"user_id": u, "events": [{"item_id": "B0nope"}]}, headers=AUTH)
+    bad = server.post("/events", json={"user_id": u, "events": [{"item_id": "B0nope"}], "idempotency_key": "s-2"},
+                      headers=AUTH)
     assert bad.status_code == 404 and "unknown item B0nope" in bad.text
 
 

@@ -172,6 +172,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not Path(args.artifacts).exists() and "://" not in args.artifacts:
         print(f"interestrec: artifacts not found: {args.artifacts} (run `interestrec run` first)", file=sys.stderr)
         return EXIT_USAGE
+    from interestrec.serving.ingress import use_ingress
+
+    use_ingress()  # Serve's HAProxy ingress unless the environment says otherwise; before Ray starts
     init_ray(args.verbose)
     quiet_serve_logs(args.verbose)
     ctx = StageContext(out=args.artifacts, config=cfg, verbose=args.verbose)

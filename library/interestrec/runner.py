@@ -122,6 +122,10 @@ def run_pipeline(args: argparse.Namespace, stages: list[str], force: bool, serve
         return EXIT_USAGE
     set_progress(args)
     t0 = time.perf_counter()
+    if serve_check:  # the check deploys behind the shipped ingress (set before Ray starts)
+        from interestrec.serving.ingress import use_ingress
+
+        use_ingress()
     init_ray(args.verbose, progress_bars=not args.quiet)
     ctx = StageContext(out=args.out, config=cfg, data=str(data) if data else None, verbose=args.verbose)
     summaries, seconds, skipped = {}, {}, set()

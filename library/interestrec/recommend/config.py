@@ -35,8 +35,8 @@ class ServeConfig:
         max_batch_users / max_batch_cost: ``/recommend/batch`` takes at most this many users, and
             ``users × k`` at most ``max_batch_cost``.
         mmr_candidates: diversification (MMR, round robin) re-ranks at most this many of the best items.
-        sim_cache_items: per replica, how many items' similarity rows the item-level LLM term keeps (an LRU;
-            ``sim_cache_items × n_items × 4`` bytes; 0 = computed per request).
+        sim_cache_mb: per replica, MiB of the item-level LLM term's similarity rows kept (an LRU of
+            ``n_items × 4``-byte rows; 0 = computed per request).
         heavy_slots: per replica, batch and MMR requests running at once (on their own threads); one more
             is answered 429 with ``Retry-After``, never queued.
         body_timeout_s: a request body not fully received within this many seconds is answered 408.
@@ -72,13 +72,13 @@ class ServeConfig:
     body_timeout_s: float = 5.0
     max_body_readers: int = 0
     items_poll_s: float = 0.5
-    sim_cache_items: int = 2048
+    sim_cache_mb: float = 256.0
 
     def __post_init__(self):
         check_config(self, "serve",
                      ge={"port": 0, "encoder_replicas": 1, "max_ongoing_requests": 1, "max_k": 1, "open_max_k": 1,
                          "open_min_peers": 1, "max_batch_users": 1, "max_batch_cost": 1, "mmr_candidates": 1,
-                         "heavy_slots": 1, "max_body_readers": 0, "sim_cache_items": 0},
+                         "heavy_slots": 1, "max_body_readers": 0, "sim_cache_mb": 0},
                      le={"port": 65535, "max_k": 1000, "max_batch_users": 1000, "mmr_candidates": 10_000,
                          "body_timeout_s": 600, "items_poll_s": 60},
                      gt={"recommender_cpus": 0, "half_life_days": 0, "body_timeout_s": 0, "items_poll_s": 0})

@@ -26,7 +26,7 @@ class SimilarityRows:
 
     A serving replica scores small batches, so the item-level term's product ``(b·last, d) @ (d, n_items)`` is
     most of a request's arithmetic, while users' recent items overlap heavily; a row is computed once, by the
-    same product, and reused. Memory: ``capacity × n_items × 4`` bytes.
+    same product, and reused. Memory: ``capacity × n_items × 4`` bytes (:meth:`for_budget` sizes it in MiB).
 
     Shapes:
         item_vecs: ``(n_items, d)``; :meth:`rows` of ``(m,)`` indices returns ``(m, n_items)`` float32.
@@ -39,31 +39,54 @@ class SimilarityRows:
         if capacity < 1:
             raise ValueError(f"SimilarityRows needs a capacity of at least 1, got {capacity}")
         self.item_vecs = np.asarray(item_vecs, np.float32)
+        self.vecs_t = np.ascontiguousarray(self.item_vecs.T)  # (d, n): the product's fast layout
         self.capacity = int(capacity)
         self._rows: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def rows(self, items: np.ndarray) -> np.ndarray:
-        items = np.asarray(items, np.int64).ravel()
+    @classmethod
+    def for_budget(cls, item_vecs: np.ndarray, mib: float) -> SimilarityRows:
+        """A cache holding as many rows as ``mib`` MiB allow (at least one)."""
+        row_bytes = 4 * max(len(item_vecs), 1)
+        return cls(item_vecs, max(1, int(mib * 2**20) // row_bytes))
+
+    def lookup(self, items: np.ndarray) -> dict[int, np.ndarray]:
+        """Each distinct index of ``items`` → its row (read-only; cached, or computed and cached now)."""
+        wanted = dict.fromkeys(np.asarray(items, np.int64).ravel().tolist())
         with self._lock:
-            have = {int(i): self._rows[int(i)] for i in set(items.tolist()) if int(i) in self._rows}
-        missing = np.array(sorted(set(items.tolist()) - set(have)), np.int64)
-        if len(missing):
-            fresh = self.item_vecs[missing] @ self.item_vecs.T
-            have.update({int(i): fresh[r] for r, i in enumerate(missing)})
+            have = {i: self._rows[i] for i in wanted if i in self._rows}
+        missing = [i for i in wanted if i not in have]
+        if missing:
+            fresh = self.item_vecs[missing] @ self.vecs_t
+            fresh.flags.writeable = False
+            have.update(zip(missing, fresh))
         with self._lock:
-            self.hits += len(items) - len(missing)
+            self.hits += len(wanted) - len(missing)
             self.misses += len(missing)
-            for i in dict.fromkeys(items.tolist()):
+            for i in wanted:
                 self._rows[i] = have[i]
                 self._rows.move_to_end(i)
             while len(self._rows) > self.capacity:
                 self._rows.popitem(last=False)
+        return have
+
+    def rows(self, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, np.int64).ravel()
+        have = self.lookup(items)
         out = np.empty((len(items), len(self.item_vecs)), np.float32)
         for r, i in enumerate(items.tolist()):
             out[r] = have[i]
         return out
+
+
+def _weighted_max(rows: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """``max_p w_p · rows[p]`` elementwise, in place over one buffer. Shapes: rows[p] ``(n,)``; returns ``(n,)``."""
+    best = np.multiply(rows[0], np.float32(weights[0]))
+    tmp = np.empty_like(best)
+    for row, w in zip(rows[1:], weights[1:]):
+        np.maximum(best, np.multiply(row, np.float32(w), out=tmp), out=best)
+    return best
 
 
 def item_level_scores(item_vecs: np.ndarray, histories: list[np.ndarray], mode: str = "item_max", last: int = 20,
@@ -71,36 +94,46 @@ def item_level_scores(item_vecs: np.ndarray, histories: list[np.ndarray], mode: 
     """Item-level LLM scores of every item for each history (oldest item first); empty histories score 0.
 
     ``rows`` (a :class:`SimilarityRows` over the same ``item_vecs``) serves the similarity rows from its cache
-    instead of the product (the same numbers up to float rounding, tested against this path).
+    instead of the product (the same numbers up to float rounding, tested against this path). Without it,
+    ``item_max`` scales each query vector by its weight first (``w·(v_p·v_j) = (w·v_p)·v_j``, ``w > 0``) and
+    pads short histories with their own first item (a repeat cannot change a max), so one product and one
+    max give the scores.
 
     Shapes:
         item_vecs: ``(n_items, d)``; histories[b]: ``(h_b,)`` item indices; returns ``(b, n_items)`` float32.
     """
     if mode not in ("item_max", "item_sum"):
         raise ValueError(f"item_level_scores: mode must be 'item_max' or 'item_sum', got '{mode}'")
-    iv = np.asarray(item_vecs, np.float32)
+    iv = rows.item_vecs if rows is not None else np.asarray(item_vecs, np.float32)
     out = np.zeros((len(histories), len(iv)), np.float32)
     recent = [_recent(h, last, half_life) for h in histories]
+    if rows is not None:
+        have = rows.lookup(np.concatenate([h for h, _ in recent]) if recent else np.zeros(0, np.int64))
+        for b, (h, w) in enumerate(recent):
+            if len(h) and mode == "item_max":
+                out[b] = _weighted_max([have[i] for i in h.tolist()], w)
+            elif len(h):
+                out[b] = np.asarray(w, np.float32) @ np.stack([have[i] for i in h.tolist()])
+        return out
     if mode == "item_sum":
         for b, (h, w) in enumerate(recent):
             if len(h):
-                out[b] = w @ rows.rows(h) if rows is not None else (w @ iv[h]) @ iv.T
+                out[b] = iv @ (w.astype(np.float32) @ iv[h])
         return out
+    vt = np.ascontiguousarray(iv.T)
     for lo in range(0, len(recent), chunk):
-        part = recent[lo : lo + chunk]
-        width = max((len(h) for h, _ in part), default=0)
+        part = [(lo + r, h, w) for r, (h, w) in enumerate(recent[lo : lo + chunk]) if len(h)]
+        width = max((len(h) for _, h, _ in part), default=0)
         if width == 0:
             continue
-        idx = np.zeros((len(part), width), np.int64)
-        wt = np.zeros((len(part), width), np.float32)
-        real = np.zeros((len(part), width), bool)
-        for r, (h, w) in enumerate(part):
-            idx[r, : len(h)], wt[r, : len(h)], real[r, : len(h)] = h, w, True
-        flat = rows.rows(idx.ravel()) if rows is not None else iv[idx].reshape(-1, iv.shape[1]) @ iv.T
-        sims = flat.reshape(len(part), width, len(iv)) * wt[:, :, None]
-        sims[~real] = -np.inf
-        best = sims.max(1)
-        out[lo : lo + len(part)] = np.where(np.isfinite(best), best, 0.0)
+        idx = np.empty((len(part), width), np.int64)
+        wt = np.empty((len(part), width), np.float32)
+        for r, (_, h, w) in enumerate(part):
+            idx[r], wt[r] = h[0], w[0]  # padding: the first item again
+            idx[r, : len(h)], wt[r, : len(h)] = h, w
+        queries = iv[idx.ravel()] * wt.reshape(-1, 1)
+        best = (queries @ vt).reshape(len(part), width, len(iv)).max(1)
+        out[[b for b, _, _ in part]] = best
     return out
 
 

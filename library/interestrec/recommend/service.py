@@ -56,7 +56,7 @@ class RecommenderService:
     """
 
     def __init__(self, path: str, half_life_days: float = HALF_LIFE_DAYS, decay_factor: float = 0.7,
-                 candidates: int = 200, open_depth: int | None = None, sim_cache_items: int = 0):
+                 candidates: int = 200, open_depth: int | None = None, sim_cache_mb: float = 0.0):
         arts = ra.load(path)
         self.arts = arts
         self.root, self.version = arts.root, arts.version
@@ -74,10 +74,10 @@ class RecommenderService:
                              arts.ev_time, arts.user_cluster, len(arts.centroids), arts.graph_users, arts.graph_items,
                              interests=arts.user_interests, item_table=table, half_life_days=half_life_days)
         self.model: FusedModel = build_model(inputs, params)
-        if sim_cache_items > 0 and params.llm_mode != "interest":  # the item-level term's rows, cached per replica
+        if sim_cache_mb > 0 and params.llm_mode != "interest":  # the item-level term's rows, cached per replica
             from interestrec.recommend.llm_term import SimilarityRows
 
-            self.model.sim_rows = SimilarityRows(self.model.item_vecs, sim_cache_items)
+            self.model.sim_rows = SimilarityRows.for_budget(self.model.item_vecs, sim_cache_mb)
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)

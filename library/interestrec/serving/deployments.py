@@ -94,7 +94,7 @@ class Recommender(ReplicaWork, ItemRoutes):
             return
         service = RecommenderService(path, half_life_days=self.cfg.half_life_days,  # load fully, then swap
                                      candidates=self.cfg.mmr_candidates, open_depth=self.cfg.open_max_k,
-                                     sim_cache_items=self.cfg.sim_cache_items)
+                                     sim_cache_mb=self.cfg.sim_cache_mb)
         if service.version != version:
             raise RuntimeError(f"pinned version {version} but the artifacts say {service.version}")
         old = self.service.version if self.service is not None else None

@@ -8,7 +8,6 @@ The routes live on :class:`~interestrec.serving.deployments.Recommender` (``@ser
 
 import asyncio
 import hmac
-import uuid
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -264,10 +263,15 @@ def check_exclude_seen(exclude_seen: bool, authed: bool) -> None:
 
 def batch_key(body: str | None, header: str | None) -> str:
     """The batch's key: the ``idempotency_key`` field or the ``Idempotency-Key`` header (equal when both are
-    sent), else a new one (returned in the answer, so a client can still retry with it)."""
+    sent). Every write needs one: the ingress retries a request whose replica died mid-request on another
+    replica, and only the key makes that retry a duplicate instead of a second write."""
     if header is not None:
         if not 1 <= len(header) <= S.MAX_KEY:
             raise InvalidRequest(f"Idempotency-Key must have 1 to {S.MAX_KEY} characters")
         if body is not None and body != header:
             raise InvalidRequest("the Idempotency-Key header and the idempotency_key field differ")
-    return body or header or uuid.uuid4().hex
+    key = body or header
+    if key is None:
+        raise InvalidRequest("a write needs an idempotency key: the Idempotency-Key header or the idempotency_key "
+                             "field (unique per batch, the same on a retry), so a retried batch is applied once")
+    return key

@@ -60,8 +60,9 @@ class EventsRequest(BaseModel):
     user_id: UserIdField
     events: list[HistoryEvent] = Field(..., min_length=1, max_length=MAX_HISTORY)
     idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY,
-                                         description="client batch id (or the Idempotency-Key header): a retry "
-                                                     "with the same key and events applies once")
+                                         description="client batch id, this field or the Idempotency-Key header "
+                                                     "(one is required): a retry with the same key and events "
+                                                     "applies once")
 
 
 class Item(BaseModel):
@@ -160,8 +161,9 @@ class ItemIn(BaseModel):
 class ItemsRequest(BaseModel):
     items: list[ItemIn] = Field(..., min_length=1, max_length=MAX_ITEMS)
     idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY,
-                                         description="client batch id (or the Idempotency-Key header): a retry "
-                                                     "with the same key and items applies once")
+                                         description="client batch id, this field or the Idempotency-Key header "
+                                                     "(one is required): a retry with the same key and items "
+                                                     "applies once")
 
 
 class ItemsResponse(BaseModel):
