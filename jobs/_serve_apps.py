@@ -40,7 +40,6 @@ def start(kind: str, artifacts: str, store: str, setting: dict, cpus: int, port:
     from ray import serve
 
     import _services
-
     from interestrec.serving.ingress import use_ingress
 
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")  # a loaded machine starts the proxy slowly

@@ -69,7 +69,6 @@ def redis_srv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def port(ray_local) -> int:
     from ray import serve
-
     from ray.serve.context import _get_global_client
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
