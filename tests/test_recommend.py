@@ -314,3 +314,16 @@ def test_cached_similarity_rows_give_the_plain_item_level_scores():
     assert cache.hits > 0 and cache.misses > 0 and len(cache._rows) <= 50
     assert SimilarityRows.for_budget(vecs, 1.0).capacity == 2**20 // (4 * 300)  # rows of n_items float32 in 1 MiB
     np.testing.assert_allclose(cache.rows(np.array([5, 5, 9])), vecs[[5, 5, 9]] @ vecs.T, rtol=1e-5, atol=1e-6)
+    warm = SimilarityRows(vecs, capacity=50)
+    assert warm.warm(np.arange(299, 219, -1), chunk=16) == 50 and warm.misses == 50  # the 50 most wanted, once each
+    np.testing.assert_allclose(warm.rows(np.array([299, 250])), vecs[[299, 250]] @ vecs.T, rtol=1e-5, atol=1e-6)
+    assert warm.misses == 50 and warm.hits == 2  # served from the warmed rows
+    assert warm.rows(np.array([249])).shape == (1, 300) and warm.misses == 51  # past the 50: computed now
+
+
+def test_recent_items_lists_what_the_llm_term_will_ask_for_most_shared_first():
+    from interestrec.recommend.service import _recent_items
+
+    hist = [np.array([1, 2, 3, 4]), np.array([9, 4]), np.array([], np.int64), np.array([4, 3])]
+    assert _recent_items(hist, last=2).tolist() == [4, 3, 9]  # item 1 and 2 are past each user's last 2
+    assert _recent_items([], last=2).tolist() == []

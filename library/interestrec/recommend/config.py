@@ -58,7 +58,7 @@ class ServeConfig:
     encoder_replicas: int = 1
     max_ongoing_requests: int = 64
     max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.002
+    batch_wait_timeout_s: float = 0.0
     max_tokens: int = EncodeConfig.max_tokens
     recommender_cpus: float = 0.5
     half_life_days: float = HALF_LIFE_DAYS

@@ -71,6 +71,14 @@ class SimilarityRows:
                 self._rows.popitem(last=False)
         return have
 
+    def warm(self, items: np.ndarray, chunk: int = 512) -> int:
+        """Compute the rows of ``items`` (most wanted first) ahead of requests, at most :attr:`capacity` of
+        them, ``chunk`` rows per product. Returns how many rows the cache holds."""
+        items = np.asarray(items, np.int64).ravel()[: self.capacity]
+        for lo in range(len(items) - 1 if len(items) else 0, -1, -chunk):  # least wanted first: they age out first
+            self.lookup(items[max(lo - chunk + 1, 0) : lo + 1])
+        return len(self._rows)
+
     def rows(self, items: np.ndarray) -> np.ndarray:
         items = np.asarray(items, np.int64).ravel()
         have = self.lookup(items)

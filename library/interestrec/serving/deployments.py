@@ -108,7 +108,7 @@ class Recommender(ReplicaWork, ItemRoutes):
         if self.service is None:
             raise RuntimeError("the model is not loaded yet")
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _known(self, reqs: list[KnownRequest]) -> list:
         service = self.service  # one version for the whole batch
         return await asyncio.to_thread(self._known_sync, service, reqs)
@@ -128,7 +128,7 @@ class Recommender(ReplicaWork, ItemRoutes):
         if not req.history:
             http.check_exclude_seen(req.exclude_seen, authed)
         limits.check_k(req.k, self.cfg)
-        await self._refresh_items()
+        await self._live_items()
         service = self.service
         heavy = req.diversity == "mmr"  # off the light path, in the bounded pool
         if req.history:
@@ -159,7 +159,7 @@ class Recommender(ReplicaWork, ItemRoutes):
         limits.check_k(req.k, self.cfg)
         limits.check_batch(len(req.user_ids), req.k, self.cfg)
         limits.check_open_depth(req.k, 0, authed, self.cfg)
-        await self._refresh_items()
+        await self._live_items()
         reqs = [KnownRequest(u, req.k, req.exclude_seen, req.diversity, None, authed) for u in req.user_ids]
         out = await self.heavy.run(self._known_sync, self.service, reqs)  # one pool slot, one store round trip
         for r in out:

@@ -4,15 +4,14 @@
 An item's text (title, genres, description; :func:`interestrec.encode.text.item_text` as the encode stage
 writes it) is encoded by the ``Encoder`` deployment, and the item with its vector is stored durably in the
 event store before the answer. Every replica reads what changed since its last look
-(:meth:`~interestrec.serving.store.EventStore.items_since`) at most every ``serve.items_poll_s`` seconds,
-on the next request, and serves the items beside the catalogue, scored as cold items
+(:meth:`~interestrec.serving.store.EventStore.items_since`) every ``serve.items_poll_s`` seconds, in a
+background task the replica's first request starts (no request waits for a poll after that), and serves the items beside the catalogue, scored as cold items
 (:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
 text changes with the next pipeline run; the store's export of items feeds it).
 """
 
 import asyncio
 import logging
-import math
 
 from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import http
@@ -28,7 +27,7 @@ class ItemRoutes:
 
     _live: dict | None = None  # id key -> StoredItem, the replica's copy of the store's live catalogue
     _live_seq = 0
-    _live_checked = -math.inf
+    _poller: asyncio.Task | None = None
 
     def _set_live(self, service) -> None:
         """Give ``service`` the live items its catalogue does not have (one assignment)."""
@@ -41,15 +40,26 @@ class ItemRoutes:
         service.set_live(LiveItems(tuple(r.item_id for r in rows), tuple(r.title for r in rows),
                                    np.asarray([r.vector for r in rows], np.float32).reshape(len(rows), service.dim)))
 
-    async def _refresh_items(self, force: bool = False) -> None:
-        """Read the items written since the last look, at most every ``items_poll_s`` (any time with ``force``);
-        the store down: the copy stays as it was."""
+    async def _live_items(self) -> None:
+        """Before a request is scored: the first one starts the background poll and waits for its first read;
+        later ones wait for nothing."""
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll_items())
+            await self._refresh_items()
+
+    async def _poll_items(self) -> None:
+        """Read the store's new items every ``items_poll_s`` for the replica's lifetime."""
+        while True:
+            await asyncio.sleep(self.cfg.items_poll_s)
+            try:
+                await self._refresh_items()
+            except Exception:  # a bad row must not end the poll for good: logged, tried again next time
+                log.exception("interestrec: reading the live catalogue failed; retrying in %.1f s", self.cfg.items_poll_s)
+
+    async def _refresh_items(self) -> None:
+        """Read the items written since the last look; the store down: the copy stays as it was."""
         from interestrec.serving.store import id_key
 
-        loop = asyncio.get_running_loop()
-        if not force and loop.time() - self._live_checked < self.cfg.items_poll_s:
-            return
-        self._live_checked = loop.time()
         try:
             rows = await asyncio.to_thread(self.store.items_since, self._live_seq)
         except StoreError:
@@ -87,7 +97,7 @@ class ItemRoutes:
                         exc_info=not isinstance(e, StoreError))
             raise StoreError(f"the store did not confirm the items ({e}); retry with the same Idempotency-Key "
                              f"('{key}'): a batch already applied is answered as a duplicate") from e
-        await self._refresh_items(force=True)  # this replica serves them at once, the others within items_poll_s
+        await self._refresh_items()  # this replica serves them at once, the others within items_poll_s
         return {"items": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate, "idempotency_key": key}
 
     async def _get_item(self, item_id: str, authorization: str | None) -> dict:
