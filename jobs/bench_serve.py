@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--store", default="sqlite", help="'sqlite' (a temp file), 'redis' (a local redis-server) or a URL")
-    p.add_argument("--setting", default="replicas=2,batch=16,wait_ms=0,ongoing=64",
+    p.add_argument("--setting", default="replicas=2,batch=16,wait_ms=0,ongoing=256",
                    help="the app's Serve settings (keys: replicas, batch, wait_ms, ongoing)")
     p.add_argument("--variants", default="haproxy", help="';'-separated NAME[:ENV=VALUE,...] run for both apps")
     p.add_argument("--capacity", action="store_true", help="step the known rate up: highest with p99 < 100 ms")
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def parse_setting(text: str) -> dict:
-    """``replicas=2,batch=16,wait_ms=0,ongoing=64`` → ServeConfig fields."""
+    """``replicas=2,batch=16,wait_ms=0,ongoing=256`` → ServeConfig fields."""
     out = {}
     for part in text.split(","):
         k, _, v = part.strip().partition("=")

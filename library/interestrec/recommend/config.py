@@ -22,7 +22,9 @@ class ServeConfig:
             the store's export).
         min_timestamp / max_timestamp: accepted event timestamps (UTC seconds; 0 is valid).
         recommender_replicas / encoder_replicas: replica counts.
-        max_ongoing_requests: per recommender replica (Serve's back-pressure bound).
+        max_ongoing_requests: per recommender replica (Serve's back-pressure bound). Slots are cheap (light
+            requests are batched, heavy ones bounded by ``heavy_slots``, slow bodies by ``max_body_readers``), so
+            it is set high enough that 200 stalled connections leave light requests room (`docs/bench/serve.md`).
         max_batch_size / batch_wait_timeout_s: ``@serve.batch`` of known-user scoring.
         max_tokens: the text encoder's token budget (the encode stage's, so batch and serving agree).
         recommender_cpus: CPUs reserved per recommender replica.
@@ -56,7 +58,7 @@ class ServeConfig:
     max_timestamp: int = 4_102_444_800  # 2100-01-01
     recommender_replicas: int = 1
     encoder_replicas: int = 1
-    max_ongoing_requests: int = 64
+    max_ongoing_requests: int = 256
     max_batch_size: int = 16
     batch_wait_timeout_s: float = 0.0
     max_tokens: int = EncodeConfig.max_tokens

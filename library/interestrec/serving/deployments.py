@@ -56,7 +56,7 @@ class Encoder:
         return [v.tolist() for v in self.encoder.encode(texts)]
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, health_check_period_s=2)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256, health_check_period_s=2)
 @serve.ingress(app)
 class Recommender(ReplicaWork, ItemRoutes):
     """The model holder: answers HTTP itself, reads fresh state from the store, scores batches together."""
