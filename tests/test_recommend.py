@@ -322,8 +322,8 @@ def test_cached_similarity_rows_give_the_plain_item_level_scores():
 
 
 def test_recent_items_lists_what_the_llm_term_will_ask_for_most_shared_first():
-    from interestrec.recommend.service import _recent_items
+    from interestrec.recommend.llm_term import recent_items
 
     hist = [np.array([1, 2, 3, 4]), np.array([9, 4]), np.array([], np.int64), np.array([4, 3])]
-    assert _recent_items(hist, last=2).tolist() == [4, 3, 9]  # item 1 and 2 are past each user's last 2
-    assert _recent_items([], last=2).tolist() == []
+    assert recent_items(hist, last=2).tolist() == [4, 3, 9]  # item 1 and 2 are past each user's last 2
+    assert recent_items([], last=2).tolist() == []

@@ -88,6 +88,16 @@ class SimilarityRows:
         return out
 
 
+def recent_items(history: list[np.ndarray], last: int) -> np.ndarray:
+    """Items in users' last ``last`` history positions, the most shared first (what the item-level LLM term
+    will ask for). Shapes: history[u] ``(h_u,)``; returns ``(m,)`` distinct indices."""
+    tails = [np.asarray(h[-last:], np.int64) for h in history if len(h)]
+    if not tails:
+        return np.zeros(0, np.int64)
+    items, counts = np.unique(np.concatenate(tails), return_counts=True)
+    return items[np.argsort(-counts, kind="stable")]
+
+
 def _weighted_max(rows: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """``max_p w_p · rows[p]`` elementwise, in place over one buffer. Shapes: rows[p] ``(n,)``; returns ``(n,)``."""
     best = np.multiply(rows[0], np.float32(weights[0]))

@@ -43,16 +43,6 @@ def _diversity(value: bool | str | None) -> str:
     return value
 
 
-def _recent_items(history: list[np.ndarray], last: int) -> np.ndarray:
-    """Items in users' last ``last`` history positions, the most shared first (what the item-level LLM term
-    will ask for). Shapes: history[u] ``(h_u,)``; returns ``(m,)`` distinct indices."""
-    tails = [np.asarray(h[-last:], np.int64) for h in history if len(h)]
-    if not tails:
-        return np.zeros(0, np.int64)
-    items, counts = np.unique(np.concatenate(tails), return_counts=True)
-    return items[np.argsort(-counts, kind="stable")]
-
-
 class RecommenderService:
     """Everything ``/recommend``, ``/users`` and ``/clusters`` need, loaded once from an artifact directory.
 
@@ -85,10 +75,10 @@ class RecommenderService:
                              interests=arts.user_interests, item_table=table, half_life_days=half_life_days)
         self.model: FusedModel = build_model(inputs, params)
         if sim_cache_mb > 0 and params.llm_mode != "interest":  # the item-level term's rows, cached per replica
-            from interestrec.recommend.llm_term import SimilarityRows
+            from interestrec.recommend.llm_term import SimilarityRows, recent_items
 
             self.model.sim_rows = SimilarityRows.for_budget(self.model.item_vecs, sim_cache_mb)
-            self.model.sim_rows.warm(_recent_items(self.model.history, params.llm_last))
+            self.model.sim_rows.warm(recent_items(self.model.history, params.llm_last))
         from interestrec.recommend.clusters import cluster_profiles
 
         self.profiles = cluster_profiles(arts, self.model.cluster_pop)

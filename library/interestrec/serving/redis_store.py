@@ -28,39 +28,34 @@ from interestrec.serving.store import (
     stamped,
 )
 
-APPEND = """
+# One script per batch kind, applied once per idempotency key: KEYS[1] = the batch's key, KEYS[4] = the
+# sequence counter; a repeat returns the first answer with the duplicate flag. {n}: the batch's size from ARGV,
+# {write}: what one element stores at sequence number `s` (ARGV[1] is the batch's digest).
+_ONCE = """
 local prev = redis.call('HMGET', KEYS[1], 'digest', 'first', 'n')
-if prev[1] then return {prev[1], tonumber(prev[2]), tonumber(prev[3]), 1} end
-local n = #ARGV - 1
+if prev[1] then return {{prev[1], tonumber(prev[2]), tonumber(prev[3]), 1}} end
+local n = {n}
 local last = redis.call('INCRBY', KEYS[4], n)
 local first = last - n + 1
 for i = 1, n do
   local s = first + i - 1
+{write}
+end
+redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'first', first, 'n', n)
+return {{ARGV[1], first, n, 0}}
+"""
+
+# events: KEYS = batch, user's events, log, event counter; ARGV = digest, then one member per event
+APPEND = _ONCE.format(n="#ARGV - 1", write="""\
   local m = string.format('%d', s) .. '|' .. ARGV[i + 1]
   redis.call('ZADD', KEYS[2], s, m)
-  redis.call('ZADD', KEYS[3], s, m)
-end
-redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'first', first, 'n', n)
-return {ARGV[1], first, n, 0}
-"""
-
+  redis.call('ZADD', KEYS[3], s, m)""")
 
 # items: KEYS = batch, items hash, items by seq, item counter; ARGV = digest, then (field, doc) pairs
-PUT_ITEMS = """
-local prev = redis.call('HMGET', KEYS[1], 'digest', 'first', 'n')
-if prev[1] then return {prev[1], tonumber(prev[2]), tonumber(prev[3]), 1} end
-local n = (#ARGV - 1) / 2
-local last = redis.call('INCRBY', KEYS[4], n)
-local first = last - n + 1
-for i = 1, n do
+PUT_ITEMS = _ONCE.format(n="(#ARGV - 1) / 2", write="""\
   local field = ARGV[2 * i]
-  local s = first + i - 1
   redis.call('HSET', KEYS[2], field, string.format('%d', s) .. '|' .. ARGV[2 * i + 1])
-  redis.call('ZADD', KEYS[3], s, field)
-end
-redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'first', first, 'n', n)
-return {ARGV[1], first, n, 0}
-"""
+  redis.call('ZADD', KEYS[3], s, field)""")
 
 
 class RedisStore:
@@ -96,15 +91,20 @@ class RedisStore:
                                "value": None if e.get("value") is None else float(e["value"]),
                                "text": e.get("text")}, separators=(",", ":")) for e in stamped(events)]
         keys = [f"{self._tag}:batch:{key}", self._user(user_id), f"{self._tag}:log", f"{self._tag}:seq"]
+        return self._once(self._append, keys, [digest, *members], key, "event", "a different batch")
+
+    def _once(self, script, keys: list[str], args: list[str], key: str, what: str, other: str) -> Ack:
+        """Run an idempotent batch script (``args[0]`` its digest): store errors as :class:`StoreError` saying
+        whether anything may have been applied, a reused key with another digest as :class:`KeyConflict`."""
         try:
-            got, first, n, dup = self._append(keys=keys, args=[digest, *members])
+            got, first, n, dup = script(keys=keys, args=args)
         except self._response_error as e:  # the server answered: the script did not run (or wrote nothing)
-            raise StoreError(f"event store write failed, nothing applied: {e}") from e
+            raise StoreError(f"{what} store write failed, nothing applied: {e}") from e
         except self._errors as e:  # no answer (connection lost, timeout): the script may have run
-            raise StoreError(f"event store write not confirmed (it may or may not have been applied): {e}") from e
+            raise StoreError(f"{what} store write not confirmed (it may or may not have been applied): {e}") from e
         got = got.decode() if isinstance(got, bytes) else got
-        if dup and got != digest:
-            raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")
+        if dup and got != args[0]:
+            raise KeyConflict(f"idempotency key '{key}' was already used for {other}")
         return Ack(key, int(first), int(n), duplicate=bool(dup))
 
     @staticmethod
@@ -148,16 +148,7 @@ class RedisStore:
                  "genres": list(i.get("genres") or []), "description": i.get("description"),
                  "vector": [float(x) for x in i["vector"]]}, separators=(",", ":"))]
         keys = [f"{self._tag}:itembatch:{key}", f"{self._tag}:items", f"{self._tag}:items_seq", f"{self._tag}:item_seq"]
-        try:
-            got, first, n, dup = self._put_items(keys=keys, args=args)
-        except self._response_error as e:
-            raise StoreError(f"item store write failed, nothing applied: {e}") from e
-        except self._errors as e:
-            raise StoreError(f"item store write not confirmed (it may or may not have been applied): {e}") from e
-        got = got.decode() if isinstance(got, bytes) else got
-        if dup and got != digest:
-            raise KeyConflict(f"idempotency key '{key}' was already used for different items")
-        return Ack(key, int(first), int(n), duplicate=bool(dup))
+        return self._once(self._put_items, keys, args, key, "item", "different items")
 
     @staticmethod
     def _item(raw) -> StoredItem:
