@@ -113,18 +113,26 @@ class SQLiteStore:
             except sqlite3.Error as e:
                 raise StoreError(f"{what} failed, nothing applied: {e}") from e
 
+    @staticmethod
+    def _applied(db, table: str, key: str, digest: str, other: str) -> Ack | None:
+        """Inside :meth:`_write`: the first answer for a batch key already in ``table`` (the transaction rolled
+        back, nothing written), ``None`` for a new key; the key with another digest: :class:`KeyConflict`."""
+        prev = db.execute(f"SELECT digest, first_seq, n FROM {table} WHERE key = ?", (key,)).fetchone()
+        if prev is None:
+            return None
+        db.execute("ROLLBACK")
+        if prev[0] != digest:
+            raise KeyConflict(f"idempotency key '{key}' was already used for {other}")
+        return Ack(key, int(prev[1]), int(prev[2]), duplicate=True)
+
     def append(self, user_id: UserId, events: list[dict], key: str) -> Ack:
         _check(events)
         digest = fingerprint(user_id, events)  # over the batch as sent, before missing timestamps are stamped
         rows = [(key, id_key(user_id), id_key(e["item_id"]), int(e["timestamp"]), str(e["event"]),
                  None if e.get("value") is None else float(e["value"]), e.get("text")) for e in stamped(events)]
         with self._write("event store write") as db:
-            prev = db.execute("SELECT user_id, digest, first_seq, n FROM batches WHERE key = ?", (key,)).fetchone()
-            if prev is not None:
-                db.execute("ROLLBACK")
-                if prev[1] != digest:
-                    raise KeyConflict(f"idempotency key '{key}' was already used for a different batch")
-                return Ack(key, int(prev[2]), int(prev[3]), duplicate=True)
+            if (ack := self._applied(db, "batches", key, digest, "a different batch")) is not None:
+                return ack
             db.executemany("INSERT INTO events (batch, user_id, item_id, timestamp, event, value, text) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -159,12 +167,8 @@ class SQLiteStore:
             raise ValueError("put_items: no items")
         digest = items_fingerprint(items)
         with self._write("item store write") as db:
-            prev = db.execute("SELECT digest, first_seq, n FROM item_batches WHERE key = ?", (key,)).fetchone()
-            if prev is not None:
-                db.execute("ROLLBACK")
-                if prev[0] != digest:
-                    raise KeyConflict(f"idempotency key '{key}' was already used for different items")
-                return Ack(key, int(prev[1]), int(prev[2]), duplicate=True)
+            if (ack := self._applied(db, "item_batches", key, digest, "different items")) is not None:
+                return ack
             first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]) + 1
             db.executemany("INSERT OR REPLACE INTO items (item_id, seq, batch, title, genres, description, vector) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
