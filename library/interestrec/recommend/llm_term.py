@@ -138,7 +138,6 @@ def item_level_scores(item_vecs: np.ndarray, histories: list[np.ndarray], mode: 
             if len(h):
                 out[b] = iv @ (w.astype(np.float32) @ iv[h])
         return out
-    vt = np.ascontiguousarray(iv.T)
     for lo in range(0, len(recent), chunk):
         part = [(lo + r, h, w) for r, (h, w) in enumerate(recent[lo : lo + chunk]) if len(h)]
         width = max((len(h) for _, h, _ in part), default=0)
@@ -149,9 +148,9 @@ def item_level_scores(item_vecs: np.ndarray, histories: list[np.ndarray], mode: 
         for r, (_, h, w) in enumerate(part):
             idx[r], wt[r] = h[0], w[0]  # padding: the first item again
             idx[r, : len(h)], wt[r, : len(h)] = h, w
-        queries = iv[idx.ravel()] * wt.reshape(-1, 1)
-        best = (queries @ vt).reshape(len(part), width, len(iv)).max(1)
-        out[[b for b, _, _ in part]] = best
+        queries = iv[idx.ravel()] * wt.reshape(-1, 1)  # (len(part)·width, d)
+        sims = iv @ queries.T  # (n_items, len(part)·width): no transposed copy of the catalogue per call
+        out[[b for b, _, _ in part]] = sims.reshape(len(iv), len(part), width).max(2).T
     return out
 
 

@@ -55,7 +55,6 @@ def use_ingress(kind: str | None = None, environ: MutableMapping[str, str] | Non
     return "haproxy" if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1" else "proxy"
 
 
-
 def main(argv: list[str]) -> int:
     """``python -m interestrec.serving.ingress serve run serving/config.yaml``: the command with the default
     ingress's variables set (those already set win); without a command, ``export`` lines for ``eval``."""

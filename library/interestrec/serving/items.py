@@ -5,8 +5,8 @@ An item's text (title, genres, description; :func:`interestrec.encode.text.item_
 writes it) is encoded by the ``Encoder`` deployment, and the item with its vector is stored durably in the
 event store before the answer. Every replica reads what changed since its last look
 (:meth:`~interestrec.serving.store.EventStore.items_since`) every ``serve.items_poll_s`` seconds, in a
-background task the replica's first request starts (no request waits for a poll after that), and serves the items beside the catalogue, scored as cold items
-(:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
+background task the replica's first request starts (no request waits for a poll after that), and serves
+the items beside the catalogue, scored as cold items (:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
 text changes with the next pipeline run; the store's export of items feeds it).
 """
 
