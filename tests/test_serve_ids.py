@@ -52,6 +52,27 @@ def test_stored_events_map_into_the_version_index_space():
     assert DENSE.event_indices([]) == []
 
 
+def test_live_items_are_items_where_the_catalogue_lacks_the_id():
+    from interestrec.recommend.live import LiveId
+
+    live = {777, "B0new"}.__contains__  # what a replica's copy of the live catalogue says
+    assert IDENT.item_refs([20, "777", 777], live) == [20, LiveId(777), LiveId(777)]  # the id in the data's kind
+    assert DENSE.item_refs(["B0new", "B0a"], live) == [LiveId("B0new"), 0]
+    with pytest.raises(UnknownId, match="unknown item 778"):
+        IDENT.item_refs([20, 778], live)
+    with pytest.raises(InvalidId, match="int64"):
+        IDENT.item_refs(["B0new"], live)
+    assert IDENT.item_refs([778, "x", 777, 10], live, skip_unknown=True) == [LiveId(777), 10]
+    # a version whose catalogue has the id: the catalogue's item is meant, live or not
+    assert IdCodec(IdMap.identity([10, 777]), IdMap.identity([10, 777])).item_refs([777], live) == [777]
+    assert IDENT.original_items([LiveId(777), 1, LiveId(778), 2]) == [777, 1, 778, 2]
+    assert DENSE.original_items([2, LiveId("B0new")]) == ["B0c", "B0new"]
+    events = [Event(1, "k", "AE1", "B0new", 0, "view"), Event(2, "k", "AE1", "B0gone", 0, "view"),
+              Event(3, "k", "AE1", "B0a", 0, "view")]
+    assert [e.item_id for e in DENSE.event_indices(events, live)] == [LiveId("B0new"), MISSING, 0]
+    assert [e.item_id for e in DENSE.event_indices(events)] == [MISSING, MISSING, 0]  # no live catalogue
+
+
 def test_request_and_response_models_take_ints_and_strings():
     assert RecommendRequest.model_validate_json('{"user_id": "AE1"}').user_id == "AE1"
     assert RecommendRequest.model_validate_json('{"user_id": 12}').user_id == 12

@@ -100,6 +100,88 @@ def test_live_items_are_scored_as_cold_items(tmp_path):
     assert any(type(i["item_id"]).__name__ == "LiveId" for i in top)
 
 
+def test_a_live_item_in_a_history_votes_in_the_item_level_llm_term(tmp_path):
+    import dataclasses
+
+    from interestrec.recommend.fused import COMPONENTS
+    from interestrec.recommend.live import LiveItems, LiveScorer
+    from interestrec.recommend.llm_term import item_level_reference
+    from interestrec.recommend.service import RecommenderService
+
+    make_artifacts(tmp_path / "out", d=32)
+    svc = RecommenderService(str(tmp_path / "out"))
+    m = dataclasses.replace(svc.model, params=dataclasses.replace(svc.model.params, llm_mode="item_max", llm_last=3))
+    vecs = np.random.default_rng(3).normal(size=(3, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    live = LiveScorer(m, LiveItems((9001, 9002, 9003), ("a", "b", "c"), vecs))
+    n = len(svc.item_ids)
+    joint = np.array([2, n + 1, 7, n])  # oldest first: two live items among the last three
+    users, its, clusters = np.array([0]), [m.user_interests[0]], np.array([0])
+    got = live.scores(m, users, its, clusters, [joint[joint < n]], joint=[joint])[0]
+    # the plain reference: the item-level term over the joint vectors, the other terms as for a cold item,
+    # each standardised with the catalogue's own mean and deviation
+    llm = np.array([item_level_reference(live.view.item_vecs, joint, j, "item_max", 3, m.params.llm_half_life)
+                    for j in range(n + 3)])
+    want = np.zeros(n + 3)
+    for name, w, part in zip(COMPONENTS, m.weights, m.components(users, its, clusters, [joint[joint < n]])):
+        if part is None or not w:
+            continue
+        row = llm if name == "llm" else np.r_[part[0], np.zeros(3)]
+        want += w * (row - row[:n].mean()) / row[:n].std()
+    assert np.allclose(got, want, atol=1e-4)
+    without = live.scores(m, users, its, clusters, [joint[joint < n]])[0]  # the live history items left out
+    assert not np.allclose(without, want, atol=1e-2)
+
+
+def test_a_cold_history_may_name_a_live_item(tmp_path):
+    from interestrec.recommend.errors import NotFound
+    from interestrec.recommend.live import LiveId, LiveItems
+    from interestrec.recommend.service import RecommenderService
+
+    make_artifacts(tmp_path / "out", d=32)
+    svc = RecommenderService(str(tmp_path / "out"))
+    v = svc.model.user_interests[4][0]
+    with pytest.raises(NotFound, match="9001"):  # not served (yet)
+        svc.recommend_history([{"item_id": LiveId(9001)}], k=5)
+    svc.set_live(LiveItems((9001,), ("Orbit",), v[None]))
+    got = svc.recommend_history([{"item_id": LiveId(9001), "timestamp": 1_700_000_000}], k=20)
+    # its vector is the cold user's vector: as the same vector sent as text, less the history item itself
+    text = svc.recommend_history([], k=21, text_vector=v)
+    assert got["cluster"] == text["cluster"]
+    assert [(i["item_id"], i["score"]) for i in got["items"]] == \
+        [(i["item_id"], i["score"]) for i in text["items"] if i["item_id"] != LiveId(9001)][:20]
+    assert LiveId(9001) in [i["item_id"] for i in text["items"]]
+    assert got["items"][0]["explanation"]["nearest_history_item"] == {"item_id": LiveId(9001), "title": "Orbit"}
+    left = svc.recommend_history([], k=21, text_vector=v, exclude_items=[LiveId(9001)])
+    assert LiveId(9001) not in [i["item_id"] for i in left["items"]]
+
+
+def test_a_replica_finds_an_item_another_replica_just_added(tmp_path):
+    import asyncio
+
+    from interestrec.recommend.live import LiveId
+    from interestrec.recommend.service import RecommenderService
+    from interestrec.serving.idtypes import IdCodec, UnknownId
+    from interestrec.serving.items import ItemRoutes
+    from interestrec.serving.stores import open_store
+
+    class Replica(ItemRoutes):  # what the Recommender deployment gives its live-catalogue routes
+        def __init__(self, store, service):
+            self.store, self.service = store, service
+            self.codecs = {service.version: IdCodec(service.arts.user_map, service.arts.item_map).prepared()}
+
+    make_artifacts(tmp_path / "out", d=32)
+    url = f"sqlite://{tmp_path}/ev.db"
+    here = Replica(open_store(url), RecommenderService(str(tmp_path / "out")))
+    codec = here.codecs[here.service.version]
+    open_store(url).put_items([_item(9001, d=32)], "elsewhere")  # another replica's POST /items
+    assert not here._is_live(9001)  # this replica has not looked since
+    assert asyncio.run(here._item_refs(codec, [10, "9001"])) == [10, LiveId(9001)]
+    assert here._is_live(9001) and here.service.live.items.ids == (9001,)  # and it serves it now
+    with pytest.raises(UnknownId, match="unknown item 9002"):
+        asyncio.run(here._item_refs(codec, [10, 9002]))
+
+
 # ---------------------------------------------------------------------------------------------- over HTTP
 TOPIC_TEXT = {"Space": "astronauts, rockets and a voyage to distant planets", "Romance": "two lovers, a wedding and a kiss",
               "Horror": "a haunted house, ghosts and a screaming victim", "Cooking": "a chef, recipes and a kitchen feast"}
@@ -220,3 +302,68 @@ def test_a_new_item_is_recommended_right_after_post_items(server, out, tmp_path_
     _until_every_replica(c, {"user_id": space_user, "k": 30}, has_new)
     exported = open_store(f"sqlite://{db}").export_items()
     assert exported["item_id"].to_pylist() == [NEW["item_id"]] and exported["title"].to_pylist() == [NEW["title"]]
+
+
+LIVE = {"item_id": 777002, "title": "Rings of the Outer Moons", "genres": ["Space"],
+        "description": "astronauts and rockets on a voyage to distant planets past the rings of saturn"}
+
+
+def _every_answer(c: httpx.Client, body: dict, check, timeout: float = 20.0) -> dict:
+    """Ask until both replicas have answered; ``check`` holds for every answer. The answers by replica."""
+    seen, t_end = {}, time.time() + timeout
+    while time.time() < t_end and len(seen) < 2:
+        r = c.post("/recommend", json=body)
+        assert r.status_code == 200, r.text
+        assert check(r.json()), r.json()
+        seen[r.json()["replica"]] = r.json()
+    assert len(seen) == 2, seen
+    return seen
+
+
+@pytest.mark.slow  # the Serve app of the module (started once for both HTTP tests)
+def test_a_live_item_is_an_item_everywhere_right_after_post_items(server):
+    c, _ = server
+    space, romance = 1008, 1001  # the fixture's users 8 and 1 like only Space and only Romance
+
+    def titles(body):
+        return [i["title"] for i in body["items"]]
+
+    def has_live(body):
+        return LIVE["item_id"] in [i["item_id"] for i in body["items"]]
+
+    before = c.post("/recommend", json={"user_id": romance, "k": 30}).json()
+    r = c.post("/items", json={"items": [LIVE]}, headers={**AUTH, "Idempotency-Key": "live-everywhere"})
+    assert r.status_code == 200, r.text
+    # at once, on whichever replica answers: an event on it is stored like any event ...
+    ev = c.post("/events", json={"user_id": romance, "events": [{"item_id": LIVE["item_id"], "event": "purchase"}]},
+                headers={**AUTH, "Idempotency-Key": "live-ev-1"})
+    assert ev.status_code == 200 and ev.json()["events"] == 1, ev.text
+    unknown = c.post("/events", json={"user_id": romance, "events": [{"item_id": 424243}]},
+                     headers={**AUTH, "Idempotency-Key": "live-ev-2"})
+    assert unknown.status_code == 404 and "424243" in unknown.text  # neither catalogue nor live
+    # ... and folded into the user's state on every replica: the Space item moves the Romance user's
+    # interests (Space items come in), and it counts as a fresh event
+    after = _every_answer(c, {"user_id": romance, "k": 30}, lambda b: not has_live(b) and b["fresh_events"] == 1)
+    for body in after.values():
+        assert sum(t.startswith("Space") for t in titles(body)) > sum(t.startswith("Space") for t in titles(before)) + 3
+    interests = c.get(f"/users/{romance}/interests").json()
+    assert interests["fresh_events"] == 1 and any(i["nearest_item"]["title"].startswith("Space")
+                                                  for i in interests["interests"])
+
+    # exclude_items names it: gone from an answer it is otherwise in
+    _until_every_replica(c, {"user_id": space, "k": 30}, has_live)
+    for body in _every_answer(c, {"user_id": space, "k": 30, "exclude_items": [str(LIVE["item_id"])]},
+                              lambda b: not has_live(b)).values():
+        assert len(body["items"]) == 30
+    # once the user has acted on it, exclude_seen leaves it out (and only that)
+    ev = c.post("/events", json={"user_id": space, "events": [{"item_id": LIVE["item_id"]}]},
+                headers={**AUTH, "Idempotency-Key": "live-ev-3"})
+    assert ev.status_code == 200, ev.text
+    _every_answer(c, {"user_id": space, "k": 30}, lambda b: not has_live(b) and b["fresh_events"] == 1)
+    _every_answer(c, {"user_id": space, "k": 60, "exclude_seen": False}, has_live)
+
+    # a cold history naming it: its vector is the user's (Space items), the item itself left out
+    for body in _every_answer(c, {"history": [{"item_id": LIVE["item_id"], "event": "rate", "value": 5}], "k": 10},
+                              lambda b: not has_live(b)).values():
+        assert sum(t.startswith("Space") for t in titles(body)) >= 8, titles(body)
+    assert c.post("/recommend", json={"history": [{"item_id": 424243}]}).status_code == 404

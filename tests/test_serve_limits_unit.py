@@ -74,7 +74,7 @@ def guard_app(monkeypatch):
     from interestrec.serving import http
 
     class Counter:
-        def inc(self, tags=None):
+        def inc(self, value=1.0, tags=None):
             pass
 
     monkeypatch.setattr(http, "_METRICS", {"requests": Counter(), "cold": Counter(), "fallbacks": Counter()})

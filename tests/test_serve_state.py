@@ -47,6 +47,75 @@ def test_state_from_stored_events_equals_applying_batches_in_sequence(service, t
     assert bounded.history == [items[2]]
 
 
+def _unit(rng, *shape):
+    v = rng.normal(size=shape).astype(np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_fresh_events_on_a_live_item_fold_its_vector_into_the_interests(out, tmp_path):
+    from interestrec.encode.pooling import decay, event_weights
+    from interestrec.recommend.live import LiveId, LiveItems
+    from interestrec.recommend.service import RecommenderService
+    from interestrec.recommend.state import nearest_cluster
+    from interestrec.serving.idtypes import IdCodec
+    from interestrec.serving.stores import open_store
+
+    svc, plain = RecommenderService(str(out)), RecommenderService(str(out))  # plain: the item not served there
+    vec = _unit(np.random.default_rng(2), 32)
+    svc.set_live(LiveItems((9001,), ("Orbit",), vec[None]))
+    u = 3
+    uid, cat = int(svc.user_ids[u]), int(svc.item_ids[5])
+    store = open_store(f"sqlite://{tmp_path}/ev.db")
+    t0 = 1_700_000_000
+    store.append(uid, [{"item_id": cat, "timestamp": t0, "event": "view"},
+                       {"item_id": 9001, "timestamp": t0 + 86400, "event": "rate", "value": 5.0},
+                       {"item_id": 424242, "timestamp": t0, "event": "view"}], "a")  # neither: skipped
+    store.append(uid, [{"item_id": 9001, "timestamp": t0 + 2 * 86400, "event": "purchase"}], "b")
+    codec = IdCodec(svc.arts.user_map, svc.arts.item_map)
+    events = codec.event_indices(store.fresh(uid, 100), {9001}.__contains__)
+    state = svc.state_from_events(uid, events)
+
+    def unit_rows(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    # the plain reference: per batch, old interests x decay_factor and the batch's weighted mean vector
+    w = event_weights(np.array(["view", "rate"], dtype=object), np.array([np.nan, 5.0])) * \
+        decay(np.array([t0, t0 + 86400.0]), t0 + 86400.0, svc.half_life)
+    first = w[0] * svc.model.item_vecs[5] + w[1] * vec
+    its = unit_rows(np.vstack([svc.model.user_interests[u] * 0.7, first / np.linalg.norm(first)]))
+    its = unit_rows(np.vstack([its * 0.7, vec]))
+    assert np.allclose(state.interests, its, atol=1e-5) and state.cluster == nearest_cluster(svc.centroids, vec)
+    assert state.history == [cat, LiveId(9001), LiveId(9001)] and state.events == 3
+    skipped = plain.state_from_events(uid, events)  # a replica without the live item yet: only the catalogue's
+    assert skipped.history == [cat] and skipped.events == 1
+
+    # the live item is now one the user has seen: left out with exclude_seen, there without; the seq term
+    # (no row for it) and the explanations take the state as it is
+    everything = len(svc.item_ids) + 1
+    seen = [i["item_id"] for i in svc.recommend(uid, k=everything, state=state)["items"]]
+    shown = [i["item_id"] for i in svc.recommend(uid, k=everything, exclude_seen=False, state=state)["items"]]
+    assert LiveId(9001) not in seen and cat not in seen and LiveId(9001) in shown
+    excluded = svc.recommend(uid, k=everything, exclude_seen=False, state=state, exclude_items=[LiveId(9001), cat])
+    assert {LiveId(9001), cat}.isdisjoint(i["item_id"] for i in excluded["items"])
+    assert len(excluded["items"]) == everything - 2
+    assert svc.interests(uid, state)["history_size"] == len(svc.model.history[u]) + 3
+
+
+def test_joint_positions_place_live_items_after_the_catalogue(service):
+    from interestrec.recommend.errors import NotFound
+    from interestrec.recommend.live import LiveId, LiveItems, LiveScorer, joint_positions
+    from interestrec.serving.idtypes import MISSING
+
+    live = LiveScorer(service.model, LiveItems((9001, "s-1"), ("a", "b"), _unit(np.random.default_rng(0), 2, 32)))
+    n = len(service.item_ids)
+    items = [int(service.item_ids[3]), LiveId("s-1"), 5, LiveId(9002), LiveId(9001), MISSING, LiveId(1)]
+    where = {int(i): p for p, i in enumerate(service.item_ids)} | {LiveId(9001): n, LiveId("s-1"): n + 1}
+    assert joint_positions(service.item_ids, live, items).tolist() == [where.get(i, -1) for i in items]
+    assert joint_positions(service.item_ids, None, items).tolist() == [3, -1, -1, -1, -1, -1, -1]
+    with pytest.raises(NotFound, match=r"\[5, 9002"):
+        joint_positions(service.item_ids, live, items, strict=True)
+
+
 def test_fresh_events_weigh_like_the_batch_pipeline():
     from interestrec.encode.pooling import decay, event_weights
     from interestrec.recommend.state import events_vector

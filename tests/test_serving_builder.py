@@ -135,7 +135,7 @@ def test_the_batched_method_reads_known_requests_by_name():
                 raise UnknownId(f"unknown user {u!r}")
             return int(u[1:])
 
-        def item_list(self, items, skip_unknown=False):
+        def item_refs(self, items, is_live, skip_unknown=False):
             return [i * 100 for i in items]
 
         def out(self, body):
@@ -151,7 +151,7 @@ def test_the_batched_method_reads_known_requests_by_name():
             calls.append((users, k, exclude_seen, diversity, excludes, explain))
             return [{"user": u} for u in users]
 
-    me = SimpleNamespace(codecs={"1": Codec()}, replica="local",
+    me = SimpleNamespace(codecs={"1": Codec()}, replica="local", _is_live=lambda item: False,
                          _fresh_states=lambda service, codec, users: ([None] * len(users), True))
     cls = next(c for c in Recommender.func_or_class.__mro__ if "_known_sync" in vars(c))  # the class under the ingress
     reqs = [KnownRequest("u1", 5, True, False, [1], True), KnownRequest("u2", 5, True, False, None, False),
@@ -168,8 +168,8 @@ class _Counter:
     def __init__(self):
         self.tags = []
 
-    def inc(self, tags=None):
-        self.tags.append(tags)
+    def inc(self, value=1.0, tags=None):
+        self.tags.extend([tags] * int(value))
 
 
 @pytest.fixture
@@ -191,9 +191,12 @@ def client(monkeypatch):
 
     with TestClient(api) as c:
         yield c, http._METRICS
+    http.REQUESTS.flush()
 
 
 def test_typed_errors_map_to_status_codes_and_headers(client):
+    from interestrec.serving import http
+
     c, counters = client
     r = c.post("/raise/store", json={})
     assert (r.status_code, r.headers["retry-after"], r.json()) == (503, "1", {"detail": "down"})
@@ -203,11 +206,42 @@ def test_typed_errors_map_to_status_codes_and_headers(client):
     assert c.post("/raise/conflict", json={}).status_code == 409
     bad = c.post("/raise/store", content=b"\xff\xfe", headers={"content-type": "application/json"})
     assert bad.status_code == 422 and "\ufffd" not in bad.text
+    assert counters["requests"].tags == []  # counted in the process, sent to the counter once a second
+    http.REQUESTS.flush()
     assert counters["requests"].tags[:2] == [{"route": "/raise/{what}", "status": "503"},
                                             {"route": "/raise/{what}", "status": "401"}]
 
 
+def test_request_counts_reach_the_counter_aggregated_within_the_flush_period(monkeypatch):
+    import asyncio
+
+    from interestrec.serving import http
+
+    counter = _Counter()
+    calls = []
+    counter.inc = lambda value=1.0, tags=None: calls.append((value, tags))
+    monkeypatch.setattr(http, "_METRICS", {"requests": counter})
+    monkeypatch.setattr(http, "FLUSH_S", 0.05)
+    counts = http.RequestCounts()
+
+    async def traffic():
+        before = len(calls)
+        for status in ("200", "200", "404", "200"):
+            counts.add("/recommend", status)
+        assert len(calls) == before  # nothing sent per request
+        await asyncio.sleep(0.2)
+        counts.add("/recommend", "200")  # the next period gets its own flush
+        await asyncio.sleep(0.2)
+
+    asyncio.run(traffic())
+    assert calls == [(3, {"route": "/recommend", "status": "200"}), (1, {"route": "/recommend", "status": "404"}),
+                     (1, {"route": "/recommend", "status": "200"})]
+    asyncio.run(traffic())  # a new loop (the old one's timer never fires) still flushes
+    assert len(calls) == 6 and counts.pending == {}
+
+
 def test_bodies_over_the_cap_are_413_declared_or_streamed(client):
+    from interestrec.serving import http
     from interestrec.serving.http import MAX_BODY, BodyTooLarge
 
     c, counters = client
@@ -220,6 +254,7 @@ def test_bodies_over_the_cap_are_413_declared_or_streamed(client):
 
     r = c.post("/raise/store", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json() == {"detail": f"request body over {MAX_BODY} bytes"}
+    http.REQUESTS.flush()
     assert [t["status"] for t in counters["requests"].tags] == ["413", "413"]
     from fastapi import HTTPException
 

@@ -6,7 +6,8 @@ a counted reject, not a crash; the text ``"NA"``/``"null"`` stays text. Every fi
 (recursively, ``date=…/`` partitions included) — a file of another kind stops the run naming it — except a
 catalog file named ``items.<ext>`` at the top (or ``ingest.items_path``) and hidden ``.``/``_`` files.
 When a file has no event column, every row takes ``columns.default_event``;
-a present but empty event is a ``missing_field`` reject.
+a present but empty event is a ``missing_field`` reject. A top-level ``live_items.<ext>`` (the live catalogue
+a serving deployment exported) supplements the catalog: :mod:`interestrec.data.livecatalog`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from interestrec.data.catalog import items_table, parse_catalog
 from interestrec.data.config import ColumnMapping, IngestConfig
 from interestrec.data.errors import DataError
+from interestrec.data.livecatalog import LIVE_ITEMS, is_catalog_file, merged
 from interestrec.data.reading import Reading, TextFormat, check_json_keys, head_fields, read_text_events
 from interestrec.data.sources import SourceFile, list_files
 
@@ -54,23 +56,33 @@ def event_mapper(m: ColumnMapping):
     return to_event
 
 
-def _split(path: str, cfg: IngestConfig, kind: str) -> tuple[list[SourceFile], SourceFile | None, list[str]]:
+def _split(path: str, cfg: IngestConfig, kind: str) -> tuple[list[SourceFile], list[SourceFile | None], list[str]]:
+    """The event files, ``[catalog, live catalogue]`` (each a file or ``None``) and the hidden files of ``path``."""
     files, hidden = list_files(path)
     catalog = None
     if cfg.items_path:
         catalog = list_files(cfg.items_path)[0][0]
     for f in files:
-        if "/" not in f.name and f.name.lower().removesuffix(".gz").rsplit(".", 1)[0] == "items":
-            if catalog is None:
-                catalog = f
-    events = [f for f in files if catalog is None or f.uri != catalog.uri]
+        if is_catalog_file(f.name, "items") and catalog is None:
+            catalog = f
+    live = next((f for f in files if is_catalog_file(f.name, LIVE_ITEMS)), None)
+    events = [f for f in files if all(c is None or f.uri != c.uri for c in (catalog, live))]
     other = [f.name for f in events if f.kind not in EXTS[kind]]
     if other:
         raise DataError(f"{path}: cannot read {other[0]} as {kind} ({len(other)} such file(s)); a directory's "
                          f"files are all read — move it away or set ingest.format")
     if not events:
         raise DataError(f"no {kind} event files in {path}")
-    return events, catalog, hidden
+    return events, [catalog, live], hidden
+
+
+def _catalogs(srcs: list[SourceFile | None], cfg: IngestConfig):
+    """``(items, live_items, item_rows)`` of a :class:`Reading` from ``[catalog, live catalogue]``: with both,
+    one catalog (the catalog's rows, then the live items it lacks)."""
+    (items, rows), (live, live_rows) = (_catalog(s, cfg) for s in srcs)
+    if items is not None and live is not None:
+        items, live = merged(items, live), None
+    return items, live, {**rows, **live_rows}
 
 
 def _catalog(src: SourceFile | None, cfg: IngestConfig):
@@ -122,9 +134,9 @@ def read_csv_log(path: str, cfg: IngestConfig) -> Reading:
         if group:
             datasets[exts[0]], counts = read_text_events(group, TextFormat(delimiter=delim, as_dict=True), event_mapper(m), cfg)
             expected.update(counts)
-    items, item_rows = _catalog(catalog, cfg)
-    return Reading(events=datasets, files=[f.name for f in events], items=items, item_rows=item_rows,
-                   expected=expected, ignored=hidden)
+    items, live, item_rows = _catalogs(catalog, cfg)
+    return Reading(events=datasets, files=[f.name for f in events], items=items, live_items=live,
+                   item_rows=item_rows, expected=expected, ignored=hidden)
 
 
 def read_jsonl_log(path: str, cfg: IngestConfig) -> Reading:
@@ -135,9 +147,9 @@ def read_jsonl_log(path: str, cfg: IngestConfig) -> Reading:
     for f in events:
         check_json_keys(f, [m.user_id, m.item_id, m.timestamp])
     ds, expected = read_text_events(events, TextFormat(json=True), event_mapper(cfg.columns), cfg)
-    items, item_rows = _catalog(catalog, cfg)
-    return Reading(events={"jsonl": ds}, files=[f.name for f in events], items=items, item_rows=item_rows,
-                   expected=expected, ignored=hidden)
+    items, live, item_rows = _catalogs(catalog, cfg)
+    return Reading(events={"jsonl": ds}, files=[f.name for f in events], items=items, live_items=live,
+                   item_rows=item_rows, expected=expected, ignored=hidden)
 
 
 def parse_parquet(batch, m: ColumnMapping):
@@ -182,7 +194,8 @@ def read_parquet_log(path: str, cfg: IngestConfig) -> Reading:
     return _parquet_reading(events, catalog, hidden, cfg)
 
 
-def _parquet_reading(events: list[SourceFile], catalog: SourceFile | None, hidden: list[str], cfg: IngestConfig) -> Reading:
+def _parquet_reading(events: list[SourceFile], catalog: list[SourceFile | None], hidden: list[str],
+                     cfg: IngestConfig) -> Reading:
     import pyarrow.parquet as pq
     import ray
 
@@ -202,9 +215,9 @@ def _parquet_reading(events: list[SourceFile], catalog: SourceFile | None, hidde
             expected[f.name] = pf.metadata.num_rows
     ds = ray.data.from_items([{"uri": f.uri, "name": f.name} for f in events], override_num_blocks=len(events))
     ds = ds.map_batches(parse_parquet, fn_kwargs={"m": cfg.columns}, batch_size=1, batch_format="numpy")
-    items, item_rows = _catalog(catalog, cfg)
-    return Reading(events={"parquet": ds}, files=[f.name for f in events], items=items, item_rows=item_rows,
-                   expected=expected, ignored=hidden)
+    items, live, item_rows = _catalogs(catalog, cfg)
+    return Reading(events={"parquet": ds}, files=[f.name for f in events], items=items, live_items=live,
+                   item_rows=item_rows, expected=expected, ignored=hidden)
 
 
 def read_synthetic(path: str, cfg: IngestConfig) -> Reading:
@@ -220,6 +233,6 @@ def read_synthetic(path: str, cfg: IngestConfig) -> Reading:
         raise DataError(f"{path}: {other[0]} is not part of the synthetic layout (events-*.parquet, items.parquet)")
     if not events:
         raise DataError(f"no events-*.parquet files in {path}")
-    reading = _parquet_reading(events, catalog, hidden + sorted(f.name for f in files if f.name in truth), cfg)
+    reading = _parquet_reading(events, [catalog, None], hidden + sorted(f.name for f in files if f.name in truth), cfg)
     reading.id_type = "int"
     return reading

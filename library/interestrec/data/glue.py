@@ -128,22 +128,30 @@ def tag_lists(index: np.ndarray, tags: Counter) -> list[list[str]]:
     return [[t for _, t in sorted(per_item.get(int(i), []))] for i in index]
 
 
-def items_table(reading: Reading, cat_index: np.ndarray | None, tags: Counter, log_ids: np.ndarray, item_map: IdMap):
+def items_table(reading: Reading, cat_index: np.ndarray | None, tags: Counter, log_ids: np.ndarray, item_map: IdMap,
+                live_index: np.ndarray | None = None):
     """``items.parquet``: the catalog (its ``tags`` from tag events when the format says so, ``cat_index`` its
-    rows' item indices), or for a log without a catalog the items of ``log_ids``, titled by their original id.
+    rows' item indices), or for a log without a catalog the items of ``log_ids``, titled by their original id
+    unless the live catalogue supplement (``reading.live_items``, ``live_index`` its rows' item indices) has
+    the item (:mod:`interestrec.data.livecatalog`).
 
     Shapes:
-        cat_index: ``(n_catalog,)`` int64; log_ids: ``(n_items,)`` int64 item indices (used without a catalog).
+        cat_index: ``(n_catalog,)`` int64; log_ids: ``(n_items,)`` int64 item indices (used without a catalog);
+        live_index: ``(n_live,)`` int64.
     """
     import pyarrow as pa
+
+    from interestrec.data.livecatalog import with_live_rows
 
     strings = pa.list_(pa.string())
     items = reading.items
     if items is None:
         n = len(log_ids)
-        return pa.table([log_ids, pa.array([str(x) for x in item_map.to_original(log_ids)], pa.string()),
-                         pa.nulls(n, pa.int32()), pa.array([[]] * n, strings), pa.array([[]] * n, strings),
-                         pa.nulls(n, pa.string())], schema=item_schema(description=True))
+        table = pa.table([log_ids, pa.array([str(x) for x in item_map.to_original(log_ids)], pa.string()),
+                          pa.nulls(n, pa.int32()), pa.array([[]] * n, strings), pa.array([[]] * n, strings),
+                          pa.nulls(n, pa.string())], schema=item_schema(description=True))
+        live = reading.live_items
+        return table if live is None or live_index is None else with_live_rows(table, live, live_index)
     col = pa.array(tag_lists(cat_index, tags), strings) if reading.tags_from_events else items.column("tags")
     desc = items.column("description") if "description" in items.column_names else pa.nulls(items.num_rows, pa.string())
     return pa.table([pa.array(cat_index, pa.int64()), items.column("title"), items.column("year"),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from interestrec.data import amazon, generic, movielens, presets
 from interestrec.data.config import IngestConfig
 from interestrec.data.errors import DataError
+from interestrec.data.livecatalog import LIVE_ITEMS, is_catalog_file
 from interestrec.data.reading import Reading
 from interestrec.data.sources import is_dir, list_files, suffix
 
@@ -37,8 +38,9 @@ def detect_format(path: str) -> str:
             return kind
         if any(n.startswith("events-") and n.endswith(".parquet") for n in names):
             return "synthetic"
+        logs = {f.kind for f in files if not any(is_catalog_file(f.name, s) for s in ("items", LIVE_ITEMS))} or kinds
         for fmt, exts in (("parquet", (".parquet", ".pq")), ("csv", (".csv", ".tsv")), ("jsonl", (".jsonl", ".json", ".ndjson"))):
-            if kinds and kinds <= set(exts):
+            if logs and logs <= set(exts):  # the event files' kind: a catalog file may be of another
                 return fmt
         raise DataError(f"cannot tell the format of {path} (file kinds {sorted(kinds)}): expected ratings.csv "
                          "(ml-latest), ratings.dat (ml-1m), u.data (ml-100k), *.inter (recbole), reviews_*.json "

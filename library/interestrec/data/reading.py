@@ -30,6 +30,8 @@ class Reading:
         events: raw event datasets (``ray.data.Dataset``) by group name (rows carry their source file).
         files: every event file read, by source name (so files without records still appear).
         items: the item catalog (``pyarrow.Table`` in the item schema with ``item_id`` as string) or ``None``.
+        live_items: without a catalog, an exported live catalogue (:mod:`interestrec.data.livecatalog`) in the
+            same form: its items join the run's items, events on other items stay accepted; else ``None``.
         item_rows: per catalog file, ``(rows_read, rejected rows as a pyarrow Table with reason)``.
         expected: per file, the record count of the independent counting pass (int or Ray ObjectRef).
         id_type: ``int`` when the format's ids are integers by definition (MovieLens), else ``auto``.
@@ -40,6 +42,7 @@ class Reading:
     events: dict[str, object]
     files: list[str] = field(default_factory=list)
     items: object | None = None
+    live_items: object | None = None
     item_rows: dict[str, tuple[int, object]] = field(default_factory=dict)
     expected: dict[str, object] = field(default_factory=dict)
     id_type: str = "auto"

@@ -27,6 +27,7 @@ from interestrec.data.glue import (
     write_id_maps,
     write_windows,
 )
+from interestrec.data.livecatalog import live_index, live_keys, live_values
 from interestrec.data.partition import REJECT_COLUMNS
 from interestrec.data.readers import detect_format, get_reader
 from interestrec.data.resolve import catalog_map, decide_id_type, map_ids, resolve_timestamps
@@ -71,13 +72,15 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     reason = allrows["reason"].to_numpy(dtype=object).copy()
 
     # ids: one type per column over events and catalog; indices through interestrec.ids
-    cat_keys = catalog_keys(reading)
+    cat_keys, live = catalog_keys(reading), live_keys(reading)  # a live catalogue only without a catalog
     id_type = cfg.id_type if cfg.id_type != "auto" else reading.id_type
     user_kind = decide_id_type([allrows["user_key"].to_numpy(dtype=object)], id_type)
-    item_kind = decide_id_type([allrows["item_key"].to_numpy(dtype=object)] + ([cat_keys] if cat_keys is not None else []), id_type)
+    item_kind = decide_id_type([allrows["item_key"].to_numpy(dtype=object)] + [k for k in (cat_keys, live) if k is not None],
+                               id_type)
     item_map, cat_index = catalog_map(cat_keys, item_kind) if cat_keys is not None else (None, None)
     ts, unit = resolve_timestamps(allrows, cfg, reason)
-    item_idx, item_map = map_ids(allrows["item_key"].to_numpy(dtype=object), item_kind, reason, known=item_map)
+    extra = live_values(live, item_kind) if live is not None else None
+    item_idx, item_map = map_ids(allrows["item_key"].to_numpy(dtype=object), item_kind, reason, known=item_map, extra=extra)
     user_idx, user_map = map_ids(allrows["user_key"].to_numpy(dtype=object), user_kind, reason)
     allrows["user_id"], allrows["item_id"], allrows["timestamp"] = user_idx, item_idx, ts
     ok = pd.isna(reason)
@@ -100,7 +103,8 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     if user_map.kind == "identity":
         user_map = IdMap.identity(allrows["user_id"].to_numpy()[ok])
     if item_map.kind == "identity" and cat_keys is None:
-        item_map = IdMap.identity(allrows["item_id"].to_numpy()[ok])
+        more = [] if extra is None else [extra]
+        item_map = IdMap.identity(np.concatenate([allrows["item_id"].to_numpy(np.int64)[ok], *more]))
     write_id_maps(out_dir, user_map, item_map)
 
     acc = allrows[ok]
@@ -128,7 +132,9 @@ def ingest_in_driver(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
 
     is_tag = event == "tag"
     tags = count_tags(item[is_tag], text[is_tag]) if reading.tags_from_events else Counter()
-    items = items_table(reading, cat_index, tags, np.unique(item), item_map)
+    live_idx = live_index(live, item_map, item_kind)
+    log_ids = np.unique(np.r_[item, live_idx[live_idx >= 0]]) if live_idx is not None else np.unique(item)
+    items = items_table(reading, cat_index, tags, log_ids, item_map, live_idx)
     artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_ITEMS), items)
     per_window = np.bincount(window, minlength=len(edges) - 1)
     write_windows(out_dir, edges, per_window)

@@ -95,14 +95,16 @@ def lookup_known(values: np.ndarray, kind: str, known: IdMap, reason: np.ndarray
     return np.where(found, idx, 0).astype(np.int64)
 
 
-def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None = None) -> tuple[np.ndarray, IdMap | None]:
+def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None = None,
+            extra: np.ndarray | None = None) -> tuple[np.ndarray, IdMap | None]:
     """Indices of ``keys`` for accepted rows (rejects flagged in ``reason``) and the column's map.
 
     ``known``: the catalog's map (items) — ids not in it are ``unknown_item``; without it the map is built
-    from the accepted rows' ids.
+    from the accepted rows' ids and ``extra`` (parsed ids the map holds too: a live catalogue's,
+    :func:`interestrec.data.livecatalog.live_values`).
 
     Shapes:
-        keys: ``(n,)`` object; returns ``(n,)`` int64 (0 where rejected).
+        keys: ``(n,)`` object; extra: ``(m,)``; returns ``(n,)`` int64 (0 where rejected).
     """
     import pandas as pd
 
@@ -124,10 +126,11 @@ def map_ids(keys: np.ndarray, kind: str, reason: np.ndarray, known: IdMap | None
         found = idx >= 0
         _flag(reason, ok & ~found, "unknown_item")
         return np.where(found, idx, 0).astype(np.int64), known
+    more = [] if extra is None else [np.asarray(extra)]
     if kind == "int":
-        idmap = int_map(idx[ok])
+        idmap = int_map(np.concatenate([idx[ok].astype(np.int64), *more]))
         return (idx if idmap.kind == "identity" else np.where(ok, int_index(idmap, idx), 0)).astype(np.int64), idmap
-    idmap = IdMap.dense(keys[ok])
+    idmap = IdMap.dense(np.concatenate([keys[ok], *more]))
     out = np.zeros(len(keys), np.int64)
     out[ok] = idmap.to_index(keys[ok])
     return out, idmap

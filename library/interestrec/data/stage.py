@@ -25,6 +25,7 @@ from interestrec.data.glue import (
     write_id_maps,
     write_windows,
 )
+from interestrec.data.livecatalog import live_index, live_keys, live_values
 from interestrec.data.partition import Resolution, partition_tallies
 from interestrec.data.readers import Reading, detect_format, get_reader
 from interestrec.data.resolve import catalog_map, decide_id_type, int_map, unit_from_votes
@@ -76,7 +77,7 @@ def resolution(reading: Reading, cfg: IngestConfig, block_stats: list[dict]) -> 
         return "int" if all_int else "string"
 
     votes = tally(block_stats, "votes")
-    item_kind = kind("item_int", [cat_keys] if cat_keys is not None else [])
+    item_kind = kind("item_int", [k for k in (cat_keys, live_keys(reading)) if k is not None])
     catalog, cat_index = catalog_map(cat_keys, item_kind) if cat_keys is not None else (None, None)
     res = Resolution(unit=unit_from_votes({u: votes.get(u, 0) for u in ("s", "ms", "us", "ns")}, cfg),
                      user_kind=kind("user_int", []), item_kind=item_kind, catalog=catalog,
@@ -124,7 +125,9 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     clock.lap("partitions")
     n_acc = sum(s["n"] for s in pstats)
     user_map = id_map([s["users"] for s in pstats], res.user_kind)
-    item_map = res.catalog if res.catalog is not None else id_map([s["items"] for s in pstats], res.item_kind)
+    live = live_keys(reading)  # without a catalog, the live catalogue's items join the log's
+    extra = [live_values(live, res.item_kind)] if live is not None and res.catalog is None else []
+    item_map = res.catalog if res.catalog is not None else id_map([s["items"] for s in pstats] + extra, res.item_kind)
     lo = min((s["ts_min"] for s in pstats if s["n"]), default=0)
     hi = max((s["ts_max"] for s in pstats if s["n"]), default=0)
     edges = window_edges_from(count_le(ts_refs), n_acc, lo, hi, cfg.window_mode, cfg.n_windows, cfg.window_days)
@@ -144,7 +147,8 @@ def ingest(data_path: str, cfg: IngestConfig, out_dir: str) -> dict:
     artifacts.write_manifest(events_dir, [n for n, w in zip(names, written) if w["rows"]], n_acc)
 
     log_ids = np.arange(len(item_map), dtype=np.int64) if item_map.kind == "dense" else item_map.ids.astype(np.int64)
-    items = items_table(reading, cat_index, tally(pstats, "tags"), log_ids, item_map)
+    items = items_table(reading, cat_index, tally(pstats, "tags"), log_ids, item_map,
+                        live_index(live, item_map, res.item_kind))
     artifacts.write_parquet(artifacts.join(out_dir, layout.INGEST_ITEMS), items)
     per_window = np.sum([w["windows"] for w in written], axis=0).astype(np.int64)
     write_windows(out_dir, edges, per_window)

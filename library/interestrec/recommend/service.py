@@ -22,7 +22,8 @@ from interestrec.recommend import artifacts as ra
 from interestrec.recommend.errors import InvalidRequest, NotFound
 from interestrec.recommend.fused import FusedInputs, FusedModel, FusedParams, build_model
 from interestrec.recommend.itemitem import fused_table
-from interestrec.recommend.state import UserState, apply_events, events_vector, group_batches, nearest_cluster
+from interestrec.recommend.live import joint_positions, joint_vecs
+from interestrec.recommend.state import UserState, apply_events, events_vector, fold_events, nearest_cluster
 from interestrec.recommend.topk import DIVERSITY_MODES, top_k
 
 MAX_K = 1000
@@ -109,9 +110,9 @@ class RecommenderService:
 
         self.live = LiveScorer(self.model, items) if items is not None and len(items.ids) else None
 
-    def _score(self, live, users: np.ndarray, *state) -> np.ndarray:
-        """Fused scores (``FusedModel.score``'s arguments), the ``live`` items' after the catalogue's."""
-        return self.model.score(users, *state) if live is None else live.scores(self.model, users, *state)
+    def _score(self, live, users: np.ndarray, *state, joint: list[np.ndarray] | None = None) -> np.ndarray:
+        """Fused scores, the ``live`` items' after the catalogue's (arguments as ``LiveScorer.scores``)."""
+        return self.model.score(users, *state) if live is None else live.scores(self.model, users, *state, joint=joint)
 
     def _item(self, i: int, live=None) -> dict:
         if i >= len(self.item_ids):  # a live item (of the snapshot the request was scored with)
@@ -120,9 +121,10 @@ class RecommenderService:
         return {"item_id": iid, "title": self.titles.get(iid, "")}
 
     # ------------------------------------------------------------------ recommend
-    def _exclude(self, scores: np.ndarray, exclude_items: list[int] | None) -> np.ndarray:
+    def _exclude(self, scores: np.ndarray, exclude_items: list | None, live=None) -> np.ndarray:
+        """``scores`` without the catalogue ids and :class:`LiveId` s of ``exclude_items`` (unknown ones ignored)."""
         if exclude_items:
-            pos = lookup(self.item_ids, np.asarray(exclude_items, np.int64))
+            pos = joint_positions(self.item_ids, live, exclude_items)
             scores = np.array(scores, copy=True)
             scores[pos[pos >= 0]] = -np.inf  # unknown ids cannot be recommended anyway
         return scores
@@ -154,21 +156,25 @@ class RecommenderService:
         scores = np.zeros((n, len(self.item_ids) + (live.m if live is not None else 0)), np.float32)
         plain = [j for j in range(n) if states[j] is None]
         fresh = [j for j in range(n) if states[j] is not None]
-        hists = [self.model.history[u] for u in us]
+        hists = [self.model.history[u] for u in us]  # catalogue positions (the seq term's rows)
+        seen = list(hists)  # joint positions, live items the user acted on included
         for j in fresh:
             if states[j].history:
-                hists[j] = np.r_[hists[j], self.item_indices(states[j].history)]
+                pos = joint_positions(self.item_ids, live, states[j].history)
+                seen[j] = np.r_[hists[j], pos[pos >= 0]]
+                hists[j] = np.r_[hists[j], pos[(pos >= 0) & (pos < len(self.item_ids))]]
         if plain:
             scores[plain] = self._score(live, us[plain])
         if fresh:
             scores[fresh] = self._score(live, us[fresh], [states[j].interests for j in fresh],
-                                        np.array([states[j].cluster for j in fresh]), [hists[j] for j in fresh])
+                                        np.array([states[j].cluster for j in fresh]), [hists[j] for j in fresh],
+                                        joint=[seen[j] for j in fresh])
         out = []
         for j, uid in enumerate(user_ids):
             st = states[j]
             interests = st.interests if st is not None else self.model.user_interests[us[j]]
             cluster = st.cluster if st is not None else int(self.model.user_cluster[us[j]])
-            recs = top_k(self._ranked(live), self._exclude(scores[j], exclude_items[j]), interests, cluster, hists[j], k,
+            recs = top_k(self._ranked(live), self._exclude(scores[j], exclude_items[j], live), interests, cluster, seen[j], k,
                          exclude_seen, mode, max_candidates=self._depth(k, explain[j], exclude_items[j]))
             out.append(self._format(recs, cluster, uid, explain[j], live))
         return out
@@ -177,17 +183,18 @@ class RecommenderService:
                           diversity: bool | str = False, exclude_items: list[int] | None = None) -> dict:
         """Top-``k`` for an unknown or cold user from a short history (+ an optionally encoded text).
 
-        ``history``: ``[{item_id, timestamp?, event?, value?}]`` (a missing timestamp is now; 0 is 1970);
-        the user is assigned to the nearest cluster.
+        ``history``: ``[{item_id, timestamp?, event?, value?}]`` (a missing timestamp is now; 0 is 1970), each
+        ``item_id`` a catalogue id or a :class:`LiveId`; the user is assigned to the nearest cluster.
         """
         self._check_k(k)
         mode = _diversity(diversity)
         if not history and text_vector is None:
             raise InvalidRequest("give a non-empty history or a text")
-        idx = self.item_indices([int(h["item_id"]) for h in history]) if history else np.zeros(0, np.int64)
+        live = self.live
+        idx = joint_positions(self.item_ids, live, [h["item_id"] for h in history], strict=True)
         now = time.time()
         times = np.array([now if h.get("timestamp") is None else float(h["timestamp"]) for h in history])
-        vec = events_vector(self.model.item_vecs[idx], [h.get("event") or "view" for h in history], times,
+        vec = events_vector(joint_vecs(self.model, live)[idx], [h.get("event") or "view" for h in history], times,
                             self.half_life, [h.get("value") for h in history])
         if text_vector is not None:
             text_vector = np.asarray(text_vector, np.float32).reshape(-1)
@@ -196,9 +203,10 @@ class RecommenderService:
             vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         cluster = nearest_cluster(self.centroids, vec)
         oldest_first = idx[np.argsort(times, kind="stable")]
-        live = self.live
-        scores = self._score(live, np.array([0]), [vec[None, :]], np.array([cluster]), [oldest_first])[0]
-        recs = top_k(self._ranked(live), self._exclude(scores, exclude_items), vec[None, :], cluster, idx, k, True, mode,
+        catalogue = oldest_first[oldest_first < len(self.item_ids)]  # the seq term has no row for a live item
+        scores = self._score(live, np.array([0]), [vec[None, :]], np.array([cluster]), [catalogue],
+                             joint=[oldest_first])[0]
+        recs = top_k(self._ranked(live), self._exclude(scores, exclude_items, live), vec[None, :], cluster, idx, k, True, mode,
                      max_candidates=self.candidates)
         return self._format(recs, cluster, None, True, live)
 
@@ -235,7 +243,7 @@ class RecommenderService:
             items.append({**self._item(r.item, live), "rank": rank, "score": round(r.score, 6), "explanation": {
                 "interest": r.interest, "interest_similarity": round(r.interest_similarity, 4),
                 "cluster": r.cluster, "cluster_description": desc,
-                "nearest_history_item": (self._item(r.nearest_history_item)
+                "nearest_history_item": (self._item(r.nearest_history_item, live)
                                          if explain_history and r.nearest_history_item is not None else None)}})
         return {"user_id": user_id, "cluster": int(cluster), "version": self.version, "items": items}
 
@@ -266,31 +274,27 @@ class RecommenderService:
 
     # ------------------------------------------------------------------ real-time state
     def validate_events(self, user_id: int, events: list[dict]) -> None:
-        """Raise :class:`NotFound` for an unknown user or item (before anything is stored)."""
+        """Raise :class:`NotFound` for an unknown user or item (a catalogue id, or a ``LiveId`` served here)."""
         self.user_index(user_id)
-        self.item_indices([int(e["item_id"]) for e in events])
+        joint_positions(self.item_ids, self.live, [e["item_id"] for e in events], strict=True)
 
     def state_from_events(self, user_id: int, events: list) -> UserState | None:
-        """A known user's state after their stored fresh ``events`` (sequence order, grouped by batch);
-        ``None`` without events. Items this version does not know are skipped."""
+        """A known user's state after their stored fresh ``events`` (sequence order, grouped by batch; an
+        ``item_id`` is a catalogue id or a ``LiveId``); ``None`` without events. Unknown items are skipped."""
         if not events:
             return None
-        state = self.initial_state(user_id)
-        for batch in group_batches(events):
-            pos = lookup(self.item_ids, np.array([e.item_id for e in batch], np.int64))
-            keep = [e for e, p in zip(batch, pos) if p >= 0]
-            if keep:
-                state = apply_events(state, self.model.item_vecs[pos[pos >= 0]], [e.item_id for e in keep],
-                                     [e.event for e in keep], [float(e.timestamp) for e in keep], self.centroids,
-                                     self.decay_factor, self.half_life, values=[e.value for e in keep])
-        return state
+        live = self.live  # one snapshot: positions and vectors agree
+        pos = joint_positions(self.item_ids, live, [e.item_id for e in events])
+        return fold_events(self.initial_state(user_id), events, pos, joint_vecs(self.model, live), self.centroids,
+                           self.decay_factor, self.half_life)
 
     def apply_events(self, user_id: int, events: list[dict], state: UserState | None) -> UserState:
         """The state after a known user's fresh ``events`` (validated: unknown user or item → :class:`NotFound`)."""
         base = state if state is not None else self.initial_state(user_id)
-        idx = self.item_indices([int(e["item_id"]) for e in events])
+        live = self.live
+        idx = joint_positions(self.item_ids, live, [e["item_id"] for e in events], strict=True)
         now = time.time()
-        return apply_events(base, self.model.item_vecs[idx], [int(e["item_id"]) for e in events],
+        return apply_events(base, joint_vecs(self.model, live)[idx], [e["item_id"] for e in events],
                             [e.get("event") or "view" for e in events],
                             [now if e.get("timestamp") is None else float(e["timestamp"]) for e in events],
                             self.centroids, self.decay_factor, self.half_life, values=[e.get("value") for e in events])

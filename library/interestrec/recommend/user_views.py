@@ -9,12 +9,11 @@ user has *not* interacted with, and ``min_users`` lists only items that several 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from interestrec.recommend.state import UserState
+from interestrec.recommend.state import UserState, catalogue_items
 
 
 def interests(svc: Any, user_id: int, state: UserState | None = None,
@@ -31,7 +30,8 @@ def interests(svc: Any, user_id: int, state: UserState | None = None,
     cluster = state.cluster if state is not None else int(model.user_cluster[u])
     sims = its @ model.item_vecs.T if len(its) else np.zeros((0, len(svc.item_ids)), np.float32)
     if hide_history:
-        fresh = svc.item_indices(state.history) if state is not None and state.history else np.zeros(0, np.int64)
+        touched = catalogue_items(state.history) if state is not None else []  # live items: not among these
+        fresh = svc.item_indices(touched) if touched else np.zeros(0, np.int64)
         sims[:, np.r_[model.history[u], fresh].astype(np.int64)] = -np.inf
     near = [int(j) if np.isfinite(row[j]) else None for row, j in zip(sims, np.argmax(sims, axis=1))]
     return {"user_id": user_id, "cluster": int(cluster),
@@ -57,7 +57,7 @@ def similar(svc: Any, user_id: int, n: int = 10, k: int = 10, state: UserState |
                      for p in peers])
     top = peers[np.argsort(-sims, kind="stable")[:n]]
     top_sims = np.sort(sims)[::-1][:n]
-    seen = set(model.history[u].tolist()) | set(svc.item_indices(state.history).tolist() if state else [])
+    seen = set(model.history[u].tolist()) | set(svc.item_indices(catalogue_items(state.history)).tolist() if state else [])
     votes: dict[int, int] = {}
     tie: dict[int, float] = {}
     for p, sim in zip(top, top_sims):

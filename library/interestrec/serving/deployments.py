@@ -1,8 +1,9 @@
 """The two Ray Serve deployments: ``Recommender`` (the model holder; FastAPI ingress, so the proxy routes
 HTTP straight to it) and ``Encoder`` (cold-start text, batched). :mod:`interestrec.serving.builder` binds them.
 
-Concurrent known-user requests are scored together: each is a :class:`KnownRequest` in a ``@serve.batch``
-(one store round trip and one matrix product per parameter group). Heavy requests (``/recommend/batch``,
+Concurrent known-user requests are scored together: each is a :class:`KnownRequest`, and those that arrive
+while a batch is scored form the next one (:class:`~interestrec.serving.coalesce.Coalescer`: one store round
+trip and one matrix product per parameter group; an idle replica scores a request at once). Heavy requests (``/recommend/batch``,
 MMR) run in the replica's :class:`~interestrec.serving.limits.HeavyPool` instead, off the light requests'
 path; every request's cost is checked first (:mod:`interestrec.serving.limits`). The artifact version comes
 in through ``reconfigure`` (``user_config``): loaded next to the old one, swapped in one assignment.
@@ -20,6 +21,7 @@ from interestrec.recommend.config import ServeConfig
 from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import http, limits
 from interestrec.serving import schemas as S
+from interestrec.serving.coalesce import Coalescer
 from interestrec.serving.errors import KeyConflict, StoreError
 from interestrec.serving.idtypes import IdCodec, PathId
 from interestrec.serving.items import ItemRoutes
@@ -79,8 +81,8 @@ class Recommender(ReplicaWork, ItemRoutes):
             self.replica = serve.get_replica_context().replica_id.unique_id
         except RayServeException:  # constructed outside Serve (tests, notebooks)
             self.replica = "local"
-        self._known.set_max_batch_size(config.max_batch_size)
-        self._known.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        # known-user requests that arrive while a batch is scored are scored together next
+        self._known = Coalescer(self._known_batch, config.max_batch_size, config.batch_wait_timeout_s, name="known")
         if config.token is None:
             log.warning("interestrec: POST /events is closed (no `token` configured; build_app generates one)")
         if config.read_token is None:
@@ -108,10 +110,9 @@ class Recommender(ReplicaWork, ItemRoutes):
         if self.service is None:
             raise RuntimeError("the model is not loaded yet")
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _known(self, reqs: list[KnownRequest]) -> list:
-        service = self.service  # one version for the whole batch
-        return await asyncio.to_thread(self._known_sync, service, reqs)
+    def _known_batch(self, reqs: list[KnownRequest]) -> list:
+        """One batch of known-user requests, all scored with the version loaded when it starts."""
+        return self._known_sync(self.service, reqs)
 
     # ------------------------------------------------------------------ routes
     @app.get("/healthz")
@@ -138,9 +139,9 @@ class Recommender(ReplicaWork, ItemRoutes):
             if req.text:
                 text_vec = await self._encode(req.text)
             codec = self.codecs[service.version]
-            idx = codec.item_list([h.item_id for h in req.history])
+            idx = await self._item_refs(codec, [h.item_id for h in req.history])  # catalogue or live items
             history = [{**h.model_dump(), "item_id": i} for h, i in zip(req.history, idx)]
-            args = (history, req.k, text_vec, req.diversity, codec.item_list(req.exclude_items, skip_unknown=True))
+            args = (history, req.k, text_vec, req.diversity, codec.item_refs(req.exclude_items, self._is_live, True))
             body = await self.heavy.run(service.recommend_history, *args) if heavy else service.recommend_history(*args)
             return {**codec.out(body), "user_id": req.user_id, "replica": self.replica}
         if req.user_id is None:
@@ -176,7 +177,7 @@ class Recommender(ReplicaWork, ItemRoutes):
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(req.user_id)
-        items = codec.item_list([e.item_id for e in req.events])
+        items = await self._item_refs(codec, [e.item_id for e in req.events], strict=True)  # catalogue or live
         service.validate_events(user, [{**e.model_dump(), "item_id": i} for e, i in zip(req.events, items)])
         # stored under the canonical original ids (stable across versions; the export re-ingests as is);
         # timestamps as sent: the store stamps missing ones after fingerprinting, so a retry is a duplicate
@@ -198,6 +199,7 @@ class Recommender(ReplicaWork, ItemRoutes):
     @app.get("/users/{user_id}/interests", response_model=S.InterestsResponse)
     async def interests(self, user_id: Annotated[PathId, Path()], authorization: str | None = Header(None)):
         authed = http.read_auth(self.cfg.read_token, authorization)
+        await self._live_items()  # fresh events on live items fold in too
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(user_id)
@@ -215,6 +217,7 @@ class Recommender(ReplicaWork, ItemRoutes):
             raise InvalidRequest(f"k must be at least 1, got {k}")
         limits.check_k(k, self.cfg)
         limits.check_open_depth(k, 0, authed, self.cfg)
+        await self._live_items()
         service = self.service
         codec = self.codecs[service.version]
         user = codec.user(user_id)

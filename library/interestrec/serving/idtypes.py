@@ -9,12 +9,18 @@ for an integer-id dataset that is not a number) is unknown: ``404`` with the id 
 The fresh-event store keys events by the **original** ids (stable across artifact versions, while a
 dense index can shift when a new version sees new ids); :meth:`IdCodec.event_indices` maps stored events
 into the serving version's index space on read.
+
+A live-catalogue item (``POST /items``: an id this version's catalogue does not have) is an item like any
+other in requests: :meth:`IdCodec.item_refs` and :meth:`IdCodec.event_indices` give it as a
+:class:`~interestrec.recommend.live.LiveId` (its original id in the dataset's kind) where the caller says it
+is live; when a version's catalogue has the id, the catalogue's item is meant.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
@@ -77,12 +83,38 @@ class IdCodec:
             return [int(i) for i in self._to_index(self.items, originals, missing=MISSING) if i != MISSING]
         return [int(i) for i in self._in(self.items, originals, "item")]
 
-    def event_indices(self, events: list) -> list:
-        """Stored events (original ids) with ``item_id`` as this version's index (:data:`MISSING` when unknown)."""
+    def item_refs(self, originals: list[ItemId], is_live: Callable[[ItemId], bool],
+                  skip_unknown: bool = False) -> list[int | LiveId]:
+        """Original item ids as this version's indices, or as a :class:`LiveId` (the id in the dataset's kind,
+        :meth:`live_id`) where the catalogue lacks it and ``is_live`` says so; any other id raises
+        :class:`UnknownId` naming it (:class:`InvalidId` when of the wrong kind), or is dropped with ``skip_unknown``."""
+        if not originals:
+            return []
+        out: list[int | LiveId] = []
+        for o, i in zip(originals, self._to_index(self.items, originals, missing=MISSING)):
+            if i != MISSING:
+                out.append(int(i))
+                continue
+            try:
+                live = self.live_id(o)
+            except InvalidId:
+                if skip_unknown:
+                    continue
+                raise
+            if is_live(live):
+                out.append(LiveId(live))
+            elif not skip_unknown:
+                raise UnknownId(f"unknown item {o}")
+        return out
+
+    def event_indices(self, events: list, is_live: Callable[[ItemId], bool] | None = None) -> list:
+        """Stored events (original ids) with ``item_id`` as this version's index: a :class:`LiveId` for an id
+        the catalogue lacks that ``is_live`` says is live, else :data:`MISSING` when unknown."""
         if not events:
             return events
         idx = self._to_index(self.items, [e.item_id for e in events], missing=MISSING)
-        return [dataclasses.replace(e, item_id=int(i)) for e, i in zip(events, idx)]
+        return [dataclasses.replace(e, item_id=LiveId(e.item_id) if i == MISSING and is_live is not None
+                                    and is_live(e.item_id) else int(i)) for e, i in zip(events, idx)]
 
     def prepared(self) -> IdCodec:
         """This codec with its lookup tables built (call at load time, not on a request)."""
@@ -153,9 +185,10 @@ class IdCodec:
         """Whether this version's catalogue has the item."""
         return bool(self.item_list([original], skip_unknown=True))
 
-    def original_items(self, items: list[int]) -> list[ItemId]:
-        """Original ids of item indices (for events written to the store)."""
-        return self.items.to_original(items)
+    def original_items(self, items: list[int | LiveId]) -> list[ItemId]:
+        """Original ids of item indices and :class:`LiveId` s (for events written to the store)."""
+        catalogue = iter(self.items.to_original([i for i in items if not isinstance(i, LiveId)]))
+        return [i.original if isinstance(i, LiveId) else next(catalogue) for i in items]
 
 
 def _as_int64(v) -> int | None:

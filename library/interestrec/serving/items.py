@@ -8,6 +8,12 @@ event store before the answer. Every replica reads what changed since its last l
 background task the replica's first request starts (no request waits for a poll after that), and serves
 the items beside the catalogue, scored as cold items (:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
 text changes with the next pipeline run; the store's export of items feeds it).
+
+A live item is usable wherever a catalogue item is (:meth:`ItemRoutes._item_refs`): ``POST /events`` on it,
+a cold ``history`` naming it, ``exclude_items``. An id neither the catalogue nor the replica's copy has
+makes the replica read the store's new items once before it is called unknown, so an item another replica
+took a moment ago is usable on every replica at once. Once a published version's catalogue has the id, its
+catalogue item is the one meant everywhere (the live copy is no longer served).
 """
 
 import asyncio
@@ -56,19 +62,38 @@ class ItemRoutes:
             except Exception:  # a bad row must not end the poll for good: logged, tried again next time
                 log.exception("interestrec: reading the live catalogue failed; retrying in %.1f s", self.cfg.items_poll_s)
 
-    async def _refresh_items(self) -> None:
-        """Read the items written since the last look; the store down: the copy stays as it was."""
+    async def _refresh_items(self, strict: bool = False) -> None:
+        """Read the items written since the last look; the store down: the copy stays as it was (``strict``:
+        :class:`StoreError` instead, for a write that needs to know)."""
         from interestrec.serving.store import id_key
 
         try:
             rows = await asyncio.to_thread(self.store.items_since, self._live_seq)
         except StoreError:
+            if strict:
+                raise
             http.metrics()["fallbacks"].inc()
             return
         if rows:
             self._live = {**(self._live or {}), **{id_key(r.item_id): r for r in rows}}
             self._live_seq = max(self._live_seq, max(r.seq for r in rows))
             self._set_live(self.service)
+
+    def _is_live(self, original) -> bool:
+        """Whether the replica's copy of the live catalogue has the item (an original id in the dataset's kind)."""
+        from interestrec.serving.store import id_key
+
+        return id_key(original) in (self._live or {})
+
+    async def _item_refs(self, codec, originals: list, strict: bool = False) -> list:
+        """Original item ids as catalogue indices or :class:`~interestrec.recommend.live.LiveId` s
+        (:meth:`IdCodec.item_refs`); an id neither has is looked for in the store's new items once before it
+        is :class:`UnknownId` (``strict``: the store down is :class:`StoreError`, not unknown)."""
+        try:
+            return codec.item_refs(originals, self._is_live)
+        except UnknownId:
+            await self._refresh_items(strict)  # written on another replica since this one's last look?
+        return codec.item_refs(originals, self._is_live)
 
     async def _put_items(self, req: S.ItemsRequest, authorization: str | None, idempotency_key: str | None) -> dict:
         """``POST /items``: check, encode, store durably, then serve them on this replica at once."""

@@ -3,7 +3,8 @@ batch of known-user requests (:class:`KnownRequest`) with one store round trip, 
 store, timestamps checked against the deployment's range, cold-start text sent to the ``Encoder``.
 
 :class:`ReplicaWork` is a base of :class:`~interestrec.serving.deployments.Recommender`; it expects the
-attributes the deployment sets: ``cfg``, ``store``, ``codecs``, ``encoder``, ``replica``.
+attributes the deployment sets: ``cfg``, ``store``, ``codecs``, ``encoder``, ``replica``, and the live
+catalogue's ``_is_live`` (:class:`~interestrec.serving.items.ItemRoutes`).
 """
 
 import asyncio
@@ -18,14 +19,14 @@ from interestrec.serving.idtypes import IdCodec, ItemId, UserId
 
 
 class KnownRequest(NamedTuple):
-    """One known-user recommendation in a ``@serve.batch`` (original ids: the batch translates them with the
+    """One known-user recommendation in a batch (original ids: the batch translates them with the
     version it is scored on). Requests with equal :attr:`group` share one matrix product."""
 
     user_id: UserId
     k: int
     exclude_seen: bool
     diversity: bool | str
-    exclude_items: list[ItemId] | None  # original item ids left out of the answer (unknown ones ignored)
+    exclude_items: list[ItemId] | None  # original item ids (catalogue or live) left out of the answer (unknown ignored)
     authed: bool  # read auth: explanations may name history items, ``fresh_events`` is shown
 
     @property
@@ -51,7 +52,8 @@ class ReplicaWork:
         except StoreError:
             http.metrics()["fallbacks"].inc()
             return [None] * len(users), False
-        return [service.state_from_events(u, codec.event_indices(r)) if r else None for u, r in zip(users, rows)], True
+        return [service.state_from_events(u, codec.event_indices(r, self._is_live)) if r else None
+                for u, r in zip(users, rows)], True
 
     def _known_sync(self, service, reqs: list[KnownRequest]) -> list:
         """Score a batch of known-user requests (original ids, translated here with the batch's version):
@@ -63,7 +65,7 @@ class ReplicaWork:
             try:
                 users[j] = codec.user(r.user_id)
                 service.user_index(users[j])
-                excludes[j] = codec.item_list(r.exclude_items or [], skip_unknown=True)
+                excludes[j] = codec.item_refs(r.exclude_items or [], self._is_live, skip_unknown=True)
                 ok.append(j)
             except (UnknownIdError, InvalidId) as e:
                 out[j] = e

@@ -16,7 +16,8 @@ a user (the live state's bound); :meth:`EventStore.export` returns everything, i
 
 Beside the events, the store keeps the live catalogue (``POST /items``): items with their text and encoded
 vector, each write numbered from its own sequence, so a replica reads only what changed since its last
-look (:meth:`EventStore.items_since`); :func:`export_items_parquet` writes it out for the next run.
+look (:meth:`EventStore.items_since`); :func:`export_items_parquet` writes it out for the next run, and
+:func:`export_dataset` writes both as one dataset directory the next run's ingest reads as it is.
 
 Events are keyed by the dataset's **original** user and item ids (an int64 or a string; see
 :mod:`interestrec.serving.idtypes`), so a stored event means the same user and item in every artifact
@@ -217,3 +218,18 @@ def export_items_parquet(store, path: str) -> int:
     table = store.export_items()
     artifacts.write_parquet(path, table)
     return table.num_rows
+
+
+EVENTS_FILE = "events.parquet"
+
+
+def export_dataset(store, directory: str) -> dict[str, int]:
+    """Write the store's events (``events.parquet``, :func:`export_parquet`) and live catalogue
+    (``live_items.parquet``, :func:`export_items_parquet`) into ``directory``: a generic Parquet dataset the
+    next pipeline run ingests with no settings (``--data directory``), the live items joining its catalogue
+    with their text (:mod:`interestrec.data.livecatalog`). Returns ``{"events": rows, "items": rows}``."""
+    from interestrec import artifacts
+    from interestrec.data.livecatalog import LIVE_ITEMS
+
+    return {"events": export_parquet(store, artifacts.join(directory, EVENTS_FILE)),
+            "items": export_items_parquet(store, artifacts.join(directory, f"{LIVE_ITEMS}.parquet"))}
