@@ -69,6 +69,26 @@ def test_scores_match_the_reference_and_weigh_recent_items_more():
     np.testing.assert_allclose(a0, b0, atol=1e-6)
 
 
+def test_positions_beyond_float32_resolution_are_left_out_within_their_bound():
+    from interestrec.recommend.itemitem import effective_length
+
+    table = fit_item_item(_matrix(3), lam=5.0, neighbours=25)
+    rng = np.random.default_rng(4)
+    long = rng.integers(0, 25, 400)
+    for h in (0.5, 1.0, 3.0):
+        kept = effective_length(len(long), h)
+        assert kept == min(400, int(np.ceil(24 * h))) and 0.5 ** (kept / h) <= 2.0 ** -24
+        s = item_item_scores(table, [long], h)[0]
+        ref = np.array([item_item_reference(table, long, h, j) for j in range(25)])
+        bound = 2.0 ** -24 / (1 - 2 ** (-1 / h)) * np.abs(table.toarray()).max()
+        assert np.abs(s - ref).max() <= bound + 1e-6 * np.abs(ref).max()
+        # the dropped positions are what made the difference: the kept ones alone give the same scores
+        np.testing.assert_allclose(s, item_item_scores(table, [long[-kept:]], h)[0], rtol=0, atol=0)
+    assert effective_length(400, 0.0) == 400  # every position weighs 1: all are read
+    np.testing.assert_allclose(item_item_scores(table, [long], 0.0)[0],
+                               [item_item_reference(table, long, 0.0, j) for j in range(25)], rtol=1e-5)
+
+
 def test_table_round_trips_through_parquet(tmp_path):
     user, item = np.array([0, 0, 1, 1, 2, 2, 2, 0]), np.array([0, 1, 1, 2, 0, 2, 3, 0])  # (0, 0) repeated
     table = table_from_events(user, item, 3, 5, lam=1.0, neighbours=2)

@@ -159,6 +159,19 @@ def test_top_k_filters_seen_orders_and_explains(service):
     assert len(service.recommend(int(service.user_ids[u]), k=1000)["items"]) == len(m.item_ids) - len(seen)
 
 
+def test_best_matches_a_full_sort_with_ties_and_excluded_items():
+    from interestrec.recommend.topk import best, best_reference
+
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 50, 400):
+        scores = rng.integers(0, 6, n).astype(np.float64)  # many ties
+        scores[rng.random(n) < 0.3] = -np.inf  # excluded items
+        for c in (0, 1, 3, n // 2, n, n + 5):
+            assert best(scores, c).tolist() == best_reference(scores, c).tolist(), (n, c)
+    x = rng.standard_normal(9742).astype(np.float32)
+    assert best(x, 40).tolist() == best_reference(x, 40).tolist()
+
+
 def test_diversity_spreads_over_interests(service):
     from interestrec.recommend.topk import diversify
 

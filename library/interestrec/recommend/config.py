@@ -25,7 +25,8 @@ class ServeConfig:
         max_ongoing_requests: per recommender replica (Serve's back-pressure bound). Slots are cheap (light
             requests are batched, heavy ones bounded by ``heavy_slots``, slow bodies by ``max_body_readers``), so
             it is set high enough that 200 stalled connections leave light requests room (`docs/bench/serve.md`).
-        max_batch_size / batch_wait_timeout_s: ``@serve.batch`` of known-user scoring.
+        max_batch_size / batch_wait_timeout_s: known-user scoring batches (``serving.coalesce.Coalescer``:
+            requests that arrive while a batch is scored form the next; 0 s scores an idle replica's at once).
         max_tokens: the text encoder's token budget (the encode stage's, so batch and serving agree).
         recommender_cpus: CPUs reserved per recommender replica.
         max_k: the largest ``k`` a request may ask for (``/recommend``, ``/recommend/batch``, ``/similar``).

@@ -123,8 +123,24 @@ def recency_weights(length: int, half_life: float) -> np.ndarray:
     return np.power(0.5, steps / half_life).astype(np.float32)
 
 
+RESOLUTION_HALF_LIVES = 24  # 0.5 ** 24 = 2⁻²⁴: float32's resolution
+
+
+def effective_length(length: int, half_life: float) -> int:
+    """How many of a history's newest positions :func:`item_item_scores` reads.
+
+    A position ``24 · half_life`` steps or more from the end weighs at most ``2⁻²⁴`` of the newest (float32's
+    resolution), and all of them together at most ``2⁻²⁴ / (1 − 2^(−1/half_life))``: they are left out, so a
+    long history costs what a short one does. ``half_life <= 0`` (every position weighs 1) reads them all.
+    """
+    if half_life <= 0:
+        return length
+    return min(length, int(np.ceil(RESOLUTION_HALF_LIVES * half_life)))
+
+
 def item_item_scores(table, histories: list[np.ndarray], half_life: float) -> np.ndarray:
-    """Sequential scores of every item for each history (oldest item first).
+    """Sequential scores of every item for each history (oldest item first), from each history's
+    :func:`effective_length` newest positions.
 
     Shapes:
         table: sparse ``(n_items, n_items)``; histories[b]: ``(h_b,)`` item indices; returns ``(b, n_items)`` float32.
@@ -132,6 +148,7 @@ def item_item_scores(table, histories: list[np.ndarray], half_life: float) -> np
     import scipy.sparse as sp
 
     n = table.shape[0]
+    histories = [np.asarray(h)[len(h) - effective_length(len(h), half_life):] for h in histories]
     lengths = np.array([len(h) for h in histories], np.int64)
     rows = np.repeat(np.arange(len(histories)), lengths)
     cols = np.concatenate([np.asarray(h, np.int64) for h in histories]) if len(rows) else np.zeros(0, np.int64)

@@ -59,6 +59,27 @@ def diversify(cand: np.ndarray, scores: np.ndarray, item_vecs: np.ndarray, inter
     return cand[np.asarray(chosen)]
 
 
+def best(scores: np.ndarray, c: int) -> np.ndarray:
+    """The ``c`` best items by score, best first, ties by item index.
+
+    Everything above the ``c``-th largest score is in; of the items tied with it, those of smallest index
+    (``np.partition`` finds the value: on a catalogue-sized row it takes half of ``np.argpartition``'s time).
+
+    Shapes:
+        scores: ``(n,)``; returns ``(min(c, n),)`` item indices.
+    """
+    n = len(scores)
+    if c <= 0:
+        return np.zeros(0, np.int64)
+    cand = np.arange(n) if c >= n else np.flatnonzero(scores >= np.partition(scores, n - c)[n - c])
+    return cand[np.lexsort((cand, -scores[cand]))][:c]
+
+
+def best_reference(scores: np.ndarray, c: int) -> np.ndarray:
+    """:func:`best` by a full stable sort (the reference)."""
+    return np.asarray(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: max(c, 0)], np.int64)
+
+
 @dataclass(frozen=True)
 class Recommendation:
     """One recommended item with its explanation (index space; the service maps ids and titles)."""
@@ -99,8 +120,7 @@ def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster:
     c = min(k * (pool if diversity != "none" else 1), n_ok)
     if max_candidates is not None:
         c = min(c, max(k, int(max_candidates)))
-    cand = np.argpartition(-scores, c - 1)[:c]
-    cand = cand[np.lexsort((cand, -scores[cand]))]  # by score, ties by item index
+    cand = best(scores, c)
     top = diversify(cand, scores, model.item_vecs, interests, k, diversity)
     iv = model.item_vecs
     sims = interests @ iv[top].T if len(interests) else np.zeros((1, len(top)))

@@ -5,8 +5,8 @@
     serve deploy serving/cluster.yaml                                  # on a running cluster
 
 One hop for the hot path: the HTTP proxy routes straight to a ``Recommender`` replica (FastAPI ingress);
-concurrent known-user requests are scored together (``@serve.batch``: one store round trip and one
-matrix product per batch). Cold requests with text call the ``Encoder`` deployment (batched too).
+concurrent known-user requests are scored together (those arriving while a batch is scored form the next:
+one store round trip and one matrix product per batch). Cold requests with text call the ``Encoder`` deployment (batched too).
 
 Fresh events go to the durable store (:mod:`interestrec.serving.store`) before ``POST /events`` answers;
 every replica reads a user's newest events from the store on each request, so all replicas agree and a
