@@ -84,6 +84,7 @@ def test_positions_beyond_float32_resolution_are_left_out_within_their_bound():
         assert np.abs(s - ref).max() <= bound + 1e-6 * np.abs(ref).max()
         # the dropped positions are what made the difference: the kept ones alone give the same scores
         np.testing.assert_allclose(s, item_item_scores(table, [long[-kept:]], h)[0], rtol=0, atol=0)
+    np.testing.assert_array_equal(item_item_scores(table.tocsc(), [long], 3.0), item_item_scores(table, [long], 3.0))
     assert effective_length(400, 0.0) == 400  # every position weighs 1: all are read
     np.testing.assert_allclose(item_item_scores(table, [long], 0.0)[0],
                                [item_item_reference(table, long, 0.0, j) for j in range(25)], rtol=1e-5)

@@ -142,19 +142,27 @@ def item_item_scores(table, histories: list[np.ndarray], half_life: float) -> np
     """Sequential scores of every item for each history (oldest item first), from each history's
     :func:`effective_length` newest positions.
 
-    Shapes:
-        table: sparse ``(n_items, n_items)``; histories[b]: ``(h_b,)`` item indices; returns ``(b, n_items)`` float32.
-    """
-    import scipy.sparse as sp
+    Each kept position's table row (a slice of the CSR arrays) is gathered, weighed and summed into the
+    history's row with one ``np.bincount``: for one user that takes half the time of building a sparse weight
+    matrix and multiplying it by the table, which is what a served request scores.
 
+    Shapes:
+        table: CSR ``(n_items, n_items)``; histories[b]: ``(h_b,)`` item indices; returns ``(b, n_items)`` float32.
+    """
+    table = table.tocsr()  # the CSR itself when it is one already
     n = table.shape[0]
-    histories = [np.asarray(h)[len(h) - effective_length(len(h), half_life):] for h in histories]
-    lengths = np.array([len(h) for h in histories], np.int64)
-    rows = np.repeat(np.arange(len(histories)), lengths)
-    cols = np.concatenate([np.asarray(h, np.int64) for h in histories]) if len(rows) else np.zeros(0, np.int64)
-    vals = np.concatenate([recency_weights(len(h), half_life) for h in histories]) if len(rows) else np.zeros(0, np.float32)
-    w = sp.csr_matrix((vals, (rows, cols)), shape=(len(histories), n), dtype=np.float32)  # repeats add up
-    return np.asarray((w @ table).todense(), dtype=np.float32)
+    indptr, indices, data = table.indptr, table.indices, table.data
+    out = np.zeros((len(histories), n), np.float32)
+    for b, h in enumerate(histories):
+        h = np.asarray(h, np.int64)[len(h) - effective_length(len(h), half_life):]
+        if not len(h):
+            continue
+        starts = indptr[h]
+        lens = indptr[h + 1] - starts
+        pos = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)  # the rows' entries
+        weights = np.repeat(recency_weights(len(h), half_life), lens)
+        out[b] = np.bincount(indices[pos], weights=data[pos] * weights, minlength=n)  # repeated items add up
+    return out
 
 
 def item_item_reference(table, history: np.ndarray, half_life: float, j: int) -> float:
