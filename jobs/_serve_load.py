@@ -5,7 +5,9 @@ HTTP (latency from the scheduled send time), and the same calls made in-process 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -115,6 +117,26 @@ def stalled_clients(port: int, n: int, seconds_after_measure: float):
         return {"stalled_opened": opened}
 
     return hold
+
+
+def replica_pids() -> list[int]:
+    """Process ids of this Ray's Serve replicas that answer HTTP (the text encoder's left out)."""
+    from ray.util.state import list_actors
+
+    return [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=10_000)
+            if a.class_name.startswith("ServeReplica:") and not a.class_name.endswith(":Encoder")]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (Linux ``/proc``; a process gone counts 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def in_process(service, encoder, bodies: list[dict], seconds: float) -> dict:

@@ -34,7 +34,7 @@ import numpy as np
 
 import _bench
 import _services
-from _serve_load import in_process, open_loop, payloads, stalled_clients
+from _serve_load import cpu_seconds, in_process, open_loop, payloads, replica_pids, stalled_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_KEYS = {"replicas": "recommender_replicas", "batch": "max_batch_size", "wait_ms": "batch_wait_timeout_s",
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-qps", type=float, default=20.0)
     p.add_argument("--text-qps", type=float, default=0.0, help="cold_text rate (0 = skip; it loads the encoder)")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase (after the warm-up)")
-    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--warmup", type=float, default=10.0, help="seconds offered before each measured window (both apps)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--store", default="sqlite", help="'sqlite' (a temp file), 'redis' (a local redis-server) or a URL")
     p.add_argument("--setting", default="replicas=2,batch=16,wait_ms=0,ongoing=256",
@@ -148,10 +148,13 @@ def child(args: argparse.Namespace) -> int:
     try:
         if kind == "app":
             seed_events(base, token, service.user_ids, service.item_ids, rng)
+        pids = replica_pids()
         for n, rate in enumerate(args.rate_list):
+            cpu = cpu_seconds(pids)
             res = asyncio.run(open_loop(f"{base}/recommend", {"known": (rate, bodies["known"])}, args.warmup,
                                         args.seconds, args.seed + n))
-            out["rates"][str(rate)] = {**res["known"], "codes": res["_codes"]}
+            per_request = 1e3 * (cpu_seconds(pids) - cpu) / (rate * (args.warmup + args.seconds))  # offered
+            out["rates"][str(rate)] = {**res["known"], "codes": res["_codes"], "cpu_ms": per_request}
         cold = {k: (r, bodies[k]) for k, r in (("cold", args.cold_qps), ("cold_text", args.text_qps)) if r > 0}
         if kind == "app" and cold:
             res = asyncio.run(open_loop(f"{base}/recommend", cold, args.warmup, args.seconds, args.seed + 50))
@@ -227,14 +230,14 @@ def stat(runs: dict, name: str, *path: str) -> float:
 
 def report(args: argparse.Namespace, names: list[str], runs: dict, local: dict) -> int:
     """The side-by-side tables and the last line."""
-    print("\n| variant | app | offered QPS | p50 ms | p99 ms | served QPS | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| variant | app | offered QPS | p50 ms | p99 ms | served QPS | errors | replicas' CPU ms / request |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
         for rate in args.rate_list:
             key = str(rate)
             print(f"| {name.split('@')[1]} | {name.split('@')[0]} | {rate:.0f} | {stat(runs, name, 'rates', key, 'p50'):.1f} | "
                   f"{stat(runs, name, 'rates', key, 'p99'):.1f} | {stat(runs, name, 'rates', key, 'qps'):.1f} | "
-                  f"{sum(r['rates'][key]['errors'] for r in runs[name])} |")
+                  f"{sum(r['rates'][key]['errors'] for r in runs[name])} | {stat(runs, name, 'rates', key, 'cpu_ms'):.2f} |")
     for name in (n for n in names if n.startswith("app@")):
         for k in runs[name][0]["cold"]:
             print(f"{name} {k} at {runs[name][0]['cold'][k]['offered']:.0f} QPS: p50 {stat(runs, name, 'cold', k, 'p50'):.1f} "

@@ -25,7 +25,7 @@ def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_help_lists_every_subcommand_with_examples():
     r = cli("--help")
     assert r.returncode == 0, r.stderr
-    for command in ("run", "serve", "bench", "report"):
+    for command in ("run", "serve", "bench", "report", "export"):
         assert f"    {command} " in r.stdout
     run = cli("run", "--help")
     assert run.returncode == 0 and "--stages" in run.stdout and "--serve-check" in run.stdout

@@ -100,3 +100,26 @@ def test_a_served_stores_export_is_a_dataset_the_next_run_ingests(ray_local, tmp
                      777001: ("Orbit of the Lost Fleet", "astronauts aboard a starship")}
     ingest_in_driver(str(both), IngestConfig(), str(tmp_path / "ref2"))
     assert load_ingest(str(tmp_path / "ref2")).items.equals(load_ingest(str(tmp_path / "out2")).items)
+
+
+def test_the_export_command_writes_the_dataset_and_names_the_next_step(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    _served_store(tmp_path / "events.db").close()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.path.join(root, "library")}
+    out = tmp_path / "next"
+    r = subprocess.run([sys.executable, "-m", "interestrec.cli", "export", "--store", f"sqlite://{tmp_path}/events.db",
+                        "--out", str(out)], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "10 events and 2 live items" in r.stdout and f"interestrec run --data {out}" in r.stdout
+    assert pq.read_table(out / "events.parquet").num_rows == 10
+    items = pq.read_table(out / "live_items.parquet").to_pydict()
+    assert sorted(items["item_id"]) == [777001, 777002] and "Orbit of the Lost Fleet" in items["title"]
+    bad = subprocess.run([sys.executable, "-m", "interestrec.cli", "export", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2 and "--store" in bad.stderr

@@ -5,6 +5,7 @@
     interestrec serve --artifacts out/run1                                     # the Serve app on :8000
     interestrec bench --data ../shared/data/ml-latest-small                    # the full table, timed
     interestrec report --out out/run1                                          # report.html + summary again
+    interestrec export --store sqlite:///srv/events.db --out data/next         # served events + live items
 
 This module and :mod:`interestrec.runner` are the command-line edge (as ``jobs/`` are): flags and YAML
 become the typed :class:`~interestrec.config.PipelineConfig`, Ray is started or joined, the library is
@@ -114,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Re-render DIR/report.html from the stages' summaries and artifacts.",
                             epilog="example:\n  interestrec report --out out/demo", formatter_class=fmt)
     report.add_argument("--out", required=True, help="pipeline output directory")
+
+    export = sub.add_parser("export", help="write a serving store's events and live items as the next run's data",
+                            description="Write the event store's fresh events (events.parquet) and live catalogue "
+                                        "(live_items.parquet) into DIR: `interestrec run --data DIR` ingests them "
+                                        "with no settings.", formatter_class=fmt,
+                            epilog="example:\n  interestrec export --store sqlite:///srv/events.db --out data/next")
+    export.add_argument("--store", required=True, help="event store URI: sqlite:///PATH or redis://HOST:PORT")
+    export.add_argument("--out", required=True, help="directory (local or object storage) to write into")
     return top
 
 
@@ -219,7 +228,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "serve": cmd_serve, "bench": cmd_bench, "report": cmd_report}
+def cmd_export(args: argparse.Namespace) -> int:
+    from interestrec.serving.store import export_dataset
+    from interestrec.serving.stores import open_store
+
+    store = open_store(args.store)
+    try:
+        rows = export_dataset(store, args.out)
+    finally:
+        store.close()
+    print(f"interestrec: {rows['events']} events and {rows['items']} live items written to {args.out}; "
+          f"next: interestrec run --data {args.out} ...", flush=True)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "serve": cmd_serve, "bench": cmd_bench, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

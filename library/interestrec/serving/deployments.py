@@ -22,7 +22,6 @@ from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import http, limits
 from interestrec.serving import schemas as S
 from interestrec.serving.coalesce import Coalescer
-from interestrec.serving.errors import KeyConflict, StoreError
 from interestrec.serving.idtypes import IdCodec, PathId
 from interestrec.serving.items import ItemRoutes
 from interestrec.serving.scoring import KnownRequest, ReplicaWork
@@ -184,15 +183,7 @@ class Recommender(ReplicaWork, ItemRoutes):
         originals = codec.original_items(items)
         events = [{**e.model_dump(), "item_id": o} for e, o in zip(req.events, originals)]
         user_key = codec.store_key(user)
-        try:
-            ack = await asyncio.to_thread(self.store.append, user_key, events, key)  # durable before the answer
-        except KeyConflict:
-            raise
-        except Exception as e:  # unreachable, timed out, anything: whether it was applied is unknown here
-            log.warning("interestrec: POST /events batch %s not confirmed by the store: %r", key, e,
-                        exc_info=not isinstance(e, StoreError))
-            raise StoreError(f"the event store did not confirm the write ({e}); retry with the same "
-                             f"Idempotency-Key ('{key}'): a batch already applied is answered as a duplicate") from e
+        ack = await http.durable_write("POST /events", key, self.store.append, user_key, events)  # before the answer
         return {"user_id": user_key, "events": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate,
                 "idempotency_key": key}
 

@@ -309,3 +309,23 @@ def batch_key(body: str | None, header: str | None) -> str:
         raise InvalidRequest("a write needs an idempotency key: the Idempotency-Key header or the idempotency_key "
                              "field (unique per batch, the same on a retry), so a retried batch is applied once")
     return key
+
+
+async def durable_write(route: str, key: str, write, *args):
+    """``write(*args, key)`` (a store call, on a thread), returned only once the store confirms it.
+
+    :class:`KeyConflict` passes through (409); anything else — unreachable, timed out — leaves it unknown
+    whether the batch was applied, so it becomes :class:`StoreError` (503 with ``Retry-After``) telling the
+    client to retry with the same key, which the store answers as a duplicate if the batch was applied.
+    """
+    import logging
+
+    try:
+        return await asyncio.to_thread(write, *args, key)
+    except KeyConflict:
+        raise
+    except Exception as e:  # every other failure: 503 with the key to retry with
+        logging.getLogger("ray.serve").warning("interestrec: %s batch %s not confirmed by the store: %r", route, key,
+                                               e, exc_info=not isinstance(e, StoreError))
+        raise StoreError(f"the store did not confirm the write ({e}); retry with the same Idempotency-Key "
+                         f"('{key}'): a batch already applied is answered as a duplicate") from e

@@ -22,7 +22,7 @@ import logging
 from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import http
 from interestrec.serving import schemas as S
-from interestrec.serving.errors import KeyConflict, StoreError, UnknownId
+from interestrec.serving.errors import StoreError, UnknownId
 
 log = logging.getLogger("ray.serve")
 
@@ -113,15 +113,7 @@ class ItemRoutes:
         vecs = await asyncio.gather(*(self._encode(t) for t in texts))
         items = [{"item_id": o, "title": i.title, "genres": list(i.genres), "description": i.description,
                   "vector": v.tolist()} for o, i, v in zip(ids, req.items, vecs)]
-        try:
-            ack = await asyncio.to_thread(self.store.put_items, items, key)  # durable before the answer
-        except KeyConflict:
-            raise
-        except Exception as e:  # unreachable, timed out, anything: whether it was applied is unknown here
-            log.warning("interestrec: POST /items batch %s not confirmed by the store: %r", key, e,
-                        exc_info=not isinstance(e, StoreError))
-            raise StoreError(f"the store did not confirm the items ({e}); retry with the same Idempotency-Key "
-                             f"('{key}'): a batch already applied is answered as a duplicate") from e
+        ack = await http.durable_write("POST /items", key, self.store.put_items, items)  # durable before the answer
         await self._refresh_items()  # this replica serves them at once, the others within items_poll_s
         return {"items": ack.n, "first_seq": ack.first_seq, "duplicate": ack.duplicate, "idempotency_key": key}
 
