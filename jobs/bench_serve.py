@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-qps", type=float, default=20.0)
     p.add_argument("--text-qps", type=float, default=0.0, help="cold_text rate (0 = skip; it loads the encoder)")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase (after the warm-up)")
-    p.add_argument("--warmup", type=float, default=10.0, help="seconds offered before each measured window (both apps)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds offered before each measured window (both apps)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--store", default="sqlite", help="'sqlite' (a temp file), 'redis' (a local redis-server) or a URL")
     p.add_argument("--setting", default="replicas=2,batch=16,wait_ms=0,ongoing=256",

@@ -186,7 +186,7 @@ def test_hidden_history_views(out):
 
 
 def test_a_body_chunk_late_past_a_deadline_is_kept_for_the_next_read_not_lost():
-    from interestrec.serving.http import _Body
+    from interestrec.serving.bodies import _Body
 
     async def scenario():
         q: asyncio.Queue = asyncio.Queue()

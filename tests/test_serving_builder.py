@@ -181,6 +181,7 @@ def client(monkeypatch):
     from interestrec.serving.errors import Forbidden, KeyConflict, StoreError, Unauthorized
 
     monkeypatch.setattr(http, "_METRICS", {"requests": _Counter(), "cold": _Counter(), "fallbacks": _Counter()})
+    monkeypatch.setattr(http, "REQUESTS", http.RequestCounts())  # counts of this app only
     api = http.make_app()
     errors = {"store": StoreError("down"), "auth": Unauthorized("no"), "forbidden": Forbidden("nope"),
               "conflict": KeyConflict("other batch")}

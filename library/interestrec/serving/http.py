@@ -9,13 +9,14 @@ The routes live on :class:`~interestrec.serving.deployments.Recommender` (``@ser
 import asyncio
 import hmac
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from interestrec.errors import InterestrecError, UnknownIdError
+from interestrec.errors import UnknownIdError
 from interestrec.recommend.errors import InvalidRequest
 from interestrec.serving import schemas as S
+from interestrec.serving.bodies import MAX_BODY, BodyTooLarge, _Body, _replay
 from interestrec.serving.errors import (
     Busy,
     Forbidden,
@@ -26,8 +27,6 @@ from interestrec.serving.errors import (
     Unavailable,
 )
 
-MAX_BODY = 1 << 20
-
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_GRACE_S = 1.0  # a body still incomplete after this is a slow one (bounded by BODIES["readers"])
 # the guard's body bounds in this process (one replica), set by the deployment (configure_bodies)
@@ -37,13 +36,6 @@ BODIES = {"timeout_s": 5.0, "readers": 32, "reading": 0}
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownIdError, 404), (InvalidId, 422), (KeyConflict, 409), (InvalidRequest, 422),
     (StoreError, 503), (Unavailable, 503), (Unauthorized, 401), (Forbidden, 403), (Busy, 429))
-
-
-class BodyTooLarge(HTTPException, InterestrecError):
-    """A request body over ``MAX_BODY`` bytes (413; an HTTPException so body parsing passes it through)."""
-
-    def __init__(self):
-        super().__init__(413, f"request body over {MAX_BODY} bytes")
 
 
 def install_error_handlers(api: FastAPI) -> None:
@@ -202,60 +194,6 @@ class Guard:
         if not done:  # the client went away mid-body: nobody reads an answer
             return await _refuse(400, "the client disconnected before its body was complete", scope, receive, send)
         await self.app(scope, _replay(b"".join(body.parts), receive), send)
-
-
-class _Body:
-    """A request body read in steps: :meth:`read_until` a point in time, keeping what came so far.
-
-    A ``receive`` still pending at a deadline is kept for the next step, never cancelled (no message is lost),
-    and one that completed by the time the loop noticed the deadline counts as received: on a busy replica
-    the loop wakes late, and that lateness is not the client's.
-    """
-
-    def __init__(self, receive):
-        self.receive = receive
-        self.parts: list[bytes] = []
-        self.seen = 0
-        self.pending: asyncio.Task | None = None
-
-    async def read_until(self, when: float) -> bool:
-        """Read until the body is complete (``True``) or the client disconnected (``False``);
-        ``asyncio.TimeoutError`` at loop time ``when``, :class:`BodyTooLarge` once over ``MAX_BODY``."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if self.pending is None:
-                self.pending = asyncio.ensure_future(self.receive())
-            await asyncio.wait({self.pending}, timeout=max(when - loop.time(), 0.0))
-            if not self.pending.done():
-                raise asyncio.TimeoutError
-            message, self.pending = self.pending.result(), None
-            if message["type"] == "http.disconnect":
-                return False
-            chunk = message.get("body", b"")
-            self.seen += len(chunk)
-            if self.seen > MAX_BODY:
-                raise BodyTooLarge()
-            self.parts.append(chunk)
-            if not message.get("more_body", False):
-                return True
-
-    def close(self) -> None:
-        """Cancel a ``receive`` still pending (the guard answered without the rest of the body)."""
-        if self.pending is not None and not self.pending.done():
-            self.pending.cancel()
-
-
-def _replay(body: bytes, receive):
-    """An ASGI ``receive`` that hands the route the body already read, then the connection's own messages."""
-    done = [False]
-
-    async def replayed():
-        if not done[0]:
-            done[0] = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 async def _refuse(code: int, detail: str, scope, receive, send) -> None:
