@@ -120,11 +120,19 @@ def stalled_clients(port: int, n: int, seconds_after_measure: float):
 
 
 def replica_pids() -> list[int]:
-    """Process ids of this Ray's Serve replicas that answer HTTP (the text encoder's left out)."""
-    from ray.util.state import list_actors
-
-    return [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=10_000)
-            if a.class_name.startswith("ServeReplica:") and not a.class_name.endswith(":Encoder")]
+    """Process ids of the Serve replicas on this machine that answer HTTP (the text encoder's left out): the
+    bench runs one app at a time, so they are its replicas. Read from the process titles in ``/proc``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode("utf-8", "replace")
+        except OSError:
+            continue
+        if title.startswith("ray::ServeReplica:") and ":Encoder" not in title:
+            pids.append(int(entry.name))
+    return pids
 
 
 def cpu_seconds(pids: list[int]) -> float:
