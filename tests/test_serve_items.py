@@ -247,13 +247,16 @@ NEW = {"item_id": 777001, "title": "Orbit of the Lost Fleet", "genres": ["Space"
        "description": "astronauts, rockets and a voyage to distant planets aboard a starship"}
 
 
-def _until_every_replica(c: httpx.Client, body: dict, want, timeout: float = 20.0) -> dict:
-    """Ask until two replicas have both answered with ``want(answer)`` true; the answers by replica."""
+def _until_every_replica(c: httpx.Client, body: dict, want, timeout: float = 20.0, every: bool = False) -> dict:
+    """Ask until two replicas have both answered with ``want(answer)`` true (``every``: it must hold for every
+    answer, not just eventually); the answers by replica."""
     seen, t_end = {}, time.time() + timeout
     while time.time() < t_end and len(seen) < 2:
         r = c.post("/recommend", json=body)
         assert r.status_code == 200, r.text
-        if want(r.json()):
+        ok = want(r.json())
+        assert ok or not every, r.json()
+        if ok:
             seen[r.json()["replica"]] = r.json()
     assert len(seen) == 2, seen
     return seen
@@ -310,14 +313,7 @@ LIVE = {"item_id": 777002, "title": "Rings of the Outer Moons", "genres": ["Spac
 
 def _every_answer(c: httpx.Client, body: dict, check, timeout: float = 20.0) -> dict:
     """Ask until both replicas have answered; ``check`` holds for every answer. The answers by replica."""
-    seen, t_end = {}, time.time() + timeout
-    while time.time() < t_end and len(seen) < 2:
-        r = c.post("/recommend", json=body)
-        assert r.status_code == 200, r.text
-        assert check(r.json()), r.json()
-        seen[r.json()["replica"]] = r.json()
-    assert len(seen) == 2, seen
-    return seen
+    return _until_every_replica(c, body, check, timeout, every=True)
 
 
 @pytest.mark.slow  # the Serve app of the module (started once for both HTTP tests)
