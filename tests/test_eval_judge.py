@@ -142,7 +142,7 @@ def test_cold_user_slice_counts_users_by_training_events():
 
 # ----------------------------------------------------------------------------------------------- the stage
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, ray_local):  # the stage runs its trials on Ray
     from interestrec.config import PipelineConfig
     from interestrec.evaluate.config import EvaluateConfig
     from interestrec.evaluate.stage import run

@@ -172,6 +172,24 @@ def test_best_matches_a_full_sort_with_ties_and_excluded_items():
     assert best(x, 40).tolist() == best_reference(x, 40).tolist()
 
 
+def test_add_z_rows_equals_the_plain_weighted_sum_of_standardised_rows():
+    from interestrec.recommend.fused import add_z_rows, z_rows
+
+    rng = np.random.default_rng(3)
+    parts = [rng.normal(0.3, 0.1, (4, 500)).astype(np.float32), rng.random((4, 500)),  # float32 and float64 terms
+             rng.normal(size=(4, 500)).astype(np.float32)]
+    parts[1][2] = 0.7  # a constant row standardises to zeros
+    weights = [0.5, 0.25, 1.0]
+    total = None
+    for w, x in zip(weights, parts):
+        total = add_z_rows(total, x, w)
+    expected = sum(w * z_rows(x) for w, x in zip(weights, parts))
+    assert total.dtype == np.float32 and total.shape == (4, 500)
+    np.testing.assert_allclose(total, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(add_z_rows(None, parts[1][2:3], 2.0), 0.0)
+    assert (np.argsort(-total, 1, kind="stable")[:, :20] == np.argsort(-expected, 1, kind="stable")[:, :20]).mean() > 0.95
+
+
 def test_diversity_spreads_over_interests(service):
     from interestrec.recommend.topk import diversify
 

@@ -56,6 +56,30 @@ def test_calls_arriving_during_a_batch_run_together_next_in_order_and_capped():
     c.close()
 
 
+def test_a_coroutine_batch_function_runs_on_the_loop_and_batches_what_arrives_while_it_awaits():
+    batches: list[list[int]] = []
+    threads: set[int] = set()
+
+    async def fn(items: list[int]) -> list[int]:
+        threads.add(threading.get_ident())
+        await asyncio.sleep(0.2)  # a store read handed to a thread: the loop is free meanwhile
+        batches.append(list(items))
+        return [i * 10 for i in items]
+
+    c = Coalescer(fn, max_batch=4)
+
+    async def main():
+        first = asyncio.ensure_future(c(0))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(c(i)) for i in range(1, 6)]
+        return await first, await asyncio.gather(*rest), threading.get_ident()
+
+    first, rest, loop_thread = asyncio.run(main())
+    assert first == 0 and rest == [10, 20, 30, 40, 50]
+    assert batches == [[0], [1, 2, 3, 4], [5]] and threads == {loop_thread}  # no thread of its own
+    c.close()  # nothing to stop
+
+
 def test_a_failing_batch_fails_its_callers_and_the_next_batch_still_runs():
     calls = []
 

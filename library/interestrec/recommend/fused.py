@@ -134,6 +134,26 @@ def z_rows(x: np.ndarray) -> np.ndarray:
     return (x - mu) / np.where(sd > 0, sd, 1.0)
 
 
+def add_z_rows(total: np.ndarray | None, x: np.ndarray, w: float) -> np.ndarray:
+    """``total + w · z_rows(x)`` (``total`` ``None``: none yet), in five array passes instead of thirteen.
+
+    The centred rows are computed once and reused for the variance (no ``E[x²] − μ²`` cancellation) and,
+    scaled in place, for the sum; a served request adds four terms this way. Equal to the plain
+    expression within float32 rounding (tested).
+
+    Shapes:
+        total: ``(b, n)`` float32 or ``None``; x: ``(b, n)``; returns ``(b, n)`` float32 (``total`` updated in place).
+    """
+    d = np.subtract(x, x.mean(1, keepdims=True), dtype=np.float32)
+    var = np.einsum("ij,ij->i", d, d, dtype=np.float64) / max(x.shape[1], 1)
+    sd = np.sqrt(var)
+    d *= (w / np.where(sd > 0, sd, 1.0)).astype(np.float32)[:, None]
+    if total is None:
+        return d
+    total += d
+    return total
+
+
 @dataclass
 class FusedModel:
     """Arrays behind the fused score (index space of ``item_ids``) and the params that weigh them.
@@ -210,8 +230,8 @@ class FusedModel:
         s = None
         for w, part in zip(self.weights, self.components(users, interests, clusters, histories)):
             if part is not None and w:
-                s = w * z_rows(part) if s is None else s + w * z_rows(part)
-        return (s if s is not None else np.zeros((len(users), len(self.item_ids)))).astype(np.float32)
+                s = add_z_rows(s, part, w)
+        return s if s is not None else np.zeros((len(users), len(self.item_ids)), np.float32)
 
 
 def score_reference(model: FusedModel, u: int, i: int) -> float:

@@ -125,11 +125,9 @@ def top_k(model: FusedModel, scores: np.ndarray, interests: np.ndarray, cluster:
     iv = model.item_vecs
     sims = interests @ iv[top].T if len(interests) else np.zeros((1, len(top)))
     recent = history[-200:]
-    near = np.argmax(iv[recent] @ iv[top].T, axis=0) if len(recent) else None
-    out = []
-    for r, i in enumerate(top):
-        m = int(np.argmax(sims[:, r]))
-        out.append(Recommendation(int(i), float(scores[i]), m, float(sims[m, r]), int(cluster),
-                                  int(recent[near[r]]) if near is not None else None,
-                                  {name: float(row[i]) for name, row in (components or {}).items()}))
-    return out
+    near = recent[np.argmax(iv[recent] @ iv[top].T, axis=0)].tolist() if len(recent) else [None] * len(top)
+    best_interest = np.argmax(sims, axis=0)
+    cols = (top.tolist(), scores[top].tolist(), best_interest.tolist(),
+            sims[best_interest, np.arange(len(top))].tolist(), near)
+    return [Recommendation(i, s, m, sim, int(cluster), h, {name: float(row[i]) for name, row in (components or {}).items()})
+            for i, s, m, sim, h in zip(*cols)]

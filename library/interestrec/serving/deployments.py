@@ -3,9 +3,10 @@ HTTP straight to it) and ``Encoder`` (cold-start text, batched). :mod:`interestr
 
 Concurrent known-user requests are scored together: each is a :class:`KnownRequest`, and those that arrive
 while a batch is scored form the next one (:class:`~interestrec.serving.coalesce.Coalescer`: one store round
-trip and one matrix product per parameter group; an idle replica scores a request at once). Heavy requests (``/recommend/batch``,
-MMR) run in the replica's :class:`~interestrec.serving.limits.HeavyPool` instead, off the light requests'
-path; every request's cost is checked first (:mod:`interestrec.serving.limits`). The artifact version comes
+trip on a thread and one matrix product per parameter group on the replica's loop; an idle replica scores a
+request at once). Heavy requests (``/recommend/batch``, MMR) run in the replica's
+:class:`~interestrec.serving.limits.HeavyPool` instead, off the light requests' path; every request's cost is
+checked first (:mod:`interestrec.serving.limits`). The artifact version comes
 in through ``reconfigure`` (``user_config``): loaded next to the old one, swapped in one assignment.
 """
 
@@ -109,9 +110,10 @@ class Recommender(ReplicaWork, ItemRoutes):
         if self.service is None:
             raise RuntimeError("the model is not loaded yet")
 
-    def _known_batch(self, reqs: list[KnownRequest]) -> list:
-        """One batch of known-user requests, all scored with the version loaded when it starts."""
-        return self._known_sync(self.service, reqs)
+    async def _known_batch(self, reqs: list[KnownRequest]) -> list:
+        """One batch of known-user requests, all scored with the version loaded when it starts (on the loop:
+        a batch is at most ``max_batch_size`` light requests; heavy ones go to the pool)."""
+        return await self._known_batch_on_loop(self.service, reqs)
 
     # ------------------------------------------------------------------ routes
     @app.get("/healthz")

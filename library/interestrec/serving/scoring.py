@@ -57,27 +57,47 @@ class ReplicaWork:
 
     def _known_sync(self, service, reqs: list[KnownRequest]) -> list:
         """Score a batch of known-user requests (original ids, translated here with the batch's version):
-        one store round trip, one matrix product per parameter group."""
+        one store round trip, one matrix product per parameter group (the heavy pool's path: all on its thread)."""
+        users, out = self._known_users(service, reqs)
+        states, _ = self._fresh_states(service, self.codecs[service.version], [u for u, _ in users.values()])
+        return self._known_scored(service, reqs, users, dict(zip(users, states)), out)
+
+    async def _known_batch_on_loop(self, service, reqs: list[KnownRequest]) -> list:
+        """:meth:`_known_sync` with only the store read on a thread: the scoring runs on the event loop
+        (a batch of light requests; no hand-off of the whole batch to a thread and back)."""
+        users, out = self._known_users(service, reqs)
+        states = [None] * len(users)
+        if users:
+            states, _ = await asyncio.to_thread(self._fresh_states, service, self.codecs[service.version],
+                                                [u for u, _ in users.values()])
+        return self._known_scored(service, reqs, users, dict(zip(users, states)), out)
+
+    def _known_users(self, service, reqs: list[KnownRequest]) -> tuple[dict[int, tuple[int, list]], list]:
+        """Each valid request's user and excluded items (by position in the batch, ids translated), and the
+        answers so far: an unknown or malformed id's error."""
         codec = self.codecs[service.version]
         out: list = [None] * len(reqs)
-        ok, users, excludes = [], {}, {}
+        users: dict[int, tuple[int, list]] = {}
         for j, r in enumerate(reqs):
             try:
-                users[j] = codec.user(r.user_id)
-                service.user_index(users[j])
-                excludes[j] = codec.item_refs(r.exclude_items or [], self._is_live, skip_unknown=True)
-                ok.append(j)
+                user = codec.user(r.user_id)
+                service.user_index(user)
+                users[j] = user, codec.item_refs(r.exclude_items or [], self._is_live, skip_unknown=True)
             except (UnknownIdError, InvalidId) as e:
                 out[j] = e
-        states, _ = self._fresh_states(service, codec, [users[j] for j in ok])
-        state_of = dict(zip(ok, states))
+        return users, out
+
+    def _known_scored(self, service, reqs: list[KnownRequest], users: dict[int, tuple[int, list]], state_of: dict,
+                      out: list) -> list:
+        """The answers of the requests in ``users``, scored with their fresh states (one product per group)."""
+        codec = self.codecs[service.version]
         groups: dict[tuple, list[int]] = {}
-        for j in ok:
+        for j in users:
             groups.setdefault(reqs[j].group, []).append(j)
         for (k, exclude_seen, diversity), js in groups.items():
             try:
-                bodies = service.recommend_many([users[j] for j in js], k, exclude_seen, diversity,
-                                                [state_of[j] for j in js], [excludes[j] for j in js],
+                bodies = service.recommend_many([users[j][0] for j in js], k, exclude_seen, diversity,
+                                                [state_of[j] for j in js], [users[j][1] for j in js],
                                                 [reqs[j].authed for j in js])
             except Exception as e:  # a typed error of this group goes back to each of its callers
                 bodies = [e] * len(js)
