@@ -29,6 +29,7 @@ BAD = [
     (EncodeConfig, {"half_life_days": float("nan")}, r"encode\.half_life_days must be > 0"),
     (EncodeConfig, {"also_text": "yes"}, r"encode\.also_text must be a bool"),
     (EncodeConfig, {"user_mode": "llm"}, r"encode\.user_mode must be one of \['pool', 'text'\]"),
+    (EncodeConfig, {"item_description_words": -1}, r"encode\.item_description_words must be ≥ 0"),
     (ClusterConfig, {"max_iter": 2.5}, r"cluster\.max_iter must be an int"),
     (ClusterConfig, {"num_actors": 0}, r"cluster\.num_actors must be ≥ 1"),
     (GraphConfig, {"lr": 0.0}, r"graph\.lr must be > 0"),

@@ -85,8 +85,11 @@ def test_a_served_stores_export_is_a_dataset_the_next_run_ingests(ray_local, tmp
     assert got.events.filter(pa.compute.equal(got.events["item_id"], 777001)).num_rows == 3
     ref = ingest_in_driver(str(export), IngestConfig(), str(tmp_path / "ref"))
     assert ref["accepted"] == 10 and load_ingest(str(tmp_path / "ref")).items.equals(got.items)
-    ids, texts = phase_item_texts(got.items, got.events, "serve")  # what the encode stage encodes
-    assert texts[list(ids).index(777001)].startswith("Orbit of the Lost Fleet. Genres: Space.")
+    ids, texts = phase_item_texts(got.items, got.events, "serve")  # what the encode stage encodes (default: no descriptions)
+    assert texts[list(ids).index(777001)] == "Orbit of the Lost Fleet. Genres: Space."
+    ids, texts = phase_item_texts(got.items, got.events, "serve", description_words=2)  # POST /items's text, cut alike
+    assert texts[list(ids).index(777001)] == "Orbit of the Lost Fleet. Genres: Space. astronauts aboard …"
+    assert texts[list(ids).index(777002)] == "Salt and Smoke. Genres: Cooking."  # no description
 
     # beside the published catalogue: one catalog (its row wins for an id both have), events must name one
     both = tmp_path / "with-catalog"

@@ -187,6 +187,9 @@ TOPIC_TEXT = {"Space": "astronauts, rockets and a voyage to distant planets", "R
               "Horror": "a haunted house, ghosts and a screaming victim", "Cooking": "a chef, recipes and a kitchen feast"}
 
 
+DESCRIPTION_WORDS = 8  # the published encode.item_description_words: descriptions cut to 8 words
+
+
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Path:
     """The planted-topic artifacts with item vectors from the packaged encoder (each item's text names its
@@ -201,7 +204,8 @@ def out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("items") / "out"
     root = make_artifacts(out, version=1, d=384, graph=False)
     items = pq.read_table(root / "ingest" / "items.parquet").to_pylist()
-    texts = [item_text(i["title"], genres=i["genres"]) + " " + TOPIC_TEXT[i["genres"][0]] for i in items]
+    texts = [item_text(i["title"], genres=i["genres"], description=TOPIC_TEXT[i["genres"][0]],
+                       description_words=DESCRIPTION_WORDS) for i in items]
     vecs = TextEncoder(None, device="cpu").encode(texts).astype(np.float32)
     artifacts.write_parquet(root / "encode" / "items.parquet", pa.table(
         {"item_id": pa.array([i["item_id"] for i in items], pa.int64()), "vector": artifacts.vectors_to_arrow(vecs)}))
@@ -212,8 +216,9 @@ def out(tmp_path_factory) -> Path:
     topic = {t: np.mean([v for v, i in zip(vecs, items) if i["genres"][0] == t], 0) for t in TOPICS}
     artifacts.write_npy(root / "cluster" / "centroids.npy",
                         np.stack([topic[t] / np.linalg.norm(topic[t]) for t in TOPICS]).astype(np.float32))
-    artifacts.write_json(root / "manifest.json",
-                         {"version": 1, "metrics": {"fused": {"ndcg@10": 0.5, "params": {"cold_alpha": 1.0}}}})
+    artifacts.write_json(root / "manifest.json",  # item texts carry descriptions: POST /items must encode them too
+                         {"version": 1, "metrics": {"fused": {"ndcg@10": 0.5, "params": {"cold_alpha": 1.0}}},
+                          "config": {"encode": {"item_description_words": DESCRIPTION_WORDS}}})
     return out
 
 
@@ -305,6 +310,14 @@ def test_a_new_item_is_recommended_right_after_post_items(server, out, tmp_path_
     _until_every_replica(c, {"user_id": space_user, "k": 30}, has_new)
     exported = open_store(f"sqlite://{db}").export_items()
     assert exported["item_id"].to_pylist() == [NEW["item_id"]] and exported["title"].to_pylist() == [NEW["title"]]
+    # its vector is what the encode stage computes for the exported row: the same text, cut the published way
+    from interestrec.encode.encoder import TextEncoder
+    from interestrec.encode.text import item_text
+
+    text = item_text(NEW["title"], genres=NEW["genres"], description=NEW["description"], description_words=DESCRIPTION_WORDS)
+    assert text.endswith("voyage to distant planets …")  # cut: the description has 11 words
+    stored = np.asarray(open_store(f"sqlite://{db}").item(NEW["item_id"]).vector, np.float32)
+    np.testing.assert_allclose(stored, TextEncoder(None, device="cpu").encode([text])[0], atol=1e-5)
 
 
 LIVE = {"item_id": 777002, "title": "Rings of the Outer Moons", "genres": ["Space"],

@@ -36,6 +36,9 @@ class EncodeConfig:
             ``center``, ``whiten`` or ``remove_pcs``.
         whiten_pcs: principal directions removed by ``remove_pcs``.
         max_tags: event-derived tags per item text (``encode.phases``).
+        item_description_words: words of a catalogue item's description (Amazon metadata, an ``items``
+            file's ``description`` column, a live item's) appended to its text; ``0`` leaves descriptions out.
+            ``POST /items`` encodes live items with the published value, so their vectors match the next run's.
         reuse_adapt_vectors: item texts the adapt stage already encoded with the same base model (its
             ``items.parquet``: every item without tags has the same text) are not encoded again.
         review_weight: share ``w`` of the reviews in an item vector, ``normalize((1 - w)·catalogue +
@@ -71,6 +74,7 @@ class EncodeConfig:
     whiten: str = "none"
     whiten_pcs: int = 2
     max_tags: int = 5
+    item_description_words: int = 0
     reuse_adapt_vectors: bool = False
     review_weight: float = 0.5
     max_reviews_per_item: int = 32
@@ -85,7 +89,7 @@ class EncodeConfig:
                                          "batch_size": 1, "sub_batch": 1, "cuda_sub_batch": 1,
                                          "cuda_sub_tokens": 8, "tokenize_cpus": 0, "review_weight": 0,
                                          "max_reviews_per_item": 1, "review_max_tokens": 8, "review_history_words": 0,
-                                         "review_sub_tokens": 8},
+                                         "review_sub_tokens": 8, "item_description_words": 0},
                      le={"review_weight": 1},
                      gt={"lookback_days": 0, "half_life_days": 0, "interest_distance": 0, "num_cpus": 0},
                      choices={"user_mode": ("pool", "text"), "device": ("auto", "cpu", "cuda")})

@@ -28,7 +28,7 @@ def encode_phase_items(items, events, cfg: EncodeConfig, known: dict[str, np.nda
 
     per_phase, ids = {}, None
     for phase in PHASE_FILES:
-        ids, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags)
+        ids, per_phase[phase] = phase_item_texts(items, events, phase, cfg.max_tags, cfg.item_description_words)
     if not len(ids):
         raise ValueError("the ingest item catalog is empty")
     unique, rows = distinct_texts(per_phase)

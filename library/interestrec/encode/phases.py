@@ -68,13 +68,16 @@ def item_tags(item: np.ndarray, split: np.ndarray, tag: np.ndarray, splits: tupl
     return {i: [t for t, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:max_tags]] for i, c in counts.items()}
 
 
-def phase_item_texts(items, events, phase: str, max_tags: int = 5) -> tuple[np.ndarray, list[str]]:
+def phase_item_texts(items, events, phase: str, max_tags: int = 5, description_words: int = 0
+                     ) -> tuple[np.ndarray, list[str]]:
     """Sorted item ids and their texts for one phase (see the module docstring).
 
     Args:
         items: ingest ``items`` table (``item_id, title, year, genres`` and optionally ``tags``).
         events: ingest ``events`` table with its ``split`` column.
         phase: ``valid``, ``test`` or ``serve``.
+        max_tags / description_words: as :func:`~interestrec.encode.text.item_text` (a catalogue without a
+            ``description`` column has none).
     """
     from interestrec.encode.text import item_text
 
@@ -90,7 +93,9 @@ def phase_item_texts(items, events, phase: str, max_tags: int = 5) -> tuple[np.n
         tags = [by_item.get(int(i), []) for i in ids.tolist()]
     else:
         tags = items["tags"].to_pylist() if "tags" in cols else [None] * len(ids)
-    texts = [item_text(t, y, g, tg, max_tags) for t, y, g, tg in zip(d["title"], d["year"], d["genres"], tags)]
+    descs = items["description"].to_pylist() if "description" in cols and description_words else [None] * len(ids)
+    texts = [item_text(t, y, g, tg, max_tags, de, description_words)
+             for t, y, g, tg, de in zip(d["title"], d["year"], d["genres"], tags, descs)]
     order = np.argsort(ids, kind="stable")
     return ids[order], [texts[i] for i in order]
 

@@ -253,6 +253,7 @@ def run(ctx: StageContext) -> dict:
         "model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
         "dim": int(phase_vecs["serve"].shape[1]),
         "items": int(len(ids)),
+        "item_description_words": cfg.item_description_words,  # how item texts were written (POST /items follows)
         "texts_per_s": item_tp["texts_per_s"],
         "item_texts_encoded": n_encoded,
         "item_texts_reused_from_adapt": n_reused,

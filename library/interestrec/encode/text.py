@@ -18,14 +18,22 @@ VERBS = {"view": "viewed", "click": "clicked", "purchase": "bought", "rate": "ra
 
 
 def item_text(title: str, year: int | None = None, genres: Sequence[str] | None = None,
-              tags: Sequence[str] | None = None, max_tags: int = 5) -> str:
-    """One line describing an item: ``"Heat (1995). Genres: Action, Crime. Tags: heist, los angeles."``."""
+              tags: Sequence[str] | None = None, max_tags: int = 5, description: str | None = None,
+              description_words: int = 0) -> str:
+    """One line describing an item: ``"Heat (1995). Genres: Action, Crime. Tags: heist, los angeles."``,
+    then the first ``description_words`` words of its ``description`` (cut like a review; ``0``: none).
+
+    The encode stage renders catalogue rows with it and ``POST /items`` renders live items with it, with
+    the published ``encode.item_description_words``: a live item's vector is the one the next run computes.
+    """
     parts = [f"{title} ({year})" if year else str(title)]
     if genres is not None and len(genres):
         parts.append("Genres: " + ", ".join(genres))
     if tags is not None and len(tags):
         parts.append("Tags: " + ", ".join(list(tags)[:max_tags]))
-    return ". ".join(parts) + "."
+    text = ". ".join(parts) + "."
+    desc = review_cut(description, description_words)
+    return f"{text} {desc}" if desc else text
 
 
 def review_cut(text: str | None, words: int) -> str:

@@ -59,20 +59,25 @@ def cold_targets(data: Interactions, users: np.ndarray) -> np.ndarray:
     return (t >= 0) & is_cold[np.maximum(t, 0)]
 
 
-def content_only_texts(items, item_ids: np.ndarray, which: np.ndarray) -> list[str]:
-    """Texts of items ``which`` (indices into ``item_ids``) from catalogue fields only (no tags)."""
+def content_only_texts(items, item_ids: np.ndarray, which: np.ndarray, description_words: int = 0) -> list[str]:
+    """Texts of items ``which`` (indices into ``item_ids``) from catalogue fields only (no tags; the
+    description's first ``description_words`` words, as the encode stage writes them)."""
     from interestrec.encode.text import item_text
 
     d = items.select(["item_id", "title", "year", "genres"]).to_pydict()
+    descs = (items["description"].to_pylist() if "description" in items.column_names and description_words
+             else [None] * items.num_rows)
     row = {int(i): n for n, i in enumerate(d["item_id"])}
     out = []
     for i in item_ids[which]:
         n = row.get(int(i))
-        out.append(item_text(str(i)) if n is None else item_text(d["title"][n], d["year"][n], d["genres"][n]))
+        out.append(item_text(str(i)) if n is None else item_text(d["title"][n], d["year"][n], d["genres"][n],
+                                                                 description=descs[n], description_words=description_words))
     return out
 
 
-def encode_content_only(items, item_ids: np.ndarray, cold: np.ndarray, model: str | None) -> np.ndarray:
+def encode_content_only(items, item_ids: np.ndarray, cold: np.ndarray, model: str | None,
+                        description_words: int = 0) -> np.ndarray:
     """The ``cold`` items' vectors from content-only text (:func:`content_only_texts`), with the encode model.
 
     Shapes:
@@ -81,7 +86,8 @@ def encode_content_only(items, item_ids: np.ndarray, cold: np.ndarray, model: st
     from interestrec.encode.encoder import TextEncoder
 
     enc = TextEncoder(model, device="cpu")
-    return np.asarray(enc.encode(content_only_texts(items, item_ids, cold)), np.float32).reshape(len(cold), enc.dim)
+    texts = content_only_texts(items, item_ids, cold, description_words)
+    return np.asarray(enc.encode(texts), np.float32).reshape(len(cold), enc.dim)
 
 
 def content_only_vectors(artifacts_dir: str, items, item_ids: np.ndarray, cold: np.ndarray, model: str | None,

@@ -60,9 +60,10 @@ class ColdSetup:
 
 
 def cold_setup(valid: Interactions, test: Interactions, share: float, seed: int, items=None,
-               encode_model: str | None = None, log=print) -> ColdSetup:
+               encode_model: str | None = None, log=print, description_words: int = 0) -> ColdSetup:
     """Withhold a seeded ``share`` of the items from both phases; with ``items`` (the ingest catalogue) and
-    pipeline artifacts, the cold items' vectors are re-encoded once from content-only text."""
+    pipeline artifacts, the cold items' vectors are re-encoded once from content-only text (with the
+    encode stage's ``description_words``)."""
     from interestrec.evaluate.cold import content_only_vectors, encode_content_only
 
     if valid.n_items != test.n_items or not np.array_equal(valid.item_ids, test.item_ids):
@@ -75,7 +76,7 @@ def cold_setup(valid: Interactions, test: Interactions, share: float, seed: int,
     if t.artifacts is not None and items is not None:
         t0 = time.perf_counter()
         try:
-            enc = encode_content_only(items, t.item_ids, cold, encode_model) if len(cold) else None
+            enc = encode_content_only(items, t.item_ids, cold, encode_model, description_words) if len(cold) else None
             vecs = [content_only_vectors(d.artifacts, items, d.item_ids, cold, encode_model, d.phase, enc) for d in (v, t)]
         except FileNotFoundError as e:  # no encode stage output: the rows that need vectors are skipped, named
             source = f"none: {e}"

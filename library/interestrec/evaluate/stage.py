@@ -142,7 +142,7 @@ def run(ctx: StageContext) -> dict:
     if cfg.cold_item_share > 0:  # in the driver while the refits run
         ctx.log(f"evaluate: cold-item protocol ({cfg.cold_item_share:.0%} of items withheld)")
         setup = cold_protocol.cold_setup(valid, test, cfg.cold_item_share, cfg.cold_item_seed, art.items,
-                                         ctx.config.encode.model, ctx.log)
+                                         ctx.config.encode.model, ctx.log, ctx.config.encode.item_description_words)
         if "fused" in chosen and not chosen["fused"].missing:
             alpha = cold_protocol.choose_cold_alpha(setup.valid, chosen["fused"].params, tuple(cfg.cold_alpha_grid),
                                                     cfg.user_chunk, cfg.bootstrap_resamples, cfg.bootstrap_seed,

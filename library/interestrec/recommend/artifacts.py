@@ -73,6 +73,7 @@ class ServingArtifacts:
     user_interests: list[np.ndarray | None] = field(default_factory=list)  # encode-stage interests (None = absent)
     user_map: IdMap | None = None  # ingest/ids/users.parquet: original user ids <-> the int64 ids above
     item_map: IdMap | None = None  # ingest/ids/items.parquet
+    description_words: int = 0  # encode.item_description_words the item texts were written with
 
 
 def resolve_root(path: str) -> str:
@@ -96,6 +97,16 @@ def tuned_params(root: str) -> dict:
         if row.get("params"):
             return dict(row["params"])
     return {}
+
+
+def description_words(root: str) -> int:
+    """The ``encode.item_description_words`` the item vectors were encoded with: the published manifest's
+    config, else the encode stage's summary (an unpublished output), else ``0`` (written before it existed)."""
+    manifest = artifacts.join(root, layout.PUBLISH_MANIFEST)
+    if artifacts.exists(manifest):
+        return int(((artifacts.read_json(manifest).get("config") or {}).get("encode") or {}).get("item_description_words", 0))
+    summary = artifacts.join(root, layout.ENCODE, layout.SUMMARY)
+    return int(artifacts.read_json(summary).get("item_description_words", 0)) if artifacts.exists(summary) else 0
 
 
 def _need(root: str, rel: str) -> str:
@@ -245,5 +256,5 @@ def load(path: str) -> ServingArtifacts:
         graph_users=gu, graph_items=gi, fused_params=tuned_params(root), genres=genres,
         dyn_user=dyn[0], dyn_window=dyn[1], dyn_cluster=dyn[2], user_interests=load_interests(root, user_ids),
         item_table=read_table(tp, item_ids) if artifacts.exists(tp) else None,
-        user_map=maps[0], item_map=maps[1],
+        user_map=maps[0], item_map=maps[1], description_words=description_words(root),
     )

@@ -1,12 +1,14 @@
 """The live catalogue on a ``Recommender`` replica: ``POST /items`` (write token; idempotent like ``POST
 /events``), ``GET /items/{item_id}``, and the replica's copy of the store's items.
 
-An item's text (title, genres, description; :func:`interestrec.encode.text.item_text` as the encode stage
-writes it) is encoded by the ``Encoder`` deployment, and the item with its vector is stored durably in the
-event store before the answer. Every replica reads what changed since its last look
-(:meth:`~interestrec.serving.store.EventStore.items_since`) every ``serve.items_poll_s`` seconds, in a
-background task the replica's first request starts (no request waits for a poll after that), and serves
-the items beside the catalogue, scored as cold items (:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
+An item's text (title, genres and the first ``encode.item_description_words`` words of its description,
+that setting as the served version was encoded with: :func:`interestrec.encode.text.item_text`, as the
+encode stage writes a catalogue row, so the next run encodes it to the same vector) is encoded by the
+``Encoder`` deployment, and the item with its vector is stored durably in the event store before the answer.
+Every replica reads what changed since its last look (:meth:`~interestrec.serving.store.EventStore.items_since`)
+every ``serve.items_poll_s`` seconds, in a background task the replica's first request starts (no request
+waits for a poll after that), and serves the items beside the catalogue, scored as cold items
+(:mod:`interestrec.recommend.live`). An item the served version's catalogue already has is refused (its
 text changes with the next pipeline run; the store's export of items feeds it).
 
 A live item is usable wherever a catalogue item is (:meth:`ItemRoutes._item_refs`): ``POST /events`` on it,
@@ -109,7 +111,9 @@ class ItemRoutes:
         if known:
             raise InvalidRequest(f"item {known[0]!r} is in the served catalogue: its text changes with the next "
                                  "pipeline run")
-        texts = [item_text(i.title, genres=i.genres) + (f" {i.description}" if i.description else "") for i in req.items]
+        words = self.service.arts.description_words  # the item texts as the encode stage wrote the catalogue's
+        texts = [item_text(i.title, genres=i.genres, description=i.description, description_words=words)
+                 for i in req.items]
         vecs = await asyncio.gather(*(self._encode(t) for t in texts))
         items = [{"item_id": o, "title": i.title, "genres": list(i.genres), "description": i.description,
                   "vector": v.tolist()} for o, i, v in zip(ids, req.items, vecs)]
