@@ -213,7 +213,7 @@ def test_an_ablation_removes_exactly_its_term(evaluated):
     from interestrec.evaluate.base import REGISTRY
     from interestrec.evaluate.data import build_interactions
     from interestrec.evaluate.models.fused import ablation_params
-    from interestrec.recommend.fused import z_rows
+    from interestrec.recommend.zscore import z_rows
 
     out, _ = evaluated
     ing = load_ingest(str(out / "ingest"))

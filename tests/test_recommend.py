@@ -173,7 +173,7 @@ def test_best_matches_a_full_sort_with_ties_and_excluded_items():
 
 
 def test_add_z_rows_equals_the_plain_weighted_sum_of_standardised_rows():
-    from interestrec.recommend.fused import add_z_rows, z_rows
+    from interestrec.recommend.zscore import add_z_rows, z_rows
 
     rng = np.random.default_rng(3)
     parts = [rng.normal(0.3, 0.1, (4, 500)).astype(np.float32), rng.random((4, 500)),  # float32 and float64 terms

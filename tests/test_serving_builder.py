@@ -4,8 +4,9 @@ bare FastAPI app."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -151,16 +152,28 @@ def test_the_batched_method_reads_known_requests_by_name():
             calls.append((users, k, exclude_seen, diversity, excludes, explain))
             return [{"user": u} for u in users]
 
-    me = SimpleNamespace(codecs={"1": Codec()}, replica="local", _is_live=lambda item: False,
-                         _fresh_states=lambda service, codec, users: ([None] * len(users), True))
-    cls = next(c for c in Recommender.func_or_class.__mro__ if "_known_sync" in vars(c))  # the class under the ingress
+    threads = []
+
+    class Me(next(c for c in Recommender.func_or_class.__mro__ if "_known_sync" in vars(c))):  # under the ingress
+        codecs, replica = {"1": Codec()}, "local"
+
+        def _is_live(self, item):
+            return False
+
+        def _fresh_states(self, service, codec, users):
+            threads.append(threading.get_ident())
+            return [None] * len(users), True
+
     reqs = [KnownRequest("u1", 5, True, False, [1], True), KnownRequest("u2", 5, True, False, None, False),
             KnownRequest("u3", 9, False, "mmr", None, True), KnownRequest("nobody", 5, True, False, None, True)]
-    out = cls._known_sync(me, Service(), reqs)
-    assert calls == [([1, 2], 5, True, False, [[100], []], [True, False]), ([3], 9, False, "mmr", [[]], [True])]
-    assert out[0] == {"user": 1, "fresh_events": 0, "replica": "local"}  # a history size: read auth only
-    assert out[1]["fresh_events"] is None and out[2]["fresh_events"] == 0
-    assert isinstance(out[3], UnknownId)
+    for run in (lambda: Me()._known_sync(Service(), reqs), lambda: asyncio.run(Me()._known_batch_on_loop(Service(), reqs))):
+        out = run()
+        assert calls == [([1, 2], 5, True, False, [[100], []], [True, False]), ([3], 9, False, "mmr", [[]], [True])]
+        assert out[0] == {"user": 1, "fresh_events": 0, "replica": "local"}  # a history size: read auth only
+        assert out[1]["fresh_events"] is None and out[2]["fresh_events"] == 0
+        assert isinstance(out[3], UnknownId)
+        calls.clear()
+    assert threads[0] == threading.get_ident() != threads[1]  # on the loop: the store read goes to a thread
 
 
 # ---------------------------------------------------------------------------------------------- HTTP layer
