@@ -5,7 +5,7 @@ alone; calls that arrive while a batch runs wait for it and then run together, u
 time. Under light load nothing waits for a batch to fill; under heavy load batches form by themselves.
 A plain batch function runs on a thread of the Coalescer's own; a coroutine function runs on the event
 loop itself and hands its blocking parts (a store read) to threads: on the 2-core benchmark machine,
-scoring on the loop instead of passing every batch to a thread and back took 0.4 ms less of a replica's
+scoring on the loop instead of passing every batch to a thread and back took 0.3–0.4 ms less of a replica's
 CPU per request (``docs/bench/serve.md``).
 
 It replaces ``@serve.batch`` on the known-user path: that decorator records a gauge, two histograms and a
