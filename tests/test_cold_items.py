@@ -232,3 +232,17 @@ def test_all_warm_cold_counts_add_up_and_intervals_pair_the_same_users(phases):
     diff = out["models"]["fused"]["cold"]["recall@20"] - out["models"]["fused-no_cold"]["cold"]["recall@20"]
     assert iv["cold"]["recall@20"]["diff"] == pytest.approx(diff)
     assert out["models"]["fused"]["cold"]["recall@20"] > out["models"]["fused-no_cold"]["cold"]["recall@20"]
+
+
+def test_content_only_texts_write_descriptions_as_the_encode_stage_does():
+    from interestrec.encode.phases import phase_item_texts
+    from interestrec.evaluate.cold import content_only_texts
+
+    items = pa.table({"item_id": [1, 2], "title": ["Heat", "Alien"], "year": [1995, None], "genres": [["Crime"], []],
+                      "description": ["a heist in los angeles", None]})
+    events = pa.table({"user_id": [0], "item_id": [1], "timestamp": [0], "event": ["view"], "split": ["train"]})
+    ids = np.array([1, 2])
+    assert content_only_texts(items, ids, np.array([0, 1])) == ["Heat (1995). Genres: Crime.", "Alien."]
+    cut = content_only_texts(items, ids, np.array([0, 1]), description_words=2)
+    assert cut == ["Heat (1995). Genres: Crime. a heist …", "Alien."]
+    assert cut == phase_item_texts(items, events, "test", description_words=2)[1]  # no tag events: the same texts

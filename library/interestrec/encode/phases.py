@@ -68,6 +68,14 @@ def item_tags(item: np.ndarray, split: np.ndarray, tag: np.ndarray, splits: tupl
     return {i: [t for t, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:max_tags]] for i, c in counts.items()}
 
 
+def catalogue_descriptions(items, words: int) -> list[str | None]:
+    """Each catalogue row's ``description`` where item texts show ``words`` > 0 of it, else ``None`` for every
+    row (a catalogue without the column has none)."""
+    if words and "description" in items.column_names:
+        return items["description"].to_pylist()
+    return [None] * items.num_rows
+
+
 def phase_item_texts(items, events, phase: str, max_tags: int = 5, description_words: int = 0
                      ) -> tuple[np.ndarray, list[str]]:
     """Sorted item ids and their texts for one phase (see the module docstring).
@@ -93,7 +101,7 @@ def phase_item_texts(items, events, phase: str, max_tags: int = 5, description_w
         tags = [by_item.get(int(i), []) for i in ids.tolist()]
     else:
         tags = items["tags"].to_pylist() if "tags" in cols else [None] * len(ids)
-    descs = items["description"].to_pylist() if "description" in cols and description_words else [None] * len(ids)
+    descs = catalogue_descriptions(items, description_words)
     texts = [item_text(t, y, g, tg, max_tags, de, description_words)
              for t, y, g, tg, de in zip(d["title"], d["year"], d["genres"], tags, descs)]
     order = np.argsort(ids, kind="stable")

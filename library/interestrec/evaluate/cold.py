@@ -62,17 +62,17 @@ def cold_targets(data: Interactions, users: np.ndarray) -> np.ndarray:
 def content_only_texts(items, item_ids: np.ndarray, which: np.ndarray, description_words: int = 0) -> list[str]:
     """Texts of items ``which`` (indices into ``item_ids``) from catalogue fields only (no tags; the
     description's first ``description_words`` words, as the encode stage writes them)."""
+    from interestrec.encode.phases import catalogue_descriptions
     from interestrec.encode.text import item_text
 
     d = items.select(["item_id", "title", "year", "genres"]).to_pydict()
-    descs = (items["description"].to_pylist() if "description" in items.column_names and description_words
-             else [None] * items.num_rows)
+    descs = catalogue_descriptions(items, description_words)
     row = {int(i): n for n, i in enumerate(d["item_id"])}
     out = []
     for i in item_ids[which]:
         n = row.get(int(i))
-        out.append(item_text(str(i)) if n is None else item_text(d["title"][n], d["year"][n], d["genres"][n],
-                                                                 description=descs[n], description_words=description_words))
+        out.append(item_text(str(i)) if n is None else item_text(
+            d["title"][n], d["year"][n], d["genres"][n], description=descs[n], description_words=description_words))
     return out
 
 
